@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Prepares a Debian 12 host for archetype-network. Idempotent: installs only what is missing,
+# starts only what is not running. Usage: host-setup.sh [--docker]   (as root)
+#   --docker  also install and start Docker (needed by the plugin tests) and a local busybox image.
+set -euo pipefail
+want_docker=false
+[ "${1:-}" = "--docker" ] && want_docker=true
+[ "$(id -u)" = 0 ] || { echo "host-setup: run as root (the agent manages OVS and network namespaces)" >&2; exit 1; }
+
+log() { echo "host-setup: $*"; }
+
+# Debian packages: a command we need -> the package that ships it.
+declare -A pkg=(
+  [ovs-vsctl]=openvswitch-switch [ip]=iproute2 [ping]=iputils-ping [tcpdump]=tcpdump
+  [nsenter]=util-linux [lldpd]=lldpd [iperf3]=iperf3
+)
+if $want_docker; then pkg[dockerd]=docker.io; pkg[busybox]=busybox-static; fi
+missing=()
+for cmd in "${!pkg[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${pkg[$cmd]}")
+done
+# busybox-static ships /bin/busybox; a dynamic busybox would not work inside a scratch image.
+if $want_docker && ! dpkg -s busybox-static >/dev/null 2>&1; then missing+=(busybox-static); fi
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# lldpd's package starts a system daemon we do not want: tests run their own.
+if systemctl is-active --quiet lldpd 2>/dev/null; then systemctl stop lldpd || true; fi
+
+# Open vSwitch: the userspace datapath when the kernel module is absent.
+if ! ovs-vsctl --timeout=2 show >/dev/null 2>&1; then
+  log "starting Open vSwitch"
+  /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random --no-monitor >/dev/null 2>&1 ||
+    /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random --no-monitor
+  for _ in $(seq 50); do ovs-vsctl --timeout=2 show >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+if [ -d /sys/module/openvswitch ]; then log "OVS: kernel datapath available"; else log "OVS: no kernel module, userspace datapath (netdev)"; fi
+
+if $want_docker; then
+  "$(dirname "$0")/docker-setup.sh"
+fi
+log "ready"

@@ -1,0 +1,341 @@
+import { existsSync, readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { AgentError } from "../common/errors.js";
+import { formatRange, parseVlanRange, rangesOverlap, type VlanRange } from "./vlan-range.js";
+
+export type Datapath = "auto" | "system" | "netdev";
+export type BackendName = "ovs" | "local";
+
+/** The agent's whole configuration: one typed, validated object. */
+export interface AgentConfig {
+  listen: { host: string; port: number };
+  secret: string | undefined;
+  ovsdb: string;
+  bridge: string;
+  datapath: Datapath;
+  stateDir: string;
+  pluginSocket: string | undefined;
+  backend: BackendName;
+  vlan: { local: VlanRange; isolated: VlanRange; overlay: VlanRange };
+  /** MTU of node interfaces on local links. */
+  localMtu: number;
+  /** MTU of node interfaces on overlay links (underlay MTU - 50 for IPv4 VXLAN). */
+  overlayMtu: number;
+  /** Optional: the agent builds the VXLAN underlay bridge itself (userspace datapath needs it). */
+  underlay: { bridge: string; interface: string | undefined; localIp: string | undefined };
+  cleanupIntervalS: number;
+  cleanupGraceS: number;
+  logLevel: string;
+}
+
+/** Setting name (environment variable) -> how to apply its text to the config. */
+interface Setting {
+  env: string;
+  flag: string;
+  describe: string;
+  apply: (cfg: AgentConfig, text: string) => void;
+}
+
+const intIn =
+  (setting: string, min: number, max: number) =>
+  (text: string): number => {
+    const n = Number(text);
+    if (!/^\d+$/.test(text.trim()) || n < min || n > max) {
+      throw new AgentError("INVALID_CONFIG", `${setting}: "${text}" is not a whole number from ${min} to ${max}`);
+    }
+    return n;
+  };
+
+function parseListen(text: string, setting: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[2]) : Number.NaN;
+  const host = m?.[1]?.replace(/^\[|\]$/g, "") ?? "";
+  if (!m || port < 1 || port > 65535 || (isIP(host) === 0 && host !== "localhost")) {
+    throw new AgentError("INVALID_CONFIG", `${setting}: "${text}" is not HOST:PORT`, "e.g. 127.0.0.1:8001");
+  }
+  return { host, port };
+}
+
+function parseOvsdbRemote(text: string, setting: string): string {
+  if (/^unix:\/.+/.test(text) || /^tcp:[^:]+:\d{1,5}$/.test(text)) return text;
+  throw new AgentError(
+    "INVALID_CONFIG",
+    `${setting}: "${text}" is not an OVSDB remote`,
+    "use unix:/var/run/openvswitch/db.sock or tcp:HOST:PORT",
+  );
+}
+
+function parseBridgeName(text: string, setting: string): string {
+  if (/^[A-Za-z0-9_.-]{1,15}$/.test(text)) return text;
+  throw new AgentError("INVALID_CONFIG", `${setting}: "${text}" is not a valid bridge name (1-15 of A-Z a-z 0-9 _ . -)`);
+}
+
+function oneOf<T extends string>(text: string, setting: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(text)) return text as T;
+  throw new AgentError("INVALID_CONFIG", `${setting}: "${text}" must be one of ${allowed.join(", ")}`);
+}
+
+export const SETTINGS: readonly Setting[] = [
+  {
+    env: "ARCHETYPE_AGENT_LISTEN",
+    flag: "listen",
+    describe: "HTTP API address HOST:PORT",
+    apply: (c, t) => {
+      c.listen = parseListen(t, "ARCHETYPE_AGENT_LISTEN");
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_SECRET",
+    flag: "secret",
+    describe: "bearer token required by every route but /health",
+    apply: (c, t) => {
+      c.secret = t === "" ? undefined : t;
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_OVSDB",
+    flag: "ovsdb",
+    describe: "OVSDB remote (unix:PATH or tcp:HOST:PORT)",
+    apply: (c, t) => {
+      c.ovsdb = parseOvsdbRemote(t, "ARCHETYPE_AGENT_OVSDB");
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_BRIDGE",
+    flag: "bridge",
+    describe: "the OVS bridge",
+    apply: (c, t) => {
+      c.bridge = parseBridgeName(t, "ARCHETYPE_AGENT_BRIDGE");
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_DATAPATH",
+    flag: "datapath",
+    describe: "auto, system or netdev",
+    apply: (c, t) => {
+      c.datapath = oneOf(t, "ARCHETYPE_AGENT_DATAPATH", ["auto", "system", "netdev"] as const);
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_STATE_DIR",
+    flag: "state-dir",
+    describe: "durable state directory",
+    apply: (c, t) => {
+      if (!t.startsWith("/")) {
+        throw new AgentError("INVALID_CONFIG", `ARCHETYPE_AGENT_STATE_DIR: "${t}" must be an absolute path`);
+      }
+      c.stateDir = t;
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_PLUGIN_SOCKET",
+    flag: "plugin-socket",
+    describe: "Docker plugin socket; empty disables the plugin",
+    apply: (c, t) => {
+      if (t !== "" && !t.startsWith("/")) {
+        throw new AgentError("INVALID_CONFIG", `ARCHETYPE_AGENT_PLUGIN_SOCKET: "${t}" must be an absolute path`);
+      }
+      c.pluginSocket = t === "" ? undefined : t;
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_BACKEND",
+    flag: "backend",
+    describe: "ovs or local",
+    apply: (c, t) => {
+      c.backend = oneOf(t, "ARCHETYPE_AGENT_BACKEND", ["ovs", "local"] as const);
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_VLAN_RANGE",
+    flag: "vlan-range",
+    describe: "VLANs for local links",
+    apply: (c, t) => {
+      c.vlan.local = parseVlanRange(t, "ARCHETYPE_AGENT_VLAN_RANGE");
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_ISOLATED_VLAN_RANGE",
+    flag: "isolated-vlan-range",
+    describe: "VLANs that keep unlinked interfaces isolated (one each)",
+    apply: (c, t) => {
+      c.vlan.isolated = parseVlanRange(t, "ARCHETYPE_AGENT_ISOLATED_VLAN_RANGE");
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_OVERLAY_VLAN_RANGE",
+    flag: "overlay-vlan-range",
+    describe: "VLANs for cross-host overlay links",
+    apply: (c, t) => {
+      c.vlan.overlay = parseVlanRange(t, "ARCHETYPE_AGENT_OVERLAY_VLAN_RANGE");
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_LOCAL_MTU",
+    flag: "local-mtu",
+    describe: "MTU of node interfaces on local links",
+    apply: (c, t) => {
+      c.localMtu = intIn("ARCHETYPE_AGENT_LOCAL_MTU", 68, 65535)(t);
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_OVERLAY_MTU",
+    flag: "overlay-mtu",
+    describe: "MTU of node interfaces on overlay links (underlay MTU - 50)",
+    apply: (c, t) => {
+      c.overlayMtu = intIn("ARCHETYPE_AGENT_OVERLAY_MTU", 68, 65485)(t);
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_UNDERLAY_BRIDGE",
+    flag: "underlay-bridge",
+    describe: "OVS bridge holding the VXLAN underlay (userspace datapath)",
+    apply: (c, t) => {
+      c.underlay.bridge = parseBridgeName(t, "ARCHETYPE_AGENT_UNDERLAY_BRIDGE");
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_UNDERLAY_INTERFACE",
+    flag: "underlay-interface",
+    describe: "NIC the agent puts on the underlay bridge (optional)",
+    apply: (c, t) => {
+      if (t !== "" && !/^[A-Za-z0-9_.-]{1,15}$/.test(t)) {
+        throw new AgentError("INVALID_CONFIG", `ARCHETYPE_AGENT_UNDERLAY_INTERFACE: "${t}" is not an interface name`);
+      }
+      c.underlay.interface = t === "" ? undefined : t;
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_UNDERLAY_IP",
+    flag: "underlay-ip",
+    describe: "local tunnel IP/prefix the agent puts on the underlay bridge, e.g. 198.18.0.1/24 (optional)",
+    apply: (c, t) => {
+      const [ip, prefix, ...rest] = t.split("/");
+      const ok = rest.length === 0 && isIP(ip ?? "") === 4 && (prefix === undefined || /^\d{1,2}$/.test(prefix));
+      if (t !== "" && !ok) {
+        throw new AgentError("INVALID_CONFIG", `ARCHETYPE_AGENT_UNDERLAY_IP: "${t}" is not IPv4[/PREFIX]`);
+      }
+      c.underlay.localIp = t === "" ? undefined : t;
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_CLEANUP_INTERVAL",
+    flag: "cleanup-interval",
+    describe: "seconds between orphan cleanup passes (0 disables the timer)",
+    apply: (c, t) => {
+      c.cleanupIntervalS = intIn("ARCHETYPE_AGENT_CLEANUP_INTERVAL", 0, 86400)(t);
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_CLEANUP_GRACE",
+    flag: "cleanup-grace",
+    describe: "seconds a new resource is safe from cleanup",
+    apply: (c, t) => {
+      c.cleanupGraceS = intIn("ARCHETYPE_AGENT_CLEANUP_GRACE", 0, 3600)(t);
+    },
+  },
+  {
+    env: "ARCHETYPE_LOG_LEVEL",
+    flag: "log-level",
+    describe: "trace, debug, info, warn, error",
+    apply: (c, t) => {
+      c.logLevel = oneOf(t, "ARCHETYPE_LOG_LEVEL", ["trace", "debug", "info", "warn", "error", "silent"] as const);
+    },
+  },
+];
+
+export function defaultConfig(): AgentConfig {
+  return {
+    listen: { host: "127.0.0.1", port: 8001 },
+    secret: undefined,
+    ovsdb: "unix:/var/run/openvswitch/db.sock",
+    bridge: "arch-ovs",
+    datapath: "auto",
+    stateDir: "/var/lib/archetype-network",
+    pluginSocket: "/run/docker/plugins/archetype-ovs.sock",
+    backend: "ovs",
+    vlan: {
+      local: { min: 100, max: 999 },
+      isolated: { min: 1000, max: 2999 },
+      overlay: { min: 3000, max: 4000 },
+    },
+    localMtu: 9000,
+    overlayMtu: 1450,
+    underlay: { bridge: "br-phy", interface: undefined, localIp: undefined },
+    cleanupIntervalS: 60,
+    cleanupGraceS: 10,
+    logLevel: "info",
+  };
+}
+
+export interface ConfigSources {
+  /** Path of an optional JSON file of {"ARCHETYPE_AGENT_…": "value"} pairs. */
+  file?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  /** CLI flags keyed by Setting.flag. */
+  flags?: Record<string, string | undefined>;
+}
+
+/** defaults < config file < environment < CLI flags; throws INVALID_CONFIG naming the setting. */
+export function loadConfig(sources: ConfigSources = {}): AgentConfig {
+  const cfg = defaultConfig();
+  const env = sources.env ?? process.env;
+  const fileValues = sources.file ? readConfigFile(sources.file) : {};
+  for (const s of SETTINGS) {
+    const fromFlag = sources.flags?.[s.flag];
+    const value = fromFlag ?? env[s.env] ?? fileValues[s.env];
+    if (value !== undefined) s.apply(cfg, String(value));
+  }
+  checkConsistency(cfg);
+  return cfg;
+}
+
+function readConfigFile(path: string): Record<string, string> {
+  if (!existsSync(path)) {
+    throw new AgentError("INVALID_CONFIG", `config file ${path} does not exist`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new AgentError("INVALID_CONFIG", `config file ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new AgentError("INVALID_CONFIG", `config file ${path} must hold one JSON object of settings`);
+  }
+  const known = new Set(SETTINGS.map((s) => s.env));
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(parsed)) {
+    if (!known.has(k)) {
+      throw new AgentError("INVALID_CONFIG", `config file ${path}: unknown setting ${k}`, `known: ${[...known].join(", ")}`);
+    }
+    out[k] = String(v);
+  }
+  return out;
+}
+
+function checkConsistency(cfg: AgentConfig): void {
+  const { local, isolated, overlay } = cfg.vlan;
+  const pairs: [string, VlanRange, string, VlanRange][] = [
+    ["local", local, "isolated", isolated],
+    ["local", local, "overlay", overlay],
+    ["isolated", isolated, "overlay", overlay],
+  ];
+  for (const [an, a, bn, b] of pairs) {
+    if (rangesOverlap(a, b)) {
+      throw new AgentError(
+        "INVALID_CONFIG",
+        `the ${an} VLAN range ${formatRange(a)} overlaps the ${bn} range ${formatRange(b)}`,
+        "VLAN ranges must be disjoint: set ARCHETYPE_AGENT_*VLAN_RANGE",
+      );
+    }
+  }
+  const loopback = cfg.listen.host === "localhost" || cfg.listen.host.startsWith("127.") || cfg.listen.host === "::1";
+  if (!loopback && !cfg.secret) {
+    throw new AgentError(
+      "INVALID_CONFIG",
+      `ARCHETYPE_AGENT_LISTEN: refusing to serve on ${cfg.listen.host} without a secret`,
+      "set ARCHETYPE_AGENT_SECRET, or listen on 127.0.0.1",
+    );
+  }
+}
