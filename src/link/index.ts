@@ -1,0 +1,26 @@
+export {
+  type BatchFailure,
+  IpBatchError,
+  type IpBatchOptions,
+  ipBatch,
+  ipCommand,
+  ipJson,
+  runIp,
+} from "./ip.js";
+export { deleteGroup, deleteLinks, setGroup, setLinkUp, setMtu } from "./link-ops.js";
+export { getLink, type LinkInfo, listLinks } from "./links.js";
+export { IFNAME_MAX, NETNS_NAME_MAX, validateIfName, validateNetnsName } from "./names.js";
+export {
+  addNetns,
+  deleteNetns,
+  describeNetns,
+  NETNS_RUN_DIR,
+  type NetnsRef,
+  netnsArg,
+  netnsExists,
+  netnsNotFound,
+  netnsPath,
+  parseNetnsRef,
+} from "./netns.js";
+export { validateAlias, validateGroup, validateMtu } from "./values.js";
+export { createVeths, createVethsInHost, type HostVethSpec, type VethSpec } from "./veth.js";

@@ -1,0 +1,61 @@
+import { AgentError } from "../common/errors.js";
+import { CommandError } from "../common/exec.js";
+import { ipBatch, runIp } from "./ip.js";
+import { validateIfName } from "./names.js";
+import type { NetnsRef } from "./netns.js";
+import { validateGroup, validateMtu } from "./values.js";
+
+const MISSING = /Cannot find device|No such device/;
+
+/** Deletes links in one batch (a veth's peer goes with it). With ignoreMissing, absent ones are skipped. */
+export async function deleteLinks(
+  names: readonly string[],
+  opts: { ignoreMissing?: boolean; netns?: NetnsRef } = {},
+): Promise<void> {
+  const lines = names.map((n) => ["link", "del", "dev", validateIfName(n)]);
+  if (opts.ignoreMissing) await ipBatch(lines, { netns: opts.netns, force: true, ignore: MISSING });
+  else await ipBatch(lines, { netns: opts.netns });
+}
+
+/** Deletes every link of a group in one kernel call: the fast teardown. An empty group is fine. */
+export async function deleteGroup(group: number, opts: { netns?: NetnsRef } = {}): Promise<void> {
+  validateGroup(group);
+  if (group === 0) {
+    throw new AgentError(
+      "BAD_REQUEST",
+      "refusing to delete interface group 0: it is the default group every link (eth0, lo...) is in",
+      "give the lab's own group number",
+    );
+  }
+  try {
+    await runIp(["link", "delete", "group", String(group)], { netns: opts.netns });
+  } catch (e) {
+    if (e instanceof CommandError && MISSING.test(e.stderr)) return;
+    throw e;
+  }
+}
+
+export async function setLinkUp(names: readonly string[], up: boolean, netns?: NetnsRef): Promise<void> {
+  const state = up ? "up" : "down";
+  await ipBatch(
+    names.map((n) => ["link", "set", "dev", validateIfName(n), state]),
+    { netns },
+  );
+}
+
+export async function setMtu(names: readonly string[], mtu: number, netns?: NetnsRef): Promise<void> {
+  validateMtu(mtu);
+  await ipBatch(
+    names.map((n) => ["link", "set", "dev", validateIfName(n), "mtu", String(mtu)]),
+    { netns },
+  );
+}
+
+/** Moves links into a group (for later bulk teardown with deleteGroup). */
+export async function setGroup(names: readonly string[], group: number, netns?: NetnsRef): Promise<void> {
+  validateGroup(group);
+  await ipBatch(
+    names.map((n) => ["link", "set", "dev", validateIfName(n), "group", String(group)]),
+    { netns },
+  );
+}

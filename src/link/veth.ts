@@ -1,0 +1,243 @@
+import { AgentError } from "../common/errors.js";
+import { IpBatchError, ipBatch } from "./ip.js";
+import { mapLimit } from "./limit.js";
+import { deleteLinks } from "./link-ops.js";
+import { getLink, listLinks } from "./links.js";
+import { validateIfName } from "./names.js";
+import { describeNetns, type NetnsRef, netnsArg, netnsExists, netnsNotFound, netnsPath } from "./netns.js";
+import { validateAlias, validateGroup, validateMtu } from "./values.js";
+
+/** A veth pair: `host` stays in the agent's namespace, `peer` is created in `netns` under its final name. */
+export interface VethSpec {
+  host: string;
+  peer: string;
+  netns: NetnsRef;
+  mtu?: number;
+  group?: number;
+  /** ifalias set on both ends; it survives moves and identifies the interface inside the node. */
+  alias?: string;
+}
+
+/** A veth pair with both ends in the agent's namespace (the Docker plugin hands the peer to Docker). */
+export interface HostVethSpec {
+  host: string;
+  peer: string;
+  mtu?: number;
+  group?: number;
+  alias?: string;
+}
+
+/** Namespaces given aliases in parallel; each is one nsenter+ip process. */
+const PEER_CONCURRENCY = 8;
+
+/**
+ * Creates veth pairs in one `ip -batch` run here, with no process per namespace: the node's end
+ * is the device being added (`link add PEER netns NS up`), so it appears in the namespace under its
+ * final name and up; our end is its veth peer. (The other way round the kernel refuses `up` on a
+ * peer in another namespace: ENOTCONN.) Only aliases need one batch per namespace (8 in parallel).
+ * All or nothing: on any failure what was created is deleted before the error is thrown.
+ */
+export async function createVeths(specs: readonly VethSpec[]): Promise<void> {
+  if (specs.length === 0) return;
+  const paths = validateSpecs(specs);
+  await requireNamespaces(specs, paths);
+
+  const lines: string[][] = [];
+  const owner: number[] = [];
+  specs.forEach((s, i) => {
+    const mtu = s.mtu === undefined ? [] : ["mtu", String(s.mtu)];
+    const group = s.group === undefined ? [] : ["group", String(s.group)];
+    const alias = s.alias === undefined ? [] : ["alias", s.alias];
+    lines.push(["link", "add", s.peer, "netns", netnsArg(s.netns), ...mtu, "up", "type", "veth"]);
+    lines[lines.length - 1]!.push("peer", "name", s.host, ...mtu, ...group);
+    lines.push(["link", "set", "dev", s.host, "up", ...alias]);
+    owner.push(i, i);
+  });
+  try {
+    await ipBatch(lines);
+  } catch (e) {
+    throw await failHostBatch(e, specs, owner);
+  }
+
+  // ifalias cannot be given at creation (the kernel ignores it there): set it from inside.
+  const byNetns = new Map<string, VethSpec[]>();
+  specs.forEach((s, i) => {
+    if (s.alias === undefined) return;
+    const list = byNetns.get(paths[i]!) ?? [];
+    list.push(s);
+    byNetns.set(paths[i]!, list);
+  });
+  try {
+    await mapLimit([...byNetns.values()], PEER_CONCURRENCY, (group) =>
+      ipBatch(
+        group.map((s) => ["link", "set", "dev", s.peer, "alias", s.alias!]),
+        { netns: group[0]!.netns },
+      ),
+    );
+  } catch (e) {
+    const cleanup = await rollback(specs.map((s) => s.host));
+    throw wrap(e, `setting aliases on veth peers failed${cleanup}`);
+  }
+}
+
+/** Creates veth pairs with both ends here, host end up and peer down, in one `ip -batch`. */
+export async function createVethsInHost(specs: readonly HostVethSpec[]): Promise<void> {
+  if (specs.length === 0) return;
+  const seen = new Set<string>();
+  for (const s of specs) {
+    for (const [name, what] of [
+      [s.host, "host interface"],
+      [s.peer, "peer interface"],
+    ] as const) {
+      validateIfName(name, what);
+      if (seen.has(name))
+        throw new AgentError("BAD_REQUEST", `interface name ${name} is used twice in one request`);
+      seen.add(name);
+    }
+    validateCommon(s);
+  }
+  const lines: string[][] = [];
+  const owner: number[] = [];
+  specs.forEach((s, i) => {
+    const mtu = s.mtu === undefined ? [] : ["mtu", String(s.mtu)];
+    const group = s.group === undefined ? [] : ["group", String(s.group)];
+    lines.push([
+      "link",
+      "add",
+      s.host,
+      ...mtu,
+      ...group,
+      "up",
+      "type",
+      "veth",
+      "peer",
+      "name",
+      s.peer,
+      ...mtu,
+    ]);
+    owner.push(i);
+    if (s.alias !== undefined) {
+      lines.push(
+        ["link", "set", "dev", s.host, "alias", s.alias],
+        ["link", "set", "dev", s.peer, "alias", s.alias],
+      );
+      owner.push(i, i);
+    }
+  });
+  try {
+    await ipBatch(lines);
+  } catch (e) {
+    throw await failHostBatch(e, specs, owner);
+  }
+}
+
+function validateCommon(s: HostVethSpec): void {
+  if (s.mtu !== undefined) validateMtu(s.mtu);
+  if (s.group !== undefined) validateGroup(s.group);
+  if (s.alias !== undefined) validateAlias(s.alias);
+}
+
+/** Validates everything before any process runs; returns each spec's namespace path. */
+function validateSpecs(specs: readonly VethSpec[]): string[] {
+  const hosts = new Set<string>();
+  const peers = new Set<string>();
+  return specs.map((s) => {
+    validateIfName(s.host, "host interface");
+    validateIfName(s.peer, "peer interface");
+    validateCommon(s);
+    const path = netnsPath(s.netns);
+    if (hosts.has(s.host))
+      throw new AgentError("BAD_REQUEST", `host interface ${s.host} is used twice in one request`);
+    const peerKey = `${path}\0${s.peer}`;
+    if (peers.has(peerKey)) {
+      throw new AgentError(
+        "BAD_REQUEST",
+        `peer ${s.peer} in ${describeNetns(s.netns)} is used twice in one request`,
+      );
+    }
+    hosts.add(s.host);
+    peers.add(peerKey);
+    return path;
+  });
+}
+
+async function requireNamespaces(specs: readonly VethSpec[], paths: string[]): Promise<void> {
+  const first = new Map<string, VethSpec>();
+  specs.forEach((s, i) => {
+    if (!first.has(paths[i]!)) first.set(paths[i]!, s);
+  });
+  const checks = await Promise.all(
+    [...first.values()].map(async (s) => [s, await netnsExists(s.netns)] as const),
+  );
+  const missing = checks.find(([, ok]) => !ok);
+  if (missing) {
+    const e = netnsNotFound(missing[0].netns);
+    throw new AgentError(e.code, `cannot create veth ${missing[0].host}: ${e.message}`, e.hint);
+  }
+}
+
+/** Undoes what the host batch created, then says which veth failed and why. */
+async function failHostBatch(
+  e: unknown,
+  specs: readonly (HostVethSpec & { netns?: NetnsRef })[],
+  owner: number[],
+): Promise<AgentError> {
+  const failed = e instanceof IpBatchError ? e.failedLine : undefined;
+  // Lines before the failing one ran; an alias line's failure means its veth exists.
+  const created =
+    failed === undefined
+      ? await existingPrefix(specs)
+      : [...new Set(owner.slice(0, failed))].map((i) => specs[i]!.host);
+  const cleanup = await rollback(created);
+  if (!(e instanceof IpBatchError) || failed === undefined) return wrap(e, `creating veths failed${cleanup}`);
+  const spec = specs[owner[failed]!]!;
+  const where = spec.netns ? ` in ${describeNetns(spec.netns)}` : "";
+  const what = `cannot create veth ${spec.host} <-> ${spec.peer}${where}`;
+  const reason = e.failures[0]?.message ?? "failed";
+  if (/File exists/.test(reason)) {
+    const hostTaken = (await getLink(spec.host).catch(() => undefined)) !== undefined;
+    const taken = hostTaken ? spec.host : `${spec.peer}${where || " here"}`;
+    return new AgentError(
+      "CONFLICT",
+      `${what}: an interface named ${taken} already exists${cleanup}`,
+      "choose another name or delete the old interface",
+      { cause: e },
+    );
+  }
+  if (spec.netns && /No such process|Invalid "netns" value/.test(reason)) {
+    const nf = netnsNotFound(spec.netns);
+    return new AgentError("NETNS_NOT_FOUND", `${what}: ${nf.message}${cleanup}`, nf.hint, { cause: e });
+  }
+  return new AgentError("COMMAND_FAILED", `${what}: ${reason}${cleanup}`, undefined, { cause: e });
+}
+
+/**
+ * ip gave no line number (killed, or exited while parsing): lines run in order and stop at the
+ * failure, so what we created is the longest prefix of hosts that now exist as veths.
+ */
+async function existingPrefix(specs: readonly HostVethSpec[]): Promise<string[]> {
+  const links = new Map((await listLinks().catch(() => [])).map((l) => [l.name, l]));
+  const out: string[] = [];
+  for (const s of specs) {
+    if (links.get(s.host)?.kind !== "veth") break;
+    out.push(s.host);
+  }
+  return out;
+}
+
+/** Deletes host ends (peers go with them); returns a note for the error message when that fails too. */
+async function rollback(hosts: string[]): Promise<string> {
+  if (hosts.length === 0) return "; nothing was left behind";
+  try {
+    await deleteLinks(hosts, { ignoreMissing: true });
+    return `; the ${hosts.length} veth(s) created before it were deleted again`;
+  } catch (e) {
+    return `; deleting the ${hosts.length} veth(s) created before it also failed (${(e as Error).message})`;
+  }
+}
+
+function wrap(e: unknown, context: string): AgentError {
+  if (e instanceof AgentError)
+    return new AgentError(e.code, `${context}: ${e.message}`, e.hint, { cause: e });
+  return new AgentError("COMMAND_FAILED", `${context}: ${String(e)}`, undefined, { cause: e });
+}
