@@ -16,6 +16,12 @@ export interface AgentConfig {
   stateDir: string;
   pluginSocket: string | undefined;
   backend: BackendName;
+  /**
+   * Network namespace (name or path) where ovs-vswitchd runs and the host ends of veths live;
+   * undefined: the agent's own. With the userspace datapath the switch opens ports by name in
+   * its own namespace, so the two must agree.
+   */
+  switchNetns: string | undefined;
   vlan: { local: VlanRange; isolated: VlanRange; overlay: VlanRange };
   /** MTU of node interfaces on local links. */
   localMtu: number;
@@ -41,7 +47,10 @@ const intIn =
   (text: string): number => {
     const n = Number(text);
     if (!/^\d+$/.test(text.trim()) || n < min || n > max) {
-      throw new AgentError("INVALID_CONFIG", `${setting}: "${text}" is not a whole number from ${min} to ${max}`);
+      throw new AgentError(
+        "INVALID_CONFIG",
+        `${setting}: "${text}" is not a whole number from ${min} to ${max}`,
+      );
     }
     return n;
   };
@@ -67,7 +76,10 @@ function parseOvsdbRemote(text: string, setting: string): string {
 
 function parseBridgeName(text: string, setting: string): string {
   if (/^[A-Za-z0-9_.-]{1,15}$/.test(text)) return text;
-  throw new AgentError("INVALID_CONFIG", `${setting}: "${text}" is not a valid bridge name (1-15 of A-Z a-z 0-9 _ . -)`);
+  throw new AgentError(
+    "INVALID_CONFIG",
+    `${setting}: "${text}" is not a valid bridge name (1-15 of A-Z a-z 0-9 _ . -)`,
+  );
 }
 
 function oneOf<T extends string>(text: string, setting: string, allowed: readonly T[]): T {
@@ -133,7 +145,10 @@ export const SETTINGS: readonly Setting[] = [
     describe: "Docker plugin socket; empty disables the plugin",
     apply: (c, t) => {
       if (t !== "" && !t.startsWith("/")) {
-        throw new AgentError("INVALID_CONFIG", `ARCHETYPE_AGENT_PLUGIN_SOCKET: "${t}" must be an absolute path`);
+        throw new AgentError(
+          "INVALID_CONFIG",
+          `ARCHETYPE_AGENT_PLUGIN_SOCKET: "${t}" must be an absolute path`,
+        );
       }
       c.pluginSocket = t === "" ? undefined : t;
     },
@@ -144,6 +159,21 @@ export const SETTINGS: readonly Setting[] = [
     describe: "ovs or local",
     apply: (c, t) => {
       c.backend = oneOf(t, "ARCHETYPE_AGENT_BACKEND", ["ovs", "local"] as const);
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_SWITCH_NETNS",
+    flag: "switch-netns",
+    describe:
+      "netns (name or /path) where ovs-vswitchd runs and host-side ports live; default: the agent's own",
+    apply: (c, t) => {
+      if (t !== "" && !/^(\/[^\0]+|[A-Za-z0-9_.-]{1,64})$/.test(t)) {
+        throw new AgentError(
+          "INVALID_CONFIG",
+          `ARCHETYPE_AGENT_SWITCH_NETNS: "${t}" is not a netns name or absolute path`,
+        );
+      }
+      c.switchNetns = t === "" ? undefined : t;
     },
   },
   {
@@ -200,7 +230,10 @@ export const SETTINGS: readonly Setting[] = [
     describe: "NIC the agent puts on the underlay bridge (optional)",
     apply: (c, t) => {
       if (t !== "" && !/^[A-Za-z0-9_.-]{1,15}$/.test(t)) {
-        throw new AgentError("INVALID_CONFIG", `ARCHETYPE_AGENT_UNDERLAY_INTERFACE: "${t}" is not an interface name`);
+        throw new AgentError(
+          "INVALID_CONFIG",
+          `ARCHETYPE_AGENT_UNDERLAY_INTERFACE: "${t}" is not an interface name`,
+        );
       }
       c.underlay.interface = t === "" ? undefined : t;
     },
@@ -211,7 +244,8 @@ export const SETTINGS: readonly Setting[] = [
     describe: "local tunnel IP/prefix the agent puts on the underlay bridge, e.g. 198.18.0.1/24 (optional)",
     apply: (c, t) => {
       const [ip, prefix, ...rest] = t.split("/");
-      const ok = rest.length === 0 && isIP(ip ?? "") === 4 && (prefix === undefined || /^\d{1,2}$/.test(prefix));
+      const ok =
+        rest.length === 0 && isIP(ip ?? "") === 4 && (prefix === undefined || /^\d{1,2}$/.test(prefix));
       if (t !== "" && !ok) {
         throw new AgentError("INVALID_CONFIG", `ARCHETYPE_AGENT_UNDERLAY_IP: "${t}" is not IPv4[/PREFIX]`);
       }
@@ -239,7 +273,14 @@ export const SETTINGS: readonly Setting[] = [
     flag: "log-level",
     describe: "trace, debug, info, warn, error",
     apply: (c, t) => {
-      c.logLevel = oneOf(t, "ARCHETYPE_LOG_LEVEL", ["trace", "debug", "info", "warn", "error", "silent"] as const);
+      c.logLevel = oneOf(t, "ARCHETYPE_LOG_LEVEL", [
+        "trace",
+        "debug",
+        "info",
+        "warn",
+        "error",
+        "silent",
+      ] as const);
     },
   },
 ];
@@ -254,6 +295,7 @@ export function defaultConfig(): AgentConfig {
     stateDir: "/var/lib/archetype-network",
     pluginSocket: "/run/docker/plugins/archetype-ovs.sock",
     backend: "ovs",
+    switchNetns: undefined,
     vlan: {
       local: { min: 100, max: 999 },
       isolated: { min: 1000, max: 2999 },
@@ -307,7 +349,11 @@ function readConfigFile(path: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(parsed)) {
     if (!known.has(k)) {
-      throw new AgentError("INVALID_CONFIG", `config file ${path}: unknown setting ${k}`, `known: ${[...known].join(", ")}`);
+      throw new AgentError(
+        "INVALID_CONFIG",
+        `config file ${path}: unknown setting ${k}`,
+        `known: ${[...known].join(", ")}`,
+      );
     }
     out[k] = String(v);
   }
@@ -330,7 +376,8 @@ function checkConsistency(cfg: AgentConfig): void {
       );
     }
   }
-  const loopback = cfg.listen.host === "localhost" || cfg.listen.host.startsWith("127.") || cfg.listen.host === "::1";
+  const loopback =
+    cfg.listen.host === "localhost" || cfg.listen.host.startsWith("127.") || cfg.listen.host === "::1";
   if (!loopback && !cfg.secret) {
     throw new AgentError(
       "INVALID_CONFIG",

@@ -37,7 +37,7 @@ const PEER_CONCURRENCY = 8;
  * peer in another namespace: ENOTCONN.) Only aliases need one batch per namespace (8 in parallel).
  * All or nothing: on any failure what was created is deleted before the error is thrown.
  */
-export async function createVeths(specs: readonly VethSpec[]): Promise<void> {
+export async function createVeths(specs: readonly VethSpec[], opts: HostSide = {}): Promise<void> {
   if (specs.length === 0) return;
   const paths = validateSpecs(specs);
   await requireNamespaces(specs, paths);
@@ -54,9 +54,9 @@ export async function createVeths(specs: readonly VethSpec[]): Promise<void> {
     owner.push(i, i);
   });
   try {
-    await ipBatch(lines);
+    await ipBatch(lines, { netns: opts.netns });
   } catch (e) {
-    throw await failHostBatch(e, specs, owner);
+    throw await failHostBatch(e, specs, owner, opts.netns);
   }
 
   // ifalias cannot be given at creation (the kernel ignores it there): set it from inside.
@@ -75,13 +75,19 @@ export async function createVeths(specs: readonly VethSpec[]): Promise<void> {
       ),
     );
   } catch (e) {
-    const cleanup = await rollback(specs.map((s) => s.host));
+    const cleanup = await rollback(
+      specs.map((s) => s.host),
+      opts.netns,
+    );
     throw wrap(e, `setting aliases on veth peers failed${cleanup}`);
   }
 }
 
-/** Creates veth pairs with both ends here, host end up and peer down, in one `ip -batch`. */
-export async function createVethsInHost(specs: readonly HostVethSpec[]): Promise<void> {
+/**
+ * Creates veth pairs whose peer stays down in the agent's own namespace (the Docker plugin hands
+ * it to Docker) and whose host end is up where the switch is (`opts.netns`, default here).
+ */
+export async function createVethsInHost(specs: readonly HostVethSpec[], opts: HostSide = {}): Promise<void> {
   if (specs.length === 0) return;
   const seen = new Set<string>();
   for (const s of specs) {
@@ -96,39 +102,52 @@ export async function createVethsInHost(specs: readonly HostVethSpec[]): Promise
     }
     validateCommon(s);
   }
+  // The peer is the device added (placed in the agent's namespace), the host end its peer.
+  const own = opts.netns === undefined ? [] : ["netns", netnsArg({ pid: process.pid })];
   const lines: string[][] = [];
   const owner: number[] = [];
   specs.forEach((s, i) => {
     const mtu = s.mtu === undefined ? [] : ["mtu", String(s.mtu)];
     const group = s.group === undefined ? [] : ["group", String(s.group)];
+    const alias = s.alias === undefined ? [] : ["alias", s.alias];
     lines.push([
       "link",
       "add",
-      s.host,
+      s.peer,
+      ...own,
       ...mtu,
-      ...group,
-      "up",
       "type",
       "veth",
       "peer",
       "name",
-      s.peer,
+      s.host,
       ...mtu,
+      ...group,
     ]);
-    owner.push(i);
-    if (s.alias !== undefined) {
-      lines.push(
-        ["link", "set", "dev", s.host, "alias", s.alias],
-        ["link", "set", "dev", s.peer, "alias", s.alias],
-      );
-      owner.push(i, i);
-    }
+    lines.push(["link", "set", "dev", s.host, "up", ...alias]);
+    owner.push(i, i);
   });
   try {
-    await ipBatch(lines);
+    await ipBatch(lines, { netns: opts.netns });
   } catch (e) {
-    throw await failHostBatch(e, specs, owner);
+    throw await failHostBatch(e, specs, owner, opts.netns);
   }
+  const aliased = specs.filter((s) => s.alias !== undefined);
+  if (aliased.length === 0) return;
+  try {
+    await ipBatch(aliased.map((s) => ["link", "set", "dev", s.peer, "alias", s.alias!]));
+  } catch (e) {
+    const cleanup = await rollback(
+      specs.map((s) => s.host),
+      opts.netns,
+    );
+    throw wrap(e, `setting aliases on veth peers failed${cleanup}`);
+  }
+}
+
+/** Where the host ends live: the switch's namespace, by default the agent's own. */
+export interface HostSide {
+  netns?: NetnsRef | undefined;
 }
 
 function validateCommon(s: HostVethSpec): void {
@@ -181,21 +200,22 @@ async function failHostBatch(
   e: unknown,
   specs: readonly (HostVethSpec & { netns?: NetnsRef })[],
   owner: number[],
+  hostNetns: NetnsRef | undefined,
 ): Promise<AgentError> {
   const failed = e instanceof IpBatchError ? e.failedLine : undefined;
   // Lines before the failing one ran; an alias line's failure means its veth exists.
   const created =
     failed === undefined
-      ? await existingPrefix(specs)
+      ? await existingPrefix(specs, hostNetns)
       : [...new Set(owner.slice(0, failed))].map((i) => specs[i]!.host);
-  const cleanup = await rollback(created);
+  const cleanup = await rollback(created, hostNetns);
   if (!(e instanceof IpBatchError) || failed === undefined) return wrap(e, `creating veths failed${cleanup}`);
   const spec = specs[owner[failed]!]!;
   const where = spec.netns ? ` in ${describeNetns(spec.netns)}` : "";
   const what = `cannot create veth ${spec.host} <-> ${spec.peer}${where}`;
   const reason = e.failures[0]?.message ?? "failed";
   if (/File exists/.test(reason)) {
-    const hostTaken = (await getLink(spec.host).catch(() => undefined)) !== undefined;
+    const hostTaken = (await getLink(spec.host, hostNetns).catch(() => undefined)) !== undefined;
     const taken = hostTaken ? spec.host : `${spec.peer}${where || " here"}`;
     return new AgentError(
       "CONFLICT",
@@ -215,8 +235,11 @@ async function failHostBatch(
  * ip gave no line number (killed, or exited while parsing): lines run in order and stop at the
  * failure, so what we created is the longest prefix of hosts that now exist as veths.
  */
-async function existingPrefix(specs: readonly HostVethSpec[]): Promise<string[]> {
-  const links = new Map((await listLinks().catch(() => [])).map((l) => [l.name, l]));
+async function existingPrefix(
+  specs: readonly HostVethSpec[],
+  hostNetns: NetnsRef | undefined,
+): Promise<string[]> {
+  const links = new Map((await listLinks(hostNetns).catch(() => [])).map((l) => [l.name, l]));
   const out: string[] = [];
   for (const s of specs) {
     if (links.get(s.host)?.kind !== "veth") break;
@@ -226,10 +249,10 @@ async function existingPrefix(specs: readonly HostVethSpec[]): Promise<string[]>
 }
 
 /** Deletes host ends (peers go with them); returns a note for the error message when that fails too. */
-async function rollback(hosts: string[]): Promise<string> {
+async function rollback(hosts: string[], netns: NetnsRef | undefined): Promise<string> {
   if (hosts.length === 0) return "; nothing was left behind";
   try {
-    await deleteLinks(hosts, { ignoreMissing: true });
+    await deleteLinks(hosts, { ignoreMissing: true, netns });
     return `; the ${hosts.length} veth(s) created before it were deleted again`;
   } catch (e) {
     return `; deleting the ${hosts.length} veth(s) created before it also failed (${(e as Error).message})`;

@@ -1,0 +1,118 @@
+import { readFileSync } from "node:fs";
+import { startApi } from "./api/server.js";
+import { createBackend } from "./backends/registry.js";
+import { CleanupService } from "./cleanup/cleanup-service.js";
+import { Locks } from "./common/locks.js";
+import type { Logger } from "./common/log.js";
+import type { AgentConfig } from "./config/config.js";
+import { LabService } from "./labs/lab-service.js";
+import { createMetrics } from "./metrics.js";
+import { OverlayService } from "./overlay/overlay-service.js";
+import { startPlugin } from "./plugin/plugin-server.js";
+import type { AgentServices } from "./services.js";
+import { StateStore } from "./state/state-store.js";
+
+export const VERSION: string = (
+  JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
+).version;
+
+/** How soon after a change behind the agent's back it reconciles (changes in a burst coalesce). */
+const DRIFT_DEBOUNCE_MS = 100;
+
+export interface Agent {
+  services: AgentServices;
+  labs: LabService;
+  cleanup: CleanupService;
+  store: StateStore;
+  locks: Locks;
+  /** Reconciles now, alone (waits for work in flight). */
+  reconcile(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * The composition root: builds every part from the config, connects the backend, converges the
+ * stored desired state, and keeps converging whenever reality drifts (OVS restarted, the bridge
+ * deleted by hand, ...).
+ */
+export async function createAgent(config: AgentConfig, opts: { logger: Logger }): Promise<Agent> {
+  const logger = opts.logger;
+  const store = new StateStore(config.stateDir);
+  const backend = createBackend(config, logger);
+  const locks = new Locks();
+  const metrics = createMetrics();
+  const labs = new LabService({ config, store, backend, locks, metrics, logger });
+  const overlays = new OverlayService({ config, store, backend, locks, metrics });
+  const cleanup = new CleanupService({ config, store, backend, locks, metrics, logger });
+
+  const reconcile = () =>
+    locks.exclusive(async () => {
+      const repairs = await backend.reconcile(store.labs(), store.overlays.values());
+      metrics.reconcileRepairs.inc(repairs.length);
+      return repairs;
+    });
+  let pending: NodeJS.Timeout | undefined;
+  backend.onDrift((reason) => {
+    logger.info({ reason }, "drift detected: reconciling");
+    clearTimeout(pending);
+    pending = setTimeout(() => {
+      reconcile().catch((e) => logger.warn({ err: e }, "reconcile failed; retrying on the next change"));
+    }, DRIFT_DEBOUNCE_MS);
+  });
+
+  const started = performance.now();
+  await backend.start(store.labs(), store.overlays.values());
+  logger.info(
+    {
+      backend: backend.name,
+      datapath: backend.datapath,
+      labs: store.labs().length,
+      ms: Math.round(performance.now() - started),
+    },
+    "backend ready",
+  );
+  cleanup.start();
+  const plugin =
+    config.pluginSocket && !backend.unsupported("plugin")
+      ? await startPlugin(config.pluginSocket, { config, store, backend, labs, locks, logger })
+      : undefined;
+
+  const services: AgentServices = { version: VERSION, config, backend, labs, overlays, cleanup, metrics };
+  return {
+    services,
+    labs,
+    cleanup,
+    store,
+    locks,
+    reconcile,
+    async close() {
+      clearTimeout(pending);
+      cleanup.stop();
+      await plugin?.close();
+      await locks.exclusive(async () => undefined);
+      await backend.stop();
+    },
+  };
+}
+
+/** `archnet serve`: the agent plus its HTTP API. */
+export async function startAgent(
+  config: AgentConfig,
+  opts: { logger: Logger },
+): Promise<{ address: string; agent: Agent; close(): Promise<void> }> {
+  const agent = await createAgent(config, opts);
+  try {
+    const api = await startApi(agent.services, { logger: opts.logger });
+    return {
+      address: api.address,
+      agent,
+      async close() {
+        await api.close();
+        await agent.close();
+      },
+    };
+  } catch (e) {
+    await agent.close();
+    throw e;
+  }
+}

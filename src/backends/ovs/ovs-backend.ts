@@ -1,0 +1,560 @@
+import { AgentError } from "../../common/errors.js";
+import type { Logger } from "../../common/log.js";
+import type { AgentConfig } from "../../config/config.js";
+import type { SwitchStatusView, TunnelView } from "../../labs/views.js";
+import {
+  createVeths,
+  createVethsInHost,
+  deleteGroup,
+  deleteLinks,
+  listLinks,
+  setLinkUp,
+} from "../../link/index.js";
+import { type NetnsRef, netnsExists } from "../../link/netns.js";
+import { OverlayManager } from "../../overlay/overlay-manager.js";
+import {
+  type BridgeRow,
+  type CacheChange,
+  type Operation,
+  OvsdbClient,
+  type PortRow,
+} from "../../ovsdb/index.js";
+import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../../state/records.js";
+import type {
+  Capability,
+  CleanupContext,
+  DetachedEndpoint,
+  LinkEnd,
+  NetworkBackend,
+  Orphan,
+  PortObservation,
+  WiredLink,
+} from "../network-backend.js";
+import { ensureBridgeOps, resolveDatapath } from "./bridge.js";
+import { auditOrphans, removeOrphanOps } from "./orphans.js";
+import { OWNER, portKind } from "./ownership.js";
+import { addPorts, type NewPort, removePorts, retag } from "./port-ops.js";
+import { switchStatus } from "./status.js";
+import { VlanAllocator } from "./vlan-allocator.js";
+
+/**
+ * The Open vSwitch backend: one bridge, every node interface a veth whose host end is an access
+ * port, a link = both ends share a VLAN. All OVS work goes over one OVSDB connection; each batch
+ * of work is one transaction that also records ownership in `external_ids`, and resolves once
+ * ovs-vswitchd has applied it.
+ */
+export class OvsBackend implements NetworkBackend {
+  readonly name = "ovs" as const;
+  readonly datapath: "system" | "netdev";
+  readonly vlans: VlanAllocator;
+  private client!: OvsdbClient;
+  private overlay!: OverlayManager;
+  private ownTxns = 0;
+  private readonly driftListeners: ((reason: string) => void)[] = [];
+  /** Where the host ends of veths live: the namespace ovs-vswitchd opens ports in. */
+  private readonly hostNs: NetnsRef | undefined;
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly logger: Logger,
+  ) {
+    this.datapath = resolveDatapath(config.datapath);
+    this.vlans = new VlanAllocator(config.vlan);
+    const sw = config.switchNetns;
+    this.hostNs = sw === undefined ? undefined : sw.startsWith("/") ? { path: sw } : { name: sw };
+  }
+
+  unsupported(_cap: Capability): string | undefined {
+    return undefined;
+  }
+
+  get ovsdb(): OvsdbClient {
+    return this.client;
+  }
+
+  /** The namespace of the switch's ports (undefined: the agent's own). */
+  get switchNetns(): NetnsRef | undefined {
+    return this.hostNs;
+  }
+
+  async start(labs: readonly LabRecord[], overlays: readonly OverlayRecord[]): Promise<void> {
+    this.client = await OvsdbClient.connect({ remote: this.config.ovsdb, logger: this.logger });
+    this.overlay = new OverlayManager({
+      config: this.config,
+      logger: this.logger,
+      client: this.client,
+      vlans: this.vlans,
+      bridge: () => this.bridge(),
+      transact: (ops) => this.transact(ops),
+    });
+    this.client.on("change", (c: CacheChange) => this.onChange(c));
+    this.client.on("connected", () => this.drift("reconnected to ovsdb-server"));
+    await this.reconcile(labs, overlays);
+  }
+
+  async stop(): Promise<void> {
+    await this.client?.close();
+  }
+
+  onDrift(listener: (reason: string) => void): void {
+    this.driftListeners.push(listener);
+  }
+
+  /** Our own transactions' updates arrive before their results; anything else is someone else. */
+  private onChange(c: CacheChange): void {
+    if (this.ownTxns > 0) return;
+    const bridge = this.config.bridge;
+    if (c.table === "Bridge") {
+      const name = String((c.old ?? c.new)?.name ?? "");
+      if (name === bridge) this.drift(`bridge ${bridge} changed behind the agent's back (${c.kind})`);
+    } else if (c.table === "Port") {
+      const row = (c.old ?? c.new) as { external_ids?: unknown } | undefined;
+      if (JSON.stringify(row?.external_ids ?? "").includes(OWNER.kind))
+        this.drift(`port changed (${c.kind})`);
+    }
+  }
+
+  private drift(reason: string): void {
+    for (const l of this.driftListeners) l(reason);
+  }
+
+  /** Every change goes through here: one transaction, applied by ovs-vswitchd before it resolves. */
+  async transact(ops: Operation[]): Promise<void> {
+    if (ops.length === 0) return;
+    this.ownTxns++;
+    try {
+      await this.client.transact(ops, { waitApplied: true });
+    } finally {
+      this.ownTxns--;
+    }
+  }
+
+  bridge(): BridgeRow {
+    const b = this.client.bridgeByName(this.config.bridge);
+    if (!b) {
+      throw new AgentError(
+        "OVS_UNREACHABLE",
+        `bridge ${this.config.bridge} does not exist`,
+        "the agent re-creates it within a second; retry",
+      );
+    }
+    return b;
+  }
+
+  private port(name: string): PortRow | undefined {
+    return this.client.portByName(name);
+  }
+
+  async provision(lab: LabRecord, ends: readonly LinkEnd[]): Promise<void> {
+    const isolated = this.vlans.allocateMany("isolated", ends.length);
+    try {
+      await createVeths(
+        ends.map(({ node, iface }) => {
+          if (!node.netns) throw new AgentError("BAD_REQUEST", `node ${node.name} has no network namespace`);
+          return {
+            host: iface.hostPort,
+            peer: iface.name,
+            netns: node.netns,
+            mtu: iface.mtu,
+            group: lab.group,
+          };
+        }),
+        { netns: this.hostNs },
+      );
+    } catch (e) {
+      for (const v of isolated) this.vlans.release(v);
+      throw e;
+    }
+    try {
+      const ports = ends.map((e, i) => nodePort(lab, e, isolated[i]!));
+      await this.transact(addPorts(this.bridge().uuid, ports));
+    } catch (e) {
+      for (const v of isolated) this.vlans.release(v);
+      await deleteLinks(
+        ends.map((e) => e.iface.hostPort),
+        { ignoreMissing: true, netns: this.hostNs },
+      ).catch(() => undefined);
+      throw e;
+    }
+    const down = ends.filter((e) => e.iface.carrier === "down");
+    if (down.length > 0) await this.setCarrier(lab, down, "down");
+  }
+
+  async release(_lab: LabRecord, ends: readonly LinkEnd[]): Promise<void> {
+    const rows = ends.map((e) => this.port(e.iface.hostPort)).filter((p): p is PortRow => p !== undefined);
+    await this.transact(
+      removePorts(
+        this.bridge().uuid,
+        rows.map((p) => p.uuid),
+      ),
+    );
+    for (const p of rows) this.releasePortVlans(p);
+    await deleteLinks(
+      ends.map((e) => e.iface.hostPort),
+      { ignoreMissing: true, netns: this.hostNs },
+    );
+  }
+
+  async connect(_lab: LabRecord, links: readonly WiredLink[]): Promise<void> {
+    const vlans = this.vlans.allocateMany("local", links.length);
+    const ops: Operation[] = [];
+    try {
+      links.forEach((w, i) => {
+        for (const end of [w.a, w.b]) {
+          const p = this.requirePort(end);
+          ops.push(retag(p.uuid, vlans[i]!, { ...p.external_ids, [OWNER.link]: w.link.id }));
+        }
+      });
+      await this.transact(ops);
+    } catch (e) {
+      for (const v of vlans) this.vlans.release(v);
+      throw e;
+    }
+    const down = links.filter((w) => w.link.carrier === "down").flatMap((w) => [w.a, w.b]);
+    if (down.length > 0)
+      await setLinkUp(
+        down.map((e) => e.iface.hostPort),
+        false,
+        this.hostNs,
+      );
+  }
+
+  async disconnect(_lab: LabRecord, links: readonly WiredLink[]): Promise<void> {
+    const ops: Operation[] = [];
+    const freed: number[] = [];
+    for (const w of links) {
+      for (const end of [w.a, w.b]) {
+        const p = this.port(end.iface.hostPort);
+        if (!p || p.external_ids[OWNER.link] !== w.link.id) continue;
+        if (p.tag !== undefined && this.vlans.inPool("local", p.tag)) freed.push(p.tag);
+        const { [OWNER.link]: _gone, ...ids } = p.external_ids;
+        ops.push(retag(p.uuid, Number(ids[OWNER.isolated]), ids));
+      }
+    }
+    await this.transact(ops);
+    for (const v of new Set(freed)) this.vlans.release(v);
+  }
+
+  async setCarrier(_lab: LabRecord, ends: readonly LinkEnd[], state: CarrierState): Promise<void> {
+    // The host end down is a pulled cable: the node's end loses carrier (NO-CARRIER).
+    await setLinkUp(
+      ends.map((e) => e.iface.hostPort),
+      state === "up",
+      this.hostNs,
+    );
+  }
+
+  async teardown(lab: LabRecord): Promise<void> {
+    const mine = this.client
+      .ports()
+      .filter((p) => p.external_ids[OWNER.lab] === lab.lab && portKind(p.external_ids) === "node");
+    await this.transact(
+      removePorts(
+        this.bridge().uuid,
+        mine.map((p) => p.uuid),
+      ),
+    );
+    for (const p of mine) this.releasePortVlans(p);
+    // One call removes every host veth of the lab (and their peers in the nodes).
+    await deleteGroup(lab.group, { netns: this.hostNs });
+    // Plugin nodes belong to Docker: they are only separated from the lab's links.
+    const plugin = this.client
+      .ports()
+      .filter(
+        (p) =>
+          p.external_ids[OWNER.lab] === lab.lab &&
+          portKind(p.external_ids) === "plugin" &&
+          p.external_ids[OWNER.link],
+      );
+    const ops = plugin.map((p) => {
+      const { [OWNER.link]: _gone, ...ids } = p.external_ids;
+      return retag(p.uuid, Number(ids[OWNER.isolated]), ids);
+    });
+    await this.transact(ops);
+  }
+
+  observe(iface: InterfaceRecord): PortObservation {
+    const p = this.client?.portByName(iface.hostPort);
+    return { present: p !== undefined, vlan: p?.tag ?? null, link: p?.external_ids[OWNER.link] ?? null };
+  }
+
+  status(): Promise<SwitchStatusView> {
+    return Promise.resolve(switchStatus(this.client, this.config.bridge, this.datapath));
+  }
+
+  attachOverlay(rec: OverlayRecord, end: LinkEnd): Promise<void> {
+    return this.overlay.attach(rec, end);
+  }
+
+  detachOverlay(rec: OverlayRecord, end: LinkEnd | undefined): Promise<void> {
+    return this.overlay.detach(rec, end);
+  }
+
+  overlayStatus(recs: readonly OverlayRecord[]): TunnelView[] {
+    return this.overlay.status(recs);
+  }
+
+  async createDetached(ep: DetachedEndpoint): Promise<void> {
+    const isolated = this.vlans.allocate("isolated");
+    try {
+      await createVethsInHost(
+        [{ host: ep.hostPort, peer: ep.peerName, mtu: ep.mtu, alias: ep.owner.alias }],
+        {
+          netns: this.hostNs,
+        },
+      );
+      await this.transact(
+        addPorts(this.bridge().uuid, [
+          {
+            name: ep.hostPort,
+            tag: isolated,
+            externalIds: {
+              ...ep.owner,
+              [OWNER.kind]: "plugin",
+              [OWNER.lab]: ep.lab,
+              [OWNER.isolated]: String(isolated),
+              [OWNER.created]: String(Date.now()),
+            },
+          },
+        ]),
+      );
+    } catch (e) {
+      this.vlans.release(isolated);
+      await deleteLinks([ep.hostPort], { ignoreMissing: true, netns: this.hostNs }).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async removeDetached(hostPort: string): Promise<void> {
+    const p = this.port(hostPort);
+    if (p) {
+      await this.transact(removePorts(this.bridge().uuid, [p.uuid]));
+      this.releasePortVlans(p);
+    }
+    await deleteLinks([hostPort], { ignoreMissing: true, netns: this.hostNs });
+  }
+
+  /** Sets the external_ids of a plugin port (the plugin learns the container's name after Join). */
+  async markPort(hostPort: string, marks: Record<string, string>): Promise<void> {
+    const p = this.port(hostPort);
+    if (!p) return;
+    await this.transact([
+      retag(p.uuid, p.tag ?? Number(p.external_ids[OWNER.isolated]), { ...p.external_ids, ...marks }),
+    ]);
+  }
+
+  audit(ctx: CleanupContext): Promise<Orphan[]> {
+    return auditOrphans(this.client, this.config.bridge, ctx);
+  }
+
+  async removeOrphans(orphans: readonly Orphan[]): Promise<void> {
+    const { ops, kernel } = removeOrphanOps(this.client, this.config.bridge, orphans);
+    await this.transact(ops);
+    this.vlans.rebuild(this.vlansInUse());
+    if (kernel.length > 0) await deleteLinks(kernel, { ignoreMissing: true, netns: this.hostNs });
+  }
+
+  /**
+   * Makes OVS and the kernel match the desired state: the bridge and its settings, a veth and a
+   * port for every interface, the right tag on each port, links wired, carrier as declared,
+   * overlay ports present. Each repair is reported as a line.
+   */
+  async reconcile(labs: readonly LabRecord[], overlays: readonly OverlayRecord[]): Promise<string[]> {
+    const repairs: string[] = [];
+    const bridgeOps = ensureBridgeOps(
+      this.config.bridge,
+      this.datapath,
+      this.client.bridgeByName(this.config.bridge),
+    );
+    if (bridgeOps.length > 0) {
+      await this.transact(bridgeOps);
+      repairs.push(`bridge ${this.config.bridge} created or corrected`);
+    }
+    this.vlans.rebuild(this.vlansInUse());
+    const kernel = new Map((await listLinks(this.hostNs)).map((l) => [l.name, l]));
+
+    for (const lab of labs) {
+      const ends: LinkEnd[] = [];
+      for (const node of Object.values(lab.nodes)) {
+        if (node.origin !== "api") continue;
+        for (const iface of Object.values(node.interfaces)) ends.push({ node, iface });
+      }
+      // Veths that vanished are created again where their node still exists.
+      const lost = ends.filter((e) => !kernel.has(e.iface.hostPort));
+      const recreate: LinkEnd[] = [];
+      for (const e of lost) if (e.node.netns && (await netnsExists(e.node.netns))) recreate.push(e);
+      const stale = recreate
+        .map((e) => this.port(e.iface.hostPort))
+        .filter((p): p is PortRow => p !== undefined);
+      if (stale.length > 0) {
+        await this.transact(
+          removePorts(
+            this.bridge().uuid,
+            stale.map((p) => p.uuid),
+          ),
+        );
+        for (const p of stale) this.releasePortVlans(p);
+      }
+      if (recreate.length > 0) {
+        await this.provision(lab, recreate);
+        repairs.push(...recreate.map((e) => `lab ${lab.lab}: ${e.node.name}:${e.iface.name} re-created`));
+      }
+      // Ports missing from the bridge (the bridge was deleted, or the port removed by hand).
+      const unported = ends.filter((e) => kernel.has(e.iface.hostPort) && !this.port(e.iface.hostPort));
+      if (unported.length > 0) {
+        const isolated = this.vlans.allocateMany("isolated", unported.length);
+        await this.transact(
+          addPorts(
+            this.bridge().uuid,
+            unported.map((e, i) => nodePort(lab, e, isolated[i]!)),
+          ),
+        );
+        repairs.push(...unported.map((e) => `lab ${lab.lab}: port ${e.iface.hostPort} re-added`));
+      }
+      repairs.push(...(await this.reconcileLinks(lab)));
+      repairs.push(...(await this.reconcileCarrier(lab, ends, kernel)));
+    }
+    repairs.push(...(await this.overlay.reconcile(overlays, (o) => this.endOf(labs, o))));
+    if (repairs.length > 0) this.logger.info({ repairs }, "reconciled");
+    return repairs;
+  }
+
+  private endOf(labs: readonly LabRecord[], o: OverlayRecord): LinkEnd | undefined {
+    const node = labs.find((l) => l.lab === o.lab)?.nodes[o.node];
+    const iface = node?.interfaces[o.interface];
+    return node && iface ? { node, iface } : undefined;
+  }
+
+  /** Links whose ends exist but do not share the link's VLAN are wired again; stray links undone. */
+  private async reconcileLinks(lab: LabRecord): Promise<string[]> {
+    const find = (text: string): LinkEnd | undefined => {
+      const [n, i] = text.split(":") as [string, string];
+      const node = lab.nodes[n];
+      const iface = node?.interfaces[i];
+      return node && iface ? { node, iface } : undefined;
+    };
+    const rewire: WiredLink[] = [];
+    const expected = new Map<string, string>();
+    for (const link of Object.values(lab.links)) {
+      const a = find(link.a);
+      const b = find(link.b);
+      if (!a || !b) continue;
+      expected.set(a.iface.hostPort, link.id);
+      expected.set(b.iface.hostPort, link.id);
+      const pa = this.port(a.iface.hostPort);
+      const pb = this.port(b.iface.hostPort);
+      if (!pa || !pb) continue;
+      const ok =
+        pa.external_ids[OWNER.link] === link.id &&
+        pb.external_ids[OWNER.link] === link.id &&
+        pa.tag !== undefined &&
+        pa.tag === pb.tag &&
+        this.vlans.inPool("local", pa.tag);
+      if (!ok) rewire.push({ link, a, b });
+    }
+    const repairs: string[] = [];
+    // Ports that think they are in a link the lab no longer has go back to isolation.
+    const ops: Operation[] = [];
+    for (const p of this.client.ports()) {
+      if (p.external_ids[OWNER.lab] !== lab.lab || portKind(p.external_ids) === "overlay") continue;
+      const isolated = Number(p.external_ids[OWNER.isolated]);
+      const want = expected.get(p.name);
+      const rewired = rewire.some((w) => w.a.iface.hostPort === p.name || w.b.iface.hostPort === p.name);
+      if (rewired) continue;
+      if (
+        want === undefined &&
+        !p.external_ids[OWNER.overlay] &&
+        (p.external_ids[OWNER.link] || p.tag !== isolated)
+      ) {
+        const { [OWNER.link]: _gone, ...ids } = p.external_ids;
+        ops.push(retag(p.uuid, isolated, ids));
+        repairs.push(`lab ${lab.lab}: port ${p.name} isolated again`);
+      }
+    }
+    await this.transact(ops);
+    if (rewire.length > 0) {
+      // Free what the broken pairs held, then wire them in one transaction.
+      for (const w of rewire) {
+        for (const e of [w.a, w.b]) {
+          const p = this.port(e.iface.hostPort);
+          if (p?.tag !== undefined && this.vlans.inPool("local", p.tag) && !this.tagShared(p))
+            this.vlans.release(p.tag);
+        }
+      }
+      await this.connect(lab, rewire);
+      repairs.push(...rewire.map((w) => `lab ${lab.lab}: link ${w.link.id} wired again`));
+    }
+    return repairs;
+  }
+
+  private tagShared(p: PortRow): boolean {
+    return this.client
+      .ports()
+      .some(
+        (o) =>
+          o.uuid !== p.uuid && o.tag === p.tag && o.external_ids[OWNER.link] !== p.external_ids[OWNER.link],
+      );
+  }
+
+  private async reconcileCarrier(
+    lab: LabRecord,
+    ends: readonly LinkEnd[],
+    kernel: Map<string, { up: boolean }>,
+  ): Promise<string[]> {
+    const wrong = ends.filter((e) => {
+      const k = kernel.get(e.iface.hostPort);
+      return k !== undefined && k.up !== (e.iface.carrier === "up");
+    });
+    for (const state of ["up", "down"] as const) {
+      const these = wrong.filter((e) => e.iface.carrier === state);
+      if (these.length > 0) await this.setCarrier(lab, these, state);
+    }
+    return wrong.map(
+      (e) => `lab ${lab.lab}: carrier of ${e.node.name}:${e.iface.name} set ${e.iface.carrier}`,
+    );
+  }
+
+  /** Every VLAN a port of the bridge uses now or returns to (isolated marks), ours or not. */
+  private vlansInUse(): number[] {
+    const out: number[] = [];
+    for (const p of this.client.ports()) {
+      if (p.tag !== undefined) out.push(p.tag);
+      const iso = Number(p.external_ids[OWNER.isolated]);
+      if (Number.isInteger(iso) && iso > 0) out.push(iso);
+    }
+    return out;
+  }
+
+  private releasePortVlans(p: PortRow): void {
+    if (p.tag !== undefined && !this.tagShared(p)) this.vlans.release(p.tag);
+    const iso = Number(p.external_ids[OWNER.isolated]);
+    if (Number.isInteger(iso)) this.vlans.release(iso);
+  }
+
+  private requirePort(end: LinkEnd): PortRow {
+    const p = this.port(end.iface.hostPort);
+    if (!p) {
+      throw new AgentError(
+        "INTERFACE_NOT_FOUND",
+        `${end.node.name}:${end.iface.name} has no port on ${this.config.bridge}`,
+        "the agent repairs missing ports within a second; retry",
+      );
+    }
+    return p;
+  }
+}
+
+function nodePort(lab: LabRecord, { node, iface }: LinkEnd, isolated: number): NewPort {
+  return {
+    name: iface.hostPort,
+    tag: isolated,
+    externalIds: {
+      [OWNER.kind]: "node",
+      [OWNER.lab]: lab.lab,
+      [OWNER.node]: node.name,
+      [OWNER.iface]: iface.name,
+      [OWNER.isolated]: String(isolated),
+      [OWNER.created]: String(iface.createdAt),
+    },
+  };
+}

@@ -1,0 +1,27 @@
+/**
+ * The marks the agent writes into `external_ids` of the OVS ports it owns. A port without
+ * `archetype_kind` is not ours and is never touched. Recording owner and link in the same
+ * transaction as the change means OVSDB itself tells a restarted agent what is in use.
+ */
+export const OWNER = {
+  kind: "archetype_kind",
+  lab: "archetype_lab",
+  node: "archetype_node",
+  iface: "archetype_if",
+  link: "archetype_link",
+  /** The interface's own VLAN when it is not linked. */
+  isolated: "archetype_isolated",
+  /** On a node's port: the overlay link it carries (its tag is then the overlay VLAN). */
+  overlay: "archetype_overlay",
+  endpoint: "archetype_endpoint",
+  vni: "archetype_vni",
+  created: "archetype_created",
+} as const;
+
+/** node: a lab interface's host port; plugin: a Docker endpoint's; overlay: a VXLAN port. */
+export type PortKind = "node" | "plugin" | "overlay";
+
+export function portKind(externalIds: Readonly<Record<string, string>>): PortKind | undefined {
+  const k = externalIds[OWNER.kind];
+  return k === "node" || k === "plugin" || k === "overlay" ? k : undefined;
+}

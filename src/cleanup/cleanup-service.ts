@@ -1,0 +1,73 @@
+import type { CleanupContext, NetworkBackend, Orphan } from "../backends/network-backend.js";
+import type { Locks } from "../common/locks.js";
+import type { Logger } from "../common/log.js";
+import type { AgentConfig } from "../config/config.js";
+import type { OrphanView } from "../labs/views.js";
+import type { Metrics } from "../metrics.js";
+import type { CleanupOperations } from "../services.js";
+import type { StateStore } from "../state/state-store.js";
+
+export interface CleanupServiceDeps {
+  config: AgentConfig;
+  store: StateStore;
+  backend: NetworkBackend;
+  locks: Locks;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/**
+ * Orphan cleanup: on demand and every N seconds. A pass holds the exclusive lock, so it never
+ * races provisioning and never runs twice at once; resources younger than the grace period and
+ * anything without the agent's ownership marks are never orphans.
+ */
+export class CleanupService implements CleanupOperations {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly d: CleanupServiceDeps) {}
+
+  context(): CleanupContext {
+    const pluginPorts = new Set(this.d.store.pluginEndpoints.values().map((e) => e.hostPort));
+    return {
+      labs: this.d.store.labs(),
+      overlays: this.d.store.overlays.values(),
+      pluginPorts,
+      graceSince: Date.now() - this.d.config.cleanupGraceS * 1000,
+    };
+  }
+
+  audit(): Promise<OrphanView[]> {
+    return this.d.locks.exclusive(async () => (await this.d.backend.audit(this.context())).map(view));
+  }
+
+  run(): Promise<OrphanView[]> {
+    return this.d.locks.exclusive(() =>
+      this.d.metrics.time("cleanup", async () => {
+        const orphans = await this.d.backend.audit(this.context());
+        if (orphans.length === 0) return [];
+        await this.d.backend.removeOrphans(orphans);
+        for (const o of orphans) this.d.metrics.cleanupRemoved.inc({ kind: o.kind });
+        this.d.logger.info({ removed: orphans.map(view) }, "cleanup removed orphans");
+        return orphans.map(view);
+      }),
+    );
+  }
+
+  /** Starts the periodic pass (interval 0 disables it). */
+  start(): void {
+    const s = this.d.config.cleanupIntervalS;
+    if (s <= 0) return;
+    this.timer = setInterval(() => {
+      this.run().catch((e) => this.d.logger.warn({ err: e }, "cleanup pass failed"));
+    }, s * 1000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+}
+
+function view(o: Orphan): OrphanView {
+  return { kind: o.kind, name: o.name, reason: o.reason };
+}

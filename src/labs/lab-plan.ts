@@ -1,0 +1,167 @@
+import type { LinkEnd } from "../backends/network-backend.js";
+import { AgentError } from "../common/errors.js";
+import { validateIfName } from "../link/names.js";
+import { parseNetnsRef } from "../link/netns.js";
+import type { InterfaceRecord, LabRecord, LinkRecord, NodeRecord } from "../state/records.js";
+import { defaultLinkId, formatEnd, hostPortName, parseEnd, validateId } from "./names.js";
+import type { LabChanges, LabSpec } from "./views.js";
+
+/** What converging a lab to a declared state takes: computed and validated before any change. */
+export interface LabPlan {
+  /** Nodes (new, or existing with new interfaces) and the interfaces to create. */
+  addNodes: { node: NodeRecord; ifaces: InterfaceRecord[] }[];
+  removeNodes: string[];
+  removeEnds: LinkEnd[];
+  addLinks: LinkRecord[];
+  removeLinks: LinkRecord[];
+  changes: LabChanges;
+}
+
+/**
+ * Diffs the lab's records against a declared spec. Throws a typed error for any bad input, so a
+ * rejected spec changes nothing. Nodes made by the Docker plugin are not the spec's to remove.
+ */
+export function planLab(
+  current: LabRecord,
+  spec: LabSpec,
+  defaultMtu: number,
+  overlayLinked: ReadonlySet<string>,
+  takenPorts: ReadonlySet<string>,
+): LabPlan {
+  const plan = emptyPlan();
+  const c = plan.changes;
+  const declared = new Set<string>();
+
+  for (const n of spec.nodes) {
+    const name = validateId(n.name, "node");
+    if (declared.has(name)) throw new AgentError("BAD_REQUEST", `node ${name} is declared twice`);
+    declared.add(name);
+    const netns = parseNetnsRef(n);
+    const wanted = validateInterfaces(n.interfaces, defaultMtu);
+    const have = current.nodes[name];
+    if (have?.origin === "plugin") {
+      throw new AgentError(
+        "CONFLICT",
+        `node ${name} of lab ${current.lab} is a Docker container of the plugin`,
+        "leave it out of the lab body",
+      );
+    }
+    const moved = have !== undefined && JSON.stringify(have.netns) !== JSON.stringify(netns);
+    if (have && moved) removeNode(plan, have);
+    const node: NodeRecord = have && !moved ? have : { name, netns, origin: "api", interfaces: {} };
+    if (!have || moved) c.nodes_added.push(name);
+    const fresh: InterfaceRecord[] = [];
+    for (const w of wanted) {
+      const old = node.interfaces[w.name];
+      if (old && old.mtu === w.mtu) continue;
+      if (old) removeEnd(plan, node, old);
+      fresh.push(newInterface(current.lab, name, w.name, w.mtu, takenPorts));
+      c.interfaces_added.push(`${name}:${w.name}`);
+    }
+    if (!moved && have) {
+      const keep = new Set(wanted.map((w) => w.name));
+      for (const old of Object.values(have.interfaces)) if (!keep.has(old.name)) removeEnd(plan, have, old);
+    }
+    if (fresh.length > 0 || !have || moved) plan.addNodes.push({ node, ifaces: fresh });
+  }
+  for (const have of Object.values(current.nodes)) {
+    if (have.origin === "api" && !declared.has(have.name)) removeNode(plan, have);
+  }
+
+  const ids = new Set<string>();
+  const ends = new Set<string>();
+  for (const l of spec.links) {
+    const a = parseEnd(l.a);
+    const b = parseEnd(l.b);
+    const id = l.id === undefined ? defaultLinkId(a, b) : validateId(l.id, "link");
+    for (const e of [formatEnd(a), formatEnd(b)]) {
+      if (ends.has(e)) throw new AgentError("ALREADY_LINKED", `${e} is in two links of the lab body`);
+      if (overlayLinked.has(e))
+        throw new AgentError("ALREADY_LINKED", `${e} carries an overlay link`, "detach it first");
+      ends.add(e);
+    }
+    if (formatEnd(a) === formatEnd(b))
+      throw new AgentError("BAD_REQUEST", `link ${id} joins ${formatEnd(a)} to itself`);
+    if (ids.has(id)) throw new AgentError("BAD_REQUEST", `link id ${id} is declared twice`);
+    ids.add(id);
+    const have = current.links[id];
+    const same = have && [have.a, have.b].sort().join() === [formatEnd(a), formatEnd(b)].sort().join();
+    if (have && same) continue;
+    if (have) {
+      plan.removeLinks.push(have);
+      c.links_removed.push(id);
+    }
+    plan.addLinks.push({ id, a: formatEnd(a), b: formatEnd(b), carrier: "up", createdAt: Date.now() });
+    c.links_added.push(id);
+  }
+  for (const have of Object.values(current.links)) {
+    if (!ids.has(have.id)) {
+      plan.removeLinks.push(have);
+      c.links_removed.push(have.id);
+    }
+  }
+  return plan;
+}
+
+function removeNode(plan: LabPlan, node: NodeRecord): void {
+  plan.removeNodes.push(node.name);
+  plan.changes.nodes_removed.push(node.name);
+  for (const iface of Object.values(node.interfaces)) removeEnd(plan, node, iface);
+}
+
+function removeEnd(plan: LabPlan, node: NodeRecord, iface: InterfaceRecord): void {
+  plan.removeEnds.push({ node, iface });
+  plan.changes.interfaces_removed.push(`${node.name}:${iface.name}`);
+}
+
+export function validateInterfaces(
+  list: readonly { name: string; mtu?: number }[],
+  defaultMtu: number,
+): { name: string; mtu: number }[] {
+  const seen = new Set<string>();
+  return list.map((i) => {
+    const name = validateIfName(i.name);
+    if (seen.has(name)) throw new AgentError("BAD_REQUEST", `interface ${name} is listed twice`);
+    seen.add(name);
+    const mtu = i.mtu ?? defaultMtu;
+    if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) {
+      throw new AgentError("BAD_REQUEST", `MTU ${mtu} of ${name} is not a whole number from 68 to 65535`);
+    }
+    return { name, mtu };
+  });
+}
+
+export function newInterface(
+  lab: string,
+  node: string,
+  name: string,
+  mtu: number,
+  takenPorts: ReadonlySet<string>,
+): InterfaceRecord {
+  const hostPort = hostPortName(lab, node, name);
+  if (takenPorts.has(hostPort)) {
+    throw new AgentError(
+      "CONFLICT",
+      `host port name ${hostPort} of ${node}:${name} clashes with another lab's`,
+    );
+  }
+  return { name, hostPort, mtu, carrier: "up", createdAt: Date.now() };
+}
+
+export function emptyPlan(): LabPlan {
+  return {
+    addNodes: [],
+    removeNodes: [],
+    removeEnds: [],
+    addLinks: [],
+    removeLinks: [],
+    changes: {
+      nodes_added: [],
+      nodes_removed: [],
+      interfaces_added: [],
+      interfaces_removed: [],
+      links_added: [],
+      links_removed: [],
+    },
+  };
+}

@@ -1,0 +1,134 @@
+/**
+ * What the agent answers about labs, in the contract's JSON shapes (snake_case, see
+ * shared/spec/api.md). The API's TypeBox schemas describe exactly these.
+ */
+import type { CarrierState } from "../state/records.js";
+
+export type LinkState = "up" | "down" | "pending";
+
+export interface InterfaceView {
+  name: string;
+  host_port: string;
+  mtu: number;
+  /** The access VLAN of the host port now (isolated, or the link's); null when the backend has none. */
+  vlan: number | null;
+  carrier: CarrierState;
+  /** Whether the interface exists on the host right now. */
+  present: boolean;
+  link: string | null;
+}
+
+export interface NodeView {
+  name: string;
+  /** Netns name or path, `pid:N`, or null for Docker plugin nodes. */
+  netns: string | null;
+  origin: "api" | "plugin";
+  interfaces: InterfaceView[];
+}
+
+export interface LinkView {
+  id: string;
+  a: string;
+  b: string;
+  vlan: number | null;
+  /** up: both ends exist and are joined; pending: an end does not exist yet; down: carrier down. */
+  state: LinkState;
+}
+
+export interface LabView {
+  lab: string;
+  nodes: NodeView[];
+  links: LinkView[];
+}
+
+export interface LabSummary {
+  lab: string;
+  nodes: number;
+  links: number;
+}
+
+/** What a declarative PUT changed. */
+export interface LabChanges {
+  nodes_added: string[];
+  nodes_removed: string[];
+  interfaces_added: string[];
+  interfaces_removed: string[];
+  links_added: string[];
+  links_removed: string[];
+}
+
+/** Body of `PUT /labs/{lab}`. */
+export interface LabSpec {
+  nodes: { name: string; netns?: string; pid?: number; interfaces: { name: string; mtu?: number }[] }[];
+  links: { a: string; b: string; id?: string }[];
+}
+
+/** Body of `POST /labs/{lab}/nodes/{node}/interfaces`. */
+export interface NodeInterfacesSpec {
+  netns?: string;
+  pid?: number;
+  interfaces: { name: string; mtu?: number }[];
+}
+
+export interface OverlaySpec {
+  lab: string;
+  link: string;
+  node: string;
+  interface: string;
+  vni: number;
+  local_ip: string;
+  remote_ip: string;
+  mtu?: number;
+}
+
+export interface TunnelView {
+  lab: string;
+  link: string;
+  vni: number;
+  vlan: number | null;
+  port: string;
+  local_ip: string;
+  remote_ip: string;
+  node: string;
+  interface: string;
+  mtu: number;
+  /** OVS link state of the VXLAN port and whether the node's port is there. */
+  state: "up" | "down" | "missing";
+  rx_packets: number;
+  tx_packets: number;
+  rx_bytes: number;
+  tx_bytes: number;
+  /** Packets the switch dropped on this tunnel (e.g. too big for the underlay). */
+  drops: number;
+}
+
+export interface SwitchPortView {
+  name: string;
+  vlan: number | null;
+  lab: string | null;
+  node: string | null;
+  interface: string | null;
+  link: string | null;
+  ofport: number | null;
+  link_state: string | null;
+  type: string;
+  rx_packets: number;
+  tx_packets: number;
+  rx_bytes: number;
+  tx_bytes: number;
+}
+
+export interface SwitchStatusView {
+  backend: string;
+  bridge: string | null;
+  fail_mode: string | null;
+  datapath: string | null;
+  connected: boolean;
+  ports: SwitchPortView[];
+}
+
+export interface OrphanView {
+  kind: "veth" | "port" | "overlay_port" | "plugin_endpoint" | "state";
+  name: string;
+  reason: string;
+}

@@ -1,0 +1,78 @@
+import type { NetnsRef } from "../link/netns.js";
+
+/**
+ * The desired state the agent keeps per lab. It is what the controller declared, not what the
+ * kernel or OVS has: reconciliation compares the two and repairs the difference.
+ */
+export type CarrierState = "up" | "down";
+
+export interface InterfaceRecord {
+  /** Name inside the node, e.g. `eth1`. */
+  name: string;
+  /** Host-side veth name, also the OVS port name. */
+  hostPort: string;
+  mtu: number;
+  carrier: CarrierState;
+  /** ms since epoch: cleanup leaves young resources alone. */
+  createdAt: number;
+}
+
+export interface NodeRecord {
+  name: string;
+  /** Where the node's interfaces live; undefined for Docker plugin nodes (Docker moves them). */
+  netns: NetnsRef | undefined;
+  /** `api`: created through the lab API; `plugin`: created by the Docker network plugin. */
+  origin: "api" | "plugin";
+  interfaces: Record<string, InterfaceRecord>;
+}
+
+export interface LinkRecord {
+  id: string;
+  /** `NODE:IF` */
+  a: string;
+  b: string;
+  carrier: CarrierState;
+  createdAt: number;
+}
+
+export interface LabRecord {
+  lab: string;
+  /** Kernel interface group of the lab's host-side veths: bulk teardown in one call. */
+  group: number;
+  createdAt: number;
+  nodes: Record<string, NodeRecord>;
+  links: Record<string, LinkRecord>;
+}
+
+export interface OverlayRecord {
+  lab: string;
+  link: string;
+  node: string;
+  interface: string;
+  vni: number;
+  localIp: string;
+  remoteIp: string;
+  mtu: number;
+  createdAt: number;
+}
+
+/** A Docker network of the `archetype-ovs` driver: one interface slot of a lab. */
+export interface PluginNetworkRecord {
+  networkId: string;
+  lab: string;
+  interfaceName: string;
+  createdAt: number;
+}
+
+export interface PluginEndpointRecord {
+  endpointId: string;
+  networkId: string;
+  hostPort: string;
+  /** Host-side name of the end Docker moves into the container. */
+  peerName: string;
+  mtu: number;
+  /** The container's name once known: the endpoint is then interface `container:IF` of the lab. */
+  node?: string;
+  sandboxKey?: string;
+  createdAt: number;
+}

@@ -1,0 +1,83 @@
+import { mkdirSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { readJson, removeFile, writeAtomic } from "./atomic-file.js";
+import type { LabRecord, OverlayRecord, PluginEndpointRecord, PluginNetworkRecord } from "./records.js";
+
+/** A keyed collection kept in one JSON file, rewritten atomically on every change. */
+class FileCollection<T> {
+  private readonly items = new Map<string, T>();
+  constructor(
+    private readonly path: string,
+    private readonly fsync: boolean,
+  ) {
+    for (const [k, v] of Object.entries(readJson<Record<string, T>>(path) ?? {})) this.items.set(k, v);
+  }
+  get(key: string): T | undefined {
+    return this.items.get(key);
+  }
+  values(): T[] {
+    return [...this.items.values()];
+  }
+  set(key: string, value: T): void {
+    this.items.set(key, value);
+    this.flush();
+  }
+  delete(key: string): void {
+    if (this.items.delete(key)) this.flush();
+  }
+  private flush(): void {
+    writeAtomic(this.path, JSON.stringify(Object.fromEntries(this.items)), this.fsync);
+  }
+}
+
+/**
+ * The agent's durable desired state: one file per lab (big labs rewrite only their own file),
+ * one for overlay links and one each for the Docker plugin's networks and endpoints.
+ * Callers pass records they own; the store keeps the objects it was given.
+ */
+export class StateStore {
+  private readonly labsDir: string;
+  private readonly labMap = new Map<string, LabRecord>();
+  readonly overlays: FileCollection<OverlayRecord>;
+  readonly pluginNetworks: FileCollection<PluginNetworkRecord>;
+  readonly pluginEndpoints: FileCollection<PluginEndpointRecord>;
+
+  constructor(
+    readonly dir: string,
+    private readonly fsync = false,
+  ) {
+    this.labsDir = join(dir, "labs");
+    mkdirSync(this.labsDir, { recursive: true, mode: 0o700 });
+    for (const f of readdirSync(this.labsDir)) {
+      if (!f.endsWith(".json")) continue; // leftovers of an interrupted write are ignored
+      const rec = readJson<LabRecord>(join(this.labsDir, f));
+      if (rec) this.labMap.set(rec.lab, rec);
+    }
+    this.overlays = new FileCollection(join(dir, "overlays.json"), fsync);
+    this.pluginNetworks = new FileCollection(join(dir, "plugin-networks.json"), fsync);
+    this.pluginEndpoints = new FileCollection(join(dir, "plugin-endpoints.json"), fsync);
+  }
+
+  labs(): LabRecord[] {
+    return [...this.labMap.values()];
+  }
+
+  lab(id: string): LabRecord | undefined {
+    return this.labMap.get(id);
+  }
+
+  /** Persists a lab record (lab ids are validated names, safe as file names). */
+  saveLab(rec: LabRecord): void {
+    this.labMap.set(rec.lab, rec);
+    writeAtomic(this.labFile(rec.lab), JSON.stringify(rec), this.fsync);
+  }
+
+  deleteLab(id: string): void {
+    this.labMap.delete(id);
+    removeFile(this.labFile(id));
+  }
+
+  private labFile(id: string): string {
+    return join(this.labsDir, `${id}.json`);
+  }
+}
