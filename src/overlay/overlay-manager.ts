@@ -1,11 +1,35 @@
 import type { LinkEnd } from "../backends/network-backend.js";
+import { resolveDatapath } from "../backends/ovs/bridge.js";
+import { OWNER } from "../backends/ovs/ownership.js";
+import { addPorts, removePorts, retag } from "../backends/ovs/port-ops.js";
 import type { VlanAllocator } from "../backends/ovs/vlan-allocator.js";
-import { AgentError } from "../common/errors.js";
+import { AgentError, toAgentError } from "../common/errors.js";
 import type { Logger } from "../common/log.js";
 import type { AgentConfig } from "../config/config.js";
 import type { TunnelView } from "../labs/views.js";
-import type { BridgeRow, Operation, OvsdbClient } from "../ovsdb/index.js";
+import { setMtu } from "../link/index.js";
+import { describeNetns, type NetnsRef } from "../link/netns.js";
+import {
+  type BridgeRow,
+  type CacheChange,
+  eqUuid,
+  map,
+  type Operation,
+  type OvsdbClient,
+  type PortRow,
+  update,
+} from "../ovsdb/index.js";
 import type { OverlayRecord } from "../state/records.js";
+import { ensureUnderlay, localAddresses } from "./underlay.js";
+import {
+  ownsPort,
+  sameTunnel,
+  tunnelDrops,
+  VXLAN_PREFIX,
+  vxlanMarks,
+  vxlanOptions,
+  vxlanPortName,
+} from "./vxlan-port.js";
 
 export interface OverlayManagerDeps {
   config: AgentConfig;
@@ -15,22 +39,377 @@ export interface OverlayManagerDeps {
   bridge: () => BridgeRow;
   /** The backend's transaction door (waits for ovs-vswitchd, marks the change as the agent's own). */
   transact: (ops: Operation[]) => Promise<void>;
+  /** Where ovs-vswitchd runs and the host ends of veths live (undefined: the agent's own). */
+  switchNetns: NetnsRef | undefined;
 }
 
-// PLACEHOLDER: written by the overlay work (issue 6).
+/** What converging one overlay link did. */
+interface Converged {
+  /** Words for a repair line; empty when nothing had to change in OVS. */
+  changes: string[];
+  /** The overlay VLAN was allocated by this call (released again if the call fails). */
+  allocated: number | undefined;
+  /** The VXLAN port was created by this call. */
+  created: boolean;
+}
+
+/**
+ * Cross-host links on the OVS bridge. An overlay link is a VXLAN port `vxlan<VNI>` (remote_ip,
+ * local_ip, key=VNI) and the node's access port, both tagged with one VLAN of the overlay range:
+ * the VLAN is local to this host, the VNI is what both hosts agree on. Everything is written in
+ * one OVSDB transaction with the ownership marks, so a restarted agent reads back what exists.
+ *
+ * MTU: the node's interface (both veth ends) is set to the link's MTU (default
+ * ARCHETYPE_AGENT_OVERLAY_MTU = underlay MTU - 50), so a node cannot send a frame the underlay
+ * cannot carry: it gets EMSGSIZE / path-MTU feedback locally instead of a silent loss. On detach
+ * both ends go back to the interface's declared MTU. Frames that are too big anyway (a node that
+ * raised its MTU by hand) are dropped by the switch: they are counted in the tunnel's `drops`
+ * (tx/rx dropped and errors of the VXLAN Interface) and a warning is logged when the count grows.
+ */
 export class OverlayManager {
-  constructor(readonly deps: OverlayManagerDeps) {}
-  async attach(_rec: OverlayRecord, _end: LinkEnd): Promise<void> {
-    throw new AgentError("NOT_SUPPORTED", "overlay links are not implemented yet");
+  private underlay: Promise<unknown> | undefined;
+  /** IPv4 addresses of the switch namespace, refreshed when an attach names one not in it. */
+  private addresses: Set<string> | undefined;
+  /** Last drop count seen per VXLAN interface (by name). */
+  private readonly drops = new Map<string, number>();
+
+  constructor(readonly deps: OverlayManagerDeps) {
+    deps.client.on("change", (c: CacheChange) => this.onChange(c));
   }
-  async detach(_rec: OverlayRecord, _end: LinkEnd | undefined): Promise<void> {}
-  status(_recs: readonly OverlayRecord[]): TunnelView[] {
-    return [];
+
+  async attach(rec: OverlayRecord, end: LinkEnd): Promise<void> {
+    await this.ensureUnderlayOnce();
+    await this.requireLocalIp(rec.localIp);
+    await this.converge(rec, end);
   }
+
+  async detach(rec: OverlayRecord, end: LinkEnd | undefined): Promise<void> {
+    const { client, logger } = this.deps;
+    const name = vxlanPortName(rec.vni);
+    const port = client.portByName(name);
+    const ops: Operation[] = [];
+    if (port && ownsPort(rec, port)) ops.push(...removePorts(this.deps.bridge().uuid, [port.uuid]));
+    else if (port)
+      logger.warn({ port: name }, "overlay detach: the VXLAN port is not this link's; left alone");
+    const nodePort = end ? client.portByName(end.iface.hostPort) : this.nodePortOf(rec);
+    let isolated: number | undefined;
+    if (nodePort && nodePort.external_ids[OWNER.overlay] === rec.link) {
+      const { [OWNER.overlay]: _gone, ...ids } = nodePort.external_ids;
+      let iso = Number(ids[OWNER.isolated]);
+      if (!Number.isInteger(iso) || iso <= 0) {
+        iso = isolated = this.deps.vlans.allocate("isolated");
+        ids[OWNER.isolated] = String(iso);
+      }
+      ops.push(retag(nodePort.uuid, iso, ids));
+    }
+    try {
+      await this.deps.transact(ops);
+    } catch (e) {
+      this.deps.vlans.release(isolated);
+      throw e;
+    }
+    if (port?.tag !== undefined && ownsPort(rec, port)) this.releaseIfUnused(port.tag);
+    if (end && nodePort) {
+      await this.setMtus(end, end.iface.mtu).catch((e: unknown) =>
+        logger.warn(
+          { lab: rec.lab, link: rec.link, err: toAgentError(e).message },
+          "overlay detach: could not restore the interface MTU",
+        ),
+      );
+    }
+  }
+
+  status(recs: readonly OverlayRecord[]): TunnelView[] {
+    const { client } = this.deps;
+    const nodePorts = new Map<string, PortRow>();
+    for (const p of client.ports()) {
+      const link = p.external_ids[OWNER.overlay];
+      if (link !== undefined) nodePorts.set(`${p.external_ids[OWNER.lab]}/${link}`, p);
+    }
+    return recs.map((rec) => {
+      const name = vxlanPortName(rec.vni);
+      const found = client.portByName(name);
+      const port = found && ownsPort(rec, found) ? found : undefined;
+      const iface = port?.interfaces[0] ? client.interfaceByUuid(port.interfaces[0]) : undefined;
+      const nodePort = nodePorts.get(`${rec.lab}/${rec.link}`);
+      const wired = port !== undefined && nodePort !== undefined && nodePort.tag === port.tag;
+      const up = iface?.link_state === "up" && iface.admin_state !== "down";
+      const s = iface?.statistics ?? {};
+      return {
+        lab: rec.lab,
+        link: rec.link,
+        vni: rec.vni,
+        vlan: port?.tag ?? null,
+        port: name,
+        local_ip: rec.localIp,
+        remote_ip: rec.remoteIp,
+        node: rec.node,
+        interface: rec.interface,
+        mtu: rec.mtu,
+        state: !wired ? "missing" : up ? "up" : "down",
+        rx_packets: s.rx_packets ?? 0,
+        tx_packets: s.tx_packets ?? 0,
+        rx_bytes: s.rx_bytes ?? 0,
+        tx_bytes: s.tx_bytes ?? 0,
+        drops: tunnelDrops(iface),
+      };
+    });
+  }
+
+  /**
+   * Builds the underlay (when configured) and makes every overlay link's VXLAN port and node
+   * port match its record. Ports of kind overlay without a record are left to cleanup.
+   */
   async reconcile(
-    _recs: readonly OverlayRecord[],
-    _endOf: (o: OverlayRecord) => LinkEnd | undefined,
+    recs: readonly OverlayRecord[],
+    endOf: (o: OverlayRecord) => LinkEnd | undefined,
   ): Promise<string[]> {
-    return [];
+    const repairs: string[] = [];
+    this.addresses = undefined;
+    if (this.underlayConfigured()) {
+      try {
+        repairs.push(...(await this.startUnderlay()));
+      } catch (e) {
+        this.deps.logger.warn({ err: toAgentError(e).message }, "underlay not ready; retried on attach");
+      }
+    }
+    for (const rec of recs) {
+      const end = endOf(rec);
+      // Without its node (or the node's port) the link waits; the lab's reconcile re-creates ports first.
+      if (!end || !this.deps.client.portByName(end.iface.hostPort)) continue;
+      try {
+        const r = await this.converge(rec, end);
+        if (r.changes.length > 0) repairs.push(`overlay ${rec.lab}/${rec.link}: ${r.changes.join(", ")}`);
+      } catch (e) {
+        this.deps.logger.warn(
+          { lab: rec.lab, link: rec.link, err: toAgentError(e).message },
+          "overlay link could not be repaired",
+        );
+      }
+    }
+    return repairs;
+  }
+
+  // ---- convergence ----
+
+  /**
+   * One transaction that makes the VXLAN port and the node's port right, then the MTU of both
+   * veth ends. Nothing is sent when everything already matches (idempotent attach). When a
+   * step fails, what this call created is undone.
+   */
+  private async converge(rec: OverlayRecord, end: LinkEnd): Promise<Converged> {
+    const { client, vlans } = this.deps;
+    const name = vxlanPortName(rec.vni);
+    const nodePort = client.portByName(end.iface.hostPort);
+    if (!nodePort) {
+      throw new AgentError(
+        "INTERFACE_NOT_FOUND",
+        `${rec.node}:${rec.interface} has no port on ${this.deps.config.bridge}`,
+        "the agent repairs missing ports within a second; retry",
+      );
+    }
+    const bridge = this.deps.bridge();
+    const port = client.portByName(name);
+    if (port && (!ownsPort(rec, port) || !bridge.ports.includes(port.uuid))) {
+      const ids = port.external_ids;
+      throw new AgentError(
+        "CONFLICT",
+        `OVS port ${name} for VNI ${rec.vni} already exists` +
+          (ids[OWNER.kind] === "overlay"
+            ? ` for overlay link ${ids[OWNER.lab]}/${ids[OWNER.link]}`
+            : " and is not the agent's"),
+        "remove it (POST /cleanup removes overlay ports without a link) or use another VNI",
+      );
+    }
+    const result: Converged = { changes: [], allocated: undefined, created: false };
+    let vlan = port?.tag;
+    if (vlan === undefined || !vlans.inPool("overlay", vlan) || this.taken(vlan, [port, nodePort])) {
+      vlan = result.allocated = vlans.allocate("overlay");
+    }
+    const ops: Operation[] = [];
+    if (!port) {
+      ops.push(
+        ...addPorts(bridge.uuid, [
+          { name, tag: vlan, externalIds: vxlanMarks(rec), type: "vxlan", options: vxlanOptions(rec) },
+        ]),
+      );
+      result.created = true;
+      result.changes.push(`port ${name} created`);
+    } else {
+      const iface = port.interfaces[0] ? client.interfaceByUuid(port.interfaces[0]) : undefined;
+      if (iface && !sameTunnel(rec, iface)) {
+        const options = { ...iface.options, ...vxlanOptions(rec) };
+        ops.push(update("Interface", [eqUuid(iface.uuid)], { type: "vxlan", options: map(options) }));
+        result.changes.push(`options of ${name} corrected`);
+      }
+      if (port.tag !== vlan) {
+        ops.push(retag(port.uuid, vlan, { ...port.external_ids, ...vxlanMarks(rec) }));
+        result.changes.push(`${name} retagged ${vlan}`);
+      }
+    }
+    const nodeIds = nodePort.external_ids;
+    if (nodePort.tag !== vlan || nodeIds[OWNER.overlay] !== rec.link) {
+      ops.push(retag(nodePort.uuid, vlan, { ...nodeIds, [OWNER.overlay]: rec.link }));
+      result.changes.push(`${end.iface.hostPort} joined VLAN ${vlan}`);
+    }
+    const hostIface = client.interfaceByName(end.iface.hostPort);
+    const mtuWrong = result.changes.length > 0 || hostIface?.mtu !== rec.mtu;
+    // The transaction and the MTU are independent: run them together (attach latency).
+    const [txn, mtu] = await Promise.allSettled([
+      this.deps.transact(ops),
+      mtuWrong ? this.setMtus(end, rec.mtu) : Promise.resolve(),
+    ]);
+    if (txn.status === "rejected" || mtu.status === "rejected") {
+      await this.undo(rec, end, result, txn.status === "fulfilled", mtu.status === "fulfilled" && mtuWrong);
+      throw txn.status === "rejected" ? txn.reason : (mtu as PromiseRejectedResult).reason;
+    }
+    if (mtuWrong && result.changes.length === 0) result.changes.push(`MTU set to ${rec.mtu}`);
+    return result;
+  }
+
+  /** Best-effort rollback of a failed converge: only what that call itself created. */
+  private async undo(
+    rec: OverlayRecord,
+    end: LinkEnd,
+    r: Converged,
+    committed: boolean,
+    mtuSet: boolean,
+  ): Promise<void> {
+    const { client, logger } = this.deps;
+    try {
+      if (committed && r.created) {
+        const port = client.portByName(vxlanPortName(rec.vni));
+        const nodePort = client.portByName(end.iface.hostPort);
+        const ops: Operation[] = port ? removePorts(this.deps.bridge().uuid, [port.uuid]) : [];
+        if (nodePort) {
+          const { [OWNER.overlay]: _gone, ...ids } = nodePort.external_ids;
+          const iso = Number(ids[OWNER.isolated]);
+          if (Number.isInteger(iso) && iso > 0) ops.push(retag(nodePort.uuid, iso, ids));
+        }
+        await this.deps.transact(ops);
+      }
+      if (!committed || r.created) this.deps.vlans.release(r.allocated);
+      if (mtuSet) await this.setMtus(end, end.iface.mtu);
+    } catch (e) {
+      logger.warn(
+        { lab: rec.lab, link: rec.link, err: toAgentError(e).message },
+        "overlay attach: rollback incomplete; reconcile or cleanup finishes it",
+      );
+    }
+  }
+
+  /** The node end (in the node's netns) and the host end (in the switch netns), in parallel. */
+  private async setMtus(end: LinkEnd, mtu: number): Promise<void> {
+    const work = [setMtu([end.iface.hostPort], mtu, this.deps.switchNetns)];
+    // Docker plugin nodes have no netns of record: Docker owns the container's end.
+    if (end.node.netns) work.push(setMtu([end.iface.name], mtu, end.node.netns));
+    const results = await Promise.allSettled(work);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
+  }
+
+  /** Whether a port other than these already uses the VLAN (it would join two links). */
+  private taken(vlan: number, except: readonly (PortRow | undefined)[]): boolean {
+    const skip = new Set(except.map((p) => p?.uuid));
+    return this.deps.client.ports().some((p) => p.tag === vlan && !skip.has(p.uuid));
+  }
+
+  private releaseIfUnused(vlan: number): void {
+    if (!this.deps.vlans.inPool("overlay", vlan)) return;
+    if (this.deps.client.ports().some((p) => p.tag === vlan)) return;
+    this.deps.vlans.release(vlan);
+  }
+
+  /** The node port carrying this overlay link, found by its marks (when the lab forgot the node). */
+  private nodePortOf(rec: OverlayRecord): PortRow | undefined {
+    return this.deps.client
+      .ports()
+      .find(
+        (p) =>
+          p.external_ids[OWNER.lab] === rec.lab &&
+          p.external_ids[OWNER.overlay] === rec.link &&
+          p.external_ids[OWNER.kind] !== "overlay",
+      );
+  }
+
+  // ---- underlay ----
+
+  private underlayConfigured(): boolean {
+    const u = this.deps.config.underlay;
+    return u.interface !== undefined && u.localIp !== undefined;
+  }
+
+  private buildUnderlay(): Promise<string[]> {
+    let datapath: string;
+    try {
+      datapath = this.deps.bridge().datapath_type || resolveDatapath(this.deps.config.datapath);
+    } catch {
+      datapath = resolveDatapath(this.deps.config.datapath);
+    }
+    return ensureUnderlay(this.deps.config.underlay, {
+      client: this.deps.client,
+      logger: this.deps.logger,
+      transact: this.deps.transact,
+      switchNetns: this.deps.switchNetns,
+      datapath,
+    });
+  }
+
+  /** Once per agent (again after a failure, and on every reconcile). */
+  private async ensureUnderlayOnce(): Promise<void> {
+    if (!this.underlayConfigured()) return;
+    await (this.underlay ?? this.startUnderlay());
+  }
+
+  /** Builds the underlay now; a failure is forgotten so the next attach tries again. */
+  private startUnderlay(): Promise<string[]> {
+    const run = this.buildUnderlay();
+    this.underlay = run;
+    run.catch(() => {
+      if (this.underlay === run) this.underlay = undefined;
+    });
+    return run;
+  }
+
+  /**
+   * ovs-vswitchd routes tunnel packets from local_ip with the routes of its own namespace: an
+   * address that is not there means the tunnel can never carry anything. Checked against a
+   * cached list, refreshed on a miss (cheap for the common case: one address, many links).
+   */
+  private async requireLocalIp(ip: string): Promise<void> {
+    if (this.addresses?.has(ip)) return;
+    this.addresses = await localAddresses(this.deps.switchNetns);
+    if (this.addresses.has(ip)) return;
+    const { underlay } = this.deps.config;
+    const where = this.deps.switchNetns ? describeNetns(this.deps.switchNetns) : "the agent's namespace";
+    throw new AgentError(
+      "INVALID_IP",
+      `local_ip ${ip} is not on any interface of the switch namespace (${where})`,
+      this.underlayConfigured()
+        ? `this host's tunnel address is ${underlay.localIp} (ARCHETYPE_AGENT_UNDERLAY_IP): use it as local_ip`
+        : `set ARCHETYPE_AGENT_UNDERLAY_INTERFACE and ARCHETYPE_AGENT_UNDERLAY_IP, or add ${ip} to ${underlay.bridge}`,
+    );
+  }
+
+  // ---- drops ----
+
+  /** Warns when a tunnel's drop counters grow (ovs-vswitchd refreshes statistics every 5 s). */
+  private onChange(c: CacheChange): void {
+    if (c.table !== "Interface") return;
+    const name = String((c.new ?? c.old)?.name ?? "");
+    if (!name.startsWith(VXLAN_PREFIX)) return;
+    if (c.kind === "delete") {
+      this.drops.delete(name);
+      return;
+    }
+    const now = tunnelDrops(this.deps.client.interfaceByUuid(c.uuid));
+    const before = this.drops.get(name);
+    this.drops.set(name, now);
+    if (before !== undefined && now > before) {
+      this.deps.logger.warn(
+        { port: name, drops: now, new: now - before },
+        "overlay tunnel dropping packets: frames too big for the underlay, or no route to remote_ip",
+      );
+    }
   }
 }
