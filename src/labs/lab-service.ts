@@ -211,6 +211,46 @@ export class LabService implements LabOperations {
     );
   }
 
+  /**
+   * Records a Docker plugin endpoint (its port exists already) as interface NODE:IF of the lab,
+   * node origin "plugin", and wires the links that waited for it.
+   */
+  async adoptPluginInterface(lab: string, node: string, iface: InterfaceRecord): Promise<void> {
+    validateId(lab, "lab");
+    validateId(node, "node");
+    await this.d.locks.withKey(lab, async () => {
+      const rec = this.d.store.lab(lab) ?? this.newLab(lab);
+      const existing = rec.nodes[node];
+      if (existing && existing.origin !== "plugin") {
+        throw new AgentError("CONFLICT", `node ${node} of lab ${lab} exists and is not a Docker container`);
+      }
+      const have = existing?.interfaces[iface.name];
+      if (have?.hostPort === iface.hostPort) return;
+      if (have) {
+        throw new AgentError("CONFLICT", `${node}:${iface.name} in lab ${lab} belongs to another endpoint`);
+      }
+      const plan = emptyPlan();
+      plan.addNodes.push({
+        node: existing ?? { name: node, netns: undefined, origin: "plugin", interfaces: {} },
+        ifaces: [iface],
+      });
+      await this.execute(rec, plan);
+    });
+  }
+
+  /** Forgets a Docker plugin interface (its links wait for it again); the plugin removes the port. */
+  async releasePluginInterface(lab: string, node: string, ifname: string, hostPort: string): Promise<void> {
+    await this.d.locks.withKey(lab, async () => {
+      const rec = this.d.store.lab(lab);
+      const end = rec && this.findEnd(rec, { node, iface: ifname });
+      if (!rec || !end || end.node.origin !== "plugin" || end.iface.hostPort !== hostPort) return;
+      const plan = emptyPlan();
+      plan.removeEnds.push(end);
+      if (Object.keys(end.node.interfaces).length === 1) plan.removeNodes.push(node);
+      await this.execute(rec, plan);
+    });
+  }
+
   /** Resolves `NODE:IF` to its records, if the interface exists in the lab. */
   findEnd(rec: LabRecord, ref: EndRef): LinkEnd | undefined {
     const node = rec.nodes[ref.node];
@@ -236,7 +276,9 @@ export class LabService implements LabOperations {
     const touched = Object.values(rec.links).filter((l) => leaving.has(l.a) || leaving.has(l.b));
     const unlinking = wired([...new Set([...plan.removeLinks, ...touched])]);
     if (unlinking.length > 0) await backend.disconnect(rec, unlinking);
-    if (plan.removeEnds.length > 0) await backend.release(rec, plan.removeEnds);
+    // Docker plugin interfaces belong to their endpoint: the plugin removes them, not the lab.
+    const releasing = plan.removeEnds.filter((e) => e.node.origin === "api");
+    if (releasing.length > 0) await backend.release(rec, releasing);
     for (const l of plan.removeLinks) delete rec.links[l.id];
     for (const e of plan.removeEnds) delete e.node.interfaces[e.iface.name];
     for (const n of plan.removeNodes) delete rec.nodes[n];
@@ -254,7 +296,9 @@ export class LabService implements LabOperations {
     store.saveLab(rec);
 
     try {
-      if (added.length > 0) await backend.provision(rec, added);
+      // Docker plugin interfaces exist already (the plugin made them): only api ones are built.
+      const building = added.filter((e) => e.node.origin === "api");
+      if (building.length > 0) await backend.provision(rec, building);
     } catch (e) {
       // Nothing of a failed provisioning stays: neither records nor what the backend made.
       for (const { node, iface } of added) delete node.interfaces[iface.name];

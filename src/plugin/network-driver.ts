@@ -1,0 +1,366 @@
+import type { NetworkBackend } from "../backends/network-backend.js";
+import { OWNER } from "../backends/ovs/ownership.js";
+import { AgentError, isAgentError } from "../common/errors.js";
+import { Locks } from "../common/locks.js";
+import type { Logger } from "../common/log.js";
+import type { AgentConfig } from "../config/config.js";
+import type { LabService } from "../labs/lab-service.js";
+import { pluginPortNames, validateId } from "../labs/names.js";
+import { listLinks } from "../link/links.js";
+import { validateIfName } from "../link/names.js";
+import type { NetnsRef } from "../link/netns.js";
+import type { PluginEndpointRecord, PluginNetworkRecord } from "../state/records.js";
+import type { StateStore } from "../state/state-store.js";
+import type { DockerEngine } from "./docker-engine.js";
+import {
+  ALIAS_PREFIX,
+  type CreateNetworkRequest,
+  type DriverAnswer,
+  type EndpointRequest,
+  GENERIC_OPTION,
+  type JoinRequest,
+  type JoinResponse,
+  type NetworkRequest,
+} from "./protocol.js";
+
+export interface DriverDeps {
+  config: AgentConfig;
+  store: StateStore;
+  backend: NetworkBackend;
+  labs: LabService;
+  locks: Locks;
+  logger: Logger;
+  docker: DockerEngine;
+  /** How long to look for the container of a joined endpoint in Docker (ms). */
+  resolveTimeoutMs?: number;
+}
+
+/** Backends that can mark a plugin port with its container (OvsBackend). */
+interface PortMarker {
+  markPort(hostPort: string, marks: Record<string, string>): Promise<void>;
+}
+
+function canMark(b: NetworkBackend): b is NetworkBackend & PortMarker {
+  return typeof (b as Partial<PortMarker>).markPort === "function";
+}
+
+/**
+ * The archetype-ovs network driver: a Docker network is one interface slot (`interface_name`) of
+ * a lab (`lab_id`); each endpoint is a veth whose host end is an isolated switch port. Once Docker
+ * says which container holds an endpoint, it becomes interface CONTAINER:IF of the lab, so lab
+ * links wire it like any other interface.
+ */
+export class NetworkDriver {
+  private closed = false;
+  private readonly resolving = new Set<string>();
+  /** Serialises work per endpoint; its own locks, so lab locks taken inside cannot deadlock. */
+  private readonly endpointLocks = new Locks();
+
+  constructor(private readonly d: DriverDeps) {}
+
+  close(): void {
+    this.closed = true;
+  }
+
+  /** Answers one protocol call (`NetworkDriver.Join`, ...). Errors are thrown as AgentError. */
+  async handle(call: string, body: unknown): Promise<DriverAnswer> {
+    switch (call) {
+      case "Plugin.Activate":
+        return { Implements: ["NetworkDriver"] };
+      case "NetworkDriver.GetCapabilities":
+        return { Scope: "local", ConnectivityScope: "local" };
+      case "NetworkDriver.CreateNetwork":
+        return this.createNetwork(body as CreateNetworkRequest);
+      case "NetworkDriver.DeleteNetwork":
+        return this.deleteNetwork(body as NetworkRequest);
+      case "NetworkDriver.CreateEndpoint":
+        return this.createEndpoint(body as EndpointRequest);
+      case "NetworkDriver.Join":
+        return { ...(await this.join(body as JoinRequest)) };
+      case "NetworkDriver.Leave":
+        return this.leave(body as EndpointRequest);
+      case "NetworkDriver.DeleteEndpoint":
+        return this.deleteEndpoint(body as EndpointRequest);
+      case "NetworkDriver.EndpointOperInfo":
+        this.mustEndpoint(body as EndpointRequest);
+        return { Value: {} };
+      case "NetworkDriver.ProgramExternalConnectivity":
+      case "NetworkDriver.RevokeExternalConnectivity":
+      case "NetworkDriver.DiscoverNew":
+      case "NetworkDriver.DiscoverDelete":
+        return {};
+      case "NetworkDriver.AllocateNetwork":
+      case "NetworkDriver.FreeNetwork":
+        throw new AgentError("NOT_SUPPORTED", `${call}: archetype-ovs is a local-scope driver`);
+      default:
+        throw new AgentError("NOT_FOUND", `${call} is not a call of the remote network driver protocol`);
+    }
+  }
+
+  private createNetwork(req: CreateNetworkRequest): DriverAnswer {
+    const id = requireId(req.NetworkID, "NetworkID");
+    const opts = (req.Options?.[GENERIC_OPTION] ?? {}) as Record<string, unknown>;
+    const usage = "docker network create -d <driver> -o lab_id=LAB -o interface_name=eth1 NAME";
+    if (opts.lab_id === undefined || opts.lab_id === "") {
+      throw new AgentError("BAD_REQUEST", "archetype-ovs: option lab_id is required", usage);
+    }
+    if (opts.interface_name === undefined || opts.interface_name === "") {
+      throw new AgentError("BAD_REQUEST", "archetype-ovs: option interface_name is required", usage);
+    }
+    const lab = validateId(opts.lab_id, "lab");
+    const interfaceName = validateIfName(String(opts.interface_name), "interface_name");
+    const known = this.d.store.pluginNetworks.get(id);
+    if (known && (known.lab !== lab || known.interfaceName !== interfaceName)) {
+      throw new AgentError("CONFLICT", `network ${id} exists for ${known.lab} ${known.interfaceName}`);
+    }
+    if (!known)
+      this.d.store.pluginNetworks.set(id, { networkId: id, lab, interfaceName, createdAt: Date.now() });
+    this.d.logger.info({ network: id, lab, interface: interfaceName }, "plugin network created");
+    return {};
+  }
+
+  private async deleteNetwork(req: NetworkRequest): Promise<DriverAnswer> {
+    const id = requireId(req.NetworkID, "NetworkID");
+    for (const ep of this.d.store.pluginEndpoints.values().filter((e) => e.networkId === id)) {
+      await this.removeEndpoint(ep);
+    }
+    this.d.store.pluginNetworks.delete(id);
+    return {};
+  }
+
+  private async createEndpoint(req: EndpointRequest): Promise<DriverAnswer> {
+    const net = this.mustNetwork(req.NetworkID);
+    const id = requireId(req.EndpointID, "EndpointID");
+    await this.endpointLocks.withKey(endpointKey(id), async () => {
+      if (this.d.store.pluginEndpoints.get(id)) return;
+      const { hostPort, peer } = pluginPortNames(id);
+      const ep: PluginEndpointRecord = {
+        endpointId: id,
+        networkId: net.networkId,
+        hostPort,
+        peerName: peer,
+        mtu: this.d.config.localMtu,
+        createdAt: Date.now(),
+      };
+      // Recorded first: a crash in between leaves a record that start() clears up.
+      this.d.store.pluginEndpoints.set(id, ep);
+      try {
+        await this.createVeth(net, ep);
+      } catch (e) {
+        this.d.store.pluginEndpoints.delete(id);
+        throw e;
+      }
+    });
+    // Docker keeps the address and MAC it chose: the answer adds nothing.
+    return { Interface: {} };
+  }
+
+  private async join(req: JoinRequest): Promise<JoinResponse> {
+    const ep = this.mustEndpoint(req);
+    const net = this.mustNetwork(ep.networkId);
+    await this.endpointLocks.withKey(endpointKey(ep.endpointId), async () => {
+      // The veth may have gone (removed by hand, agent restarted) before the container started.
+      if (!(await this.hostPortExists(ep.hostPort))) await this.createVeth(net, ep);
+      if (typeof req.SandboxKey === "string" && req.SandboxKey !== "") {
+        ep.sandboxKey = req.SandboxKey;
+        this.d.store.pluginEndpoints.set(ep.endpointId, ep);
+      }
+    });
+    this.resolveLater(ep.endpointId);
+    return {
+      InterfaceName: { SrcName: ep.peerName, DstPrefix: "eth" },
+      DisableGatewayService: true,
+    };
+  }
+
+  private async leave(req: EndpointRequest): Promise<DriverAnswer> {
+    const ep = this.mustEndpoint(req);
+    await this.endpointLocks.withKey(endpointKey(ep.endpointId), () => this.forget(ep));
+    return {};
+  }
+
+  private async deleteEndpoint(req: EndpointRequest): Promise<DriverAnswer> {
+    const ep = this.d.store.pluginEndpoints.get(requireId(req.EndpointID, "EndpointID"));
+    if (ep) await this.removeEndpoint(ep); // an unknown endpoint is already deleted
+    return {};
+  }
+
+  /**
+   * After a restart: endpoints whose host port is gone are dropped (their container lost the
+   * interface with it) unless Docker still holds them unjoined, then the port is made again;
+   * plugin interfaces in labs without an endpoint are released.
+   */
+  async recover(): Promise<void> {
+    const present = new Set((await listLinks(this.switchNetns())).map((l) => l.name));
+    for (const ep of this.d.store.pluginEndpoints.values()) {
+      const net = this.d.store.pluginNetworks.get(ep.networkId);
+      if (present.has(ep.hostPort) && net) {
+        this.resolveLater(ep.endpointId);
+        continue;
+      }
+      const unjoined = net && ep.sandboxKey === undefined && (await this.dockerHas(ep));
+      if (unjoined) {
+        await this.createVeth(net, ep).catch((e) =>
+          this.d.logger.warn({ err: e, endpoint: ep.endpointId }, "re-creating a plugin endpoint failed"),
+        );
+        continue;
+      }
+      this.d.logger.info(
+        { endpoint: ep.endpointId, port: ep.hostPort },
+        "dropping a vanished plugin endpoint",
+      );
+      await this.removeEndpoint(ep);
+    }
+    const known = new Set(this.d.store.pluginEndpoints.values().map((e) => e.hostPort));
+    for (const lab of this.d.store.labs()) {
+      for (const node of Object.values(lab.nodes)) {
+        if (node.origin !== "plugin") continue;
+        for (const iface of Object.values(node.interfaces)) {
+          if (known.has(iface.hostPort)) continue;
+          await this.d.labs.releasePluginInterface(lab.lab, node.name, iface.name, iface.hostPort);
+          await this.d.backend.removeDetached(iface.hostPort);
+        }
+      }
+    }
+  }
+
+  /** Looks for the container of a joined endpoint in the background, then adopts it. */
+  private resolveLater(endpointId: string): void {
+    if (this.resolving.has(endpointId)) return;
+    this.resolving.add(endpointId);
+    void this.resolve(endpointId)
+      .catch((e) => this.d.logger.warn({ err: e, endpoint: endpointId }, "adopting a plugin endpoint failed"))
+      .finally(() => this.resolving.delete(endpointId));
+  }
+
+  private async resolve(endpointId: string): Promise<void> {
+    const deadline = Date.now() + (this.d.resolveTimeoutMs ?? 15_000);
+    let wait = 50;
+    while (!this.closed && Date.now() < deadline) {
+      const ep = this.d.store.pluginEndpoints.get(endpointId);
+      if (!ep) return;
+      if (ep.node !== undefined) return this.adopt(ep, ep.node);
+      const name = await this.d.docker.containerOfEndpoint(ep.networkId, endpointId).catch(() => undefined);
+      if (name !== undefined) return this.adopt(ep, name);
+      await new Promise((r) => setTimeout(r, wait));
+      wait = Math.min(wait * 2, 500);
+    }
+  }
+
+  /** The endpoint becomes interface NAME:IF of its lab (links waiting for it are wired). */
+  private async adopt(ep: PluginEndpointRecord, name: string): Promise<void> {
+    if (this.closed) return;
+    const net = this.d.store.pluginNetworks.get(ep.networkId);
+    if (!net) return;
+    try {
+      validateId(name, "node");
+    } catch {
+      this.d.logger.warn({ container: name }, "container name is not a valid node id; not added to the lab");
+      return;
+    }
+    await this.endpointLocks.withKey(endpointKey(ep.endpointId), async () => {
+      if (this.d.store.pluginEndpoints.get(ep.endpointId) !== ep) return; // deleted meanwhile
+      ep.node = name;
+      this.d.store.pluginEndpoints.set(ep.endpointId, ep);
+      if (canMark(this.d.backend)) {
+        await this.d.backend.markPort(ep.hostPort, { [OWNER.node]: name, [OWNER.iface]: net.interfaceName });
+      }
+      await this.d.labs.adoptPluginInterface(net.lab, name, {
+        name: net.interfaceName,
+        hostPort: ep.hostPort,
+        mtu: ep.mtu,
+        carrier: "up",
+        createdAt: ep.createdAt,
+      });
+      this.d.logger.info(
+        { lab: net.lab, node: name, interface: net.interfaceName },
+        "plugin interface adopted",
+      );
+    });
+  }
+
+  /** The endpoint stops being a lab interface (its links wait for it again). */
+  private async forget(ep: PluginEndpointRecord): Promise<void> {
+    const net = this.d.store.pluginNetworks.get(ep.networkId);
+    if (net && ep.node !== undefined) {
+      await this.d.labs.releasePluginInterface(net.lab, ep.node, net.interfaceName, ep.hostPort);
+    }
+    if (this.d.store.pluginEndpoints.get(ep.endpointId) === ep) {
+      ep.node = undefined;
+      ep.sandboxKey = undefined;
+      this.d.store.pluginEndpoints.set(ep.endpointId, ep);
+    }
+  }
+
+  private async removeEndpoint(ep: PluginEndpointRecord): Promise<void> {
+    await this.endpointLocks.withKey(endpointKey(ep.endpointId), async () => {
+      await this.forget(ep);
+      await this.d.backend.removeDetached(ep.hostPort);
+      this.d.store.pluginEndpoints.delete(ep.endpointId);
+    });
+  }
+
+  private async createVeth(net: PluginNetworkRecord, ep: PluginEndpointRecord): Promise<void> {
+    await this.d.backend.createDetached({
+      lab: net.lab,
+      hostPort: ep.hostPort,
+      peerName: ep.peerName,
+      mtu: ep.mtu,
+      owner: { alias: `${ALIAS_PREFIX}${net.interfaceName}`, [OWNER.endpoint]: ep.endpointId },
+    });
+  }
+
+  private async hostPortExists(name: string): Promise<boolean> {
+    return (await listLinks(this.switchNetns())).some((l) => l.name === name);
+  }
+
+  private async dockerHas(ep: PluginEndpointRecord): Promise<boolean> {
+    return this.d.docker.endpointExists(ep.networkId, ep.endpointId).catch(() => true);
+  }
+
+  private switchNetns(): NetnsRef | undefined {
+    const sw = this.d.config.switchNetns;
+    return sw === undefined ? undefined : sw.startsWith("/") ? { path: sw } : { name: sw };
+  }
+
+  private mustNetwork(id: unknown): PluginNetworkRecord {
+    const net = this.d.store.pluginNetworks.get(requireId(id, "NetworkID"));
+    if (!net) {
+      throw new AgentError(
+        "NOT_FOUND",
+        `archetype-ovs: network ${String(id)} is unknown to the agent`,
+        "remove and create the Docker network again",
+      );
+    }
+    return net;
+  }
+
+  private mustEndpoint(req: { EndpointID?: unknown }): PluginEndpointRecord {
+    const ep = this.d.store.pluginEndpoints.get(requireId(req.EndpointID, "EndpointID"));
+    if (!ep) {
+      throw new AgentError(
+        "NOT_FOUND",
+        `archetype-ovs: endpoint ${String(req.EndpointID)} is unknown to the agent`,
+      );
+    }
+    return ep;
+  }
+}
+
+function endpointKey(id: string): string {
+  return `docker-endpoint/${id}`;
+}
+
+function requireId(value: unknown, what: string): string {
+  if (typeof value === "string" && /^[A-Za-z0-9]{1,128}$/.test(value)) return value;
+  throw new AgentError(
+    "BAD_REQUEST",
+    `archetype-ovs: ${what} ${JSON.stringify(value)} is missing or not an id`,
+  );
+}
+
+/** The text Docker shows a user: message, then the hint. */
+export function errorText(e: unknown): string {
+  if (isAgentError(e)) return e.hint ? `${e.message} (${e.hint})` : e.message;
+  return e instanceof Error ? e.message : String(e);
+}
