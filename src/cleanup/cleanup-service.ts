@@ -23,6 +23,7 @@ export interface CleanupServiceDeps {
  */
 export class CleanupService implements CleanupOperations {
   private timer: NodeJS.Timeout | undefined;
+  private ticking = false;
 
   constructor(private readonly d: CleanupServiceDeps) {}
 
@@ -36,10 +37,19 @@ export class CleanupService implements CleanupOperations {
     };
   }
 
+  /** What a pass would remove now, and why. Takes the same exclusive lock, so it sees a settled state. */
   audit(): Promise<OrphanView[]> {
-    return this.d.locks.exclusive(async () => (await this.d.backend.audit(this.context())).map(view));
+    return this.d.locks.exclusive(() =>
+      this.d.metrics.time("cleanup_audit", async () =>
+        (await this.d.backend.audit(this.context())).map(view),
+      ),
+    );
   }
 
+  /**
+   * One pass: audit and removal under one exclusive lock (no lab work runs in between, and two
+   * passes never overlap: the lock queues them). Logs and counts what it removed.
+   */
   run(): Promise<OrphanView[]> {
     return this.d.locks.exclusive(() =>
       this.d.metrics.time("cleanup", async () => {
@@ -53,18 +63,25 @@ export class CleanupService implements CleanupOperations {
     );
   }
 
-  /** Starts the periodic pass (interval 0 disables it). */
+  /** Starts the periodic pass (interval 0 disables it); a tick while a pass is pending is skipped. */
   start(): void {
     const s = this.d.config.cleanupIntervalS;
-    if (s <= 0) return;
+    if (s <= 0 || this.timer) return;
     this.timer = setInterval(() => {
-      this.run().catch((e) => this.d.logger.warn({ err: e }, "cleanup pass failed"));
+      if (this.ticking) return;
+      this.ticking = true;
+      this.run()
+        .catch((e) => this.d.logger.warn({ err: e }, "cleanup pass failed"))
+        .finally(() => {
+          this.ticking = false;
+        });
     }, s * 1000);
     this.timer.unref();
   }
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
   }
 }
 

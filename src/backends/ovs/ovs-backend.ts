@@ -51,6 +51,8 @@ export class OvsBackend implements NetworkBackend {
   private overlay!: OverlayManager;
   private ownTxns = 0;
   private readonly driftListeners: ((reason: string) => void)[] = [];
+  /** Cleanup: when each stray kernel veth was first seen (the kernel keeps no creation time). */
+  private readonly strayVeths = new Map<string, number>();
   /** Where the host ends of veths live: the namespace ovs-vswitchd opens ports in. */
   private readonly hostNs: NetnsRef | undefined;
 
@@ -344,15 +346,23 @@ export class OvsBackend implements NetworkBackend {
     ]);
   }
 
-  audit(ctx: CleanupContext): Promise<Orphan[]> {
-    return auditOrphans(this.client, this.config.bridge, ctx);
+  async audit(ctx: CleanupContext): Promise<Orphan[]> {
+    const links = await listLinks(this.hostNs);
+    return auditOrphans(this.client, this.config.bridge, ctx, {
+      links,
+      pluginPeersHere: this.hostNs === undefined,
+      firstSeen: this.strayVeths,
+      now: Date.now(),
+    });
   }
 
+  /** All port removals of one pass in one transaction, then the kernel devices in one batch. */
   async removeOrphans(orphans: readonly Orphan[]): Promise<void> {
-    const { ops, kernel } = removeOrphanOps(this.client, this.config.bridge, orphans);
+    const { ops, kernel, ports } = removeOrphanOps(this.client, this.config.bridge, orphans);
     await this.transact(ops);
-    this.vlans.rebuild(this.vlansInUse());
+    if (ports.length > 0) this.vlans.rebuild(this.vlansInUse());
     if (kernel.length > 0) await deleteLinks(kernel, { ignoreMissing: true, netns: this.hostNs });
+    for (const name of kernel) this.strayVeths.delete(name);
   }
 
   /**
