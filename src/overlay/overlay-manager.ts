@@ -22,9 +22,11 @@ import {
 import type { OverlayRecord } from "../state/records.js";
 import { ensureUnderlay, localAddresses } from "./underlay.js";
 import {
+  dropCount,
   ownsPort,
   sameTunnel,
   tunnelDrops,
+  VXLAN_OVERHEAD,
   VXLAN_PREFIX,
   vxlanMarks,
   vxlanOptions,
@@ -70,7 +72,7 @@ export class OverlayManager {
   private underlay: Promise<unknown> | undefined;
   /** IPv4 addresses of the switch namespace, refreshed when an attach names one not in it. */
   private addresses: Set<string> | undefined;
-  /** Last drop count seen per VXLAN interface (by name). */
+  /** Last drop count seen per watched interface (by name). */
   private readonly drops = new Map<string, number>();
 
   constructor(readonly deps: OverlayManagerDeps) {
@@ -81,6 +83,13 @@ export class OverlayManager {
     await this.ensureUnderlayOnce();
     await this.requireLocalIp(rec.localIp);
     await this.converge(rec, end);
+    const underlayMtu = this.deps.client.interfaceByName(this.deps.config.underlay.bridge)?.mtu;
+    if (underlayMtu !== undefined && rec.mtu + VXLAN_OVERHEAD > underlayMtu) {
+      this.deps.logger.warn(
+        { lab: rec.lab, link: rec.link, mtu: rec.mtu, underlayMtu },
+        `overlay MTU ${rec.mtu} + ${VXLAN_OVERHEAD} exceeds the underlay MTU ${underlayMtu}: big frames will be dropped`,
+      );
+    }
   }
 
   async detach(rec: OverlayRecord, end: LinkEnd | undefined): Promise<void> {
@@ -151,7 +160,7 @@ export class OverlayManager {
         tx_packets: s.tx_packets ?? 0,
         rx_bytes: s.rx_bytes ?? 0,
         tx_bytes: s.tx_bytes ?? 0,
-        drops: tunnelDrops(iface),
+        drops: tunnelDrops(iface, nodePort ? client.interfaceByName(nodePort.name) : undefined),
       };
     });
   }
@@ -222,7 +231,8 @@ export class OverlayManager {
       );
     }
     const result: Converged = { changes: [], allocated: undefined, created: false };
-    let vlan = port?.tag;
+    // A VXLAN port deleted by hand: its node port still holds the link's VLAN; keep it.
+    let vlan = port ? port.tag : nodePort.external_ids[OWNER.overlay] === rec.link ? nodePort.tag : undefined;
     if (vlan === undefined || !vlans.inPool("overlay", vlan) || this.taken(vlan, [port, nodePort])) {
       vlan = result.allocated = vlans.allocate("overlay");
     }
@@ -393,23 +403,38 @@ export class OverlayManager {
 
   // ---- drops ----
 
-  /** Warns when a tunnel's drop counters grow (ovs-vswitchd refreshes statistics every 5 s). */
+  /**
+   * Warns when drop counters grow (ovs-vswitchd refreshes statistics every 5 s) on a VXLAN
+   * Interface, a node port carrying an overlay link, or the underlay NIC.
+   */
   private onChange(c: CacheChange): void {
     if (c.table !== "Interface") return;
     const name = String((c.new ?? c.old)?.name ?? "");
-    if (!name.startsWith(VXLAN_PREFIX)) return;
     if (c.kind === "delete") {
       this.drops.delete(name);
       return;
     }
-    const now = tunnelDrops(this.deps.client.interfaceByUuid(c.uuid));
+    const why = this.dropMeaning(name);
+    if (!why) return;
+    const now = dropCount(this.deps.client.interfaceByUuid(c.uuid));
     const before = this.drops.get(name);
     this.drops.set(name, now);
     if (before !== undefined && now > before) {
-      this.deps.logger.warn(
-        { port: name, drops: now, new: now - before },
-        "overlay tunnel dropping packets: frames too big for the underlay, or no route to remote_ip",
-      );
+      this.deps.logger.warn({ interface: name, drops: now, new: now - before }, why);
     }
+  }
+
+  private dropMeaning(name: string): string | undefined {
+    if (name.startsWith(VXLAN_PREFIX)) return `overlay tunnel ${name} is dropping packets`;
+    if (name === this.deps.config.underlay.interface) {
+      return `underlay ${name} is dropping packets: overlay frames too big for it? lower the overlay links' MTU`;
+    }
+    const ids = this.deps.client.portByName(name)?.external_ids;
+    const link = ids?.[OWNER.overlay];
+    if (link === undefined) return undefined;
+    return (
+      `overlay link ${ids?.[OWNER.lab]}/${link}: node ${ids?.[OWNER.node]}:${ids?.[OWNER.iface]} ` +
+      "sent frames bigger than the link's MTU; they were dropped (did someone raise its MTU?)"
+    );
   }
 }

@@ -50,8 +50,22 @@ export function sameTunnel(rec: OverlayRecord, i: InterfaceRow | undefined): boo
   return Object.entries(want).every(([k, v]) => i.options[k] === v);
 }
 
-/** Packets the switch dropped or failed to send on the tunnel, from `Interface.statistics`. */
-export function tunnelDrops(i: InterfaceRow | undefined): number {
+/** Bytes VXLAN over IPv4 adds to a frame: outer Ethernet 14 + IP 20 + UDP 8 + VXLAN 8. */
+export const VXLAN_OVERHEAD = 50;
+
+/** Dropped and failed packets of an Interface, both directions (`Interface.statistics`). */
+export function dropCount(i: InterfaceRow | undefined): number {
   const s = i?.statistics ?? {};
   return (s.tx_dropped ?? 0) + (s.rx_dropped ?? 0) + (s.tx_errors ?? 0) + (s.rx_errors ?? 0);
+}
+
+/**
+ * Packets lost on an overlay link: those of the VXLAN Interface plus those of the node's access
+ * port. The second is where a frame too big for the overlay ends: the host end of the node's
+ * veth has the link's MTU, so the kernel drops a bigger frame there (rx_dropped) instead of
+ * letting ovs-vswitchd encapsulate it into a packet the underlay cannot carry. Counters run
+ * since the interfaces were created.
+ */
+export function tunnelDrops(tunnel: InterfaceRow | undefined, nodePort: InterfaceRow | undefined): number {
+  return dropCount(tunnel) + dropCount(nodePort);
 }

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Agent, createAgent } from "../../src/agent.js";
 import { run } from "../../src/common/exec.js";
-import { silentLogger } from "../../src/common/log.js";
+import { type Logger, silentLogger } from "../../src/common/log.js";
 import { type AgentConfig, defaultConfig } from "../../src/config/config.js";
 import { type OvsInstance, startOvs } from "./ovs-instance.js";
 
@@ -38,6 +38,7 @@ async function makeHost(
   ovs: OvsInstance,
   overrides: Partial<AgentConfig>,
   cleanups: (() => Promise<void>)[],
+  logger: Logger,
 ): Promise<SimHost> {
   const stateDir = await mkdtemp(join(tmpdir(), `archnet-state-${name}-`));
   cleanups.push(() => rm(stateDir, { recursive: true, force: true }));
@@ -70,7 +71,7 @@ async function makeHost(
       agent = undefined;
     },
     async startAgent() {
-      agent = await createAgent(config, { logger: silentLogger() });
+      agent = await createAgent(config, { logger });
       return agent;
     },
     vsctl: (args) => ovs.vsctl(args),
@@ -80,7 +81,11 @@ async function makeHost(
   return host;
 }
 
-export async function startTwoHosts(overrides: Partial<AgentConfig> = {}): Promise<TwoHosts> {
+export async function startTwoHosts(
+  overrides: Partial<AgentConfig> = {},
+  opts: { logger?: Logger } = {},
+): Promise<TwoHosts> {
+  const logger = opts.logger ?? silentLogger();
   // Cleanups run in reverse order of registration.
   const cleanups: (() => Promise<void>)[] = [];
   const close = async () => {
@@ -106,8 +111,8 @@ export async function startTwoHosts(overrides: Partial<AgentConfig> = {}): Promi
       "netns",
       ovsB.netns!,
     ]);
-    const a = await makeHost("A", ovsA, overrides, cleanups);
-    const b = await makeHost("B", ovsB, overrides, cleanups);
+    const a = await makeHost("A", ovsA, overrides, cleanups, logger);
+    const b = await makeHost("B", ovsB, overrides, cleanups, logger);
     return { a, b, close };
   } catch (e) {
     await close();
