@@ -130,11 +130,8 @@ function portOrphanReason(
 ): string | undefined {
   const ids = p.external_ids;
   if (kind === "overlay") {
-    const owned = ctx.overlays.some(
-      (o) =>
-        (ids[OWNER.lab] === o.lab && (ids[OWNER.link] === o.link || ids[OWNER.overlay] === o.link)) ||
-        (ids[OWNER.vni] === String(o.vni) && (ids[OWNER.lab] === undefined || ids[OWNER.lab] === o.lab)),
-    );
+    // Same test as the overlay manager's ownsPort: ours, same lab and link.
+    const owned = ctx.overlays.some((o) => ids[OWNER.lab] === o.lab && ids[OWNER.link] === o.link);
     return owned ? undefined : "overlay port without an overlay link record";
   }
   if (kind === "plugin") {
