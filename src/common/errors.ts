@@ -27,7 +27,10 @@ export type ErrorCode =
   | "OVSDB_PROTOCOL"
   | "COMMAND_FAILED"
   | "COMMAND_TIMEOUT"
-  | "INTERNAL";
+  | "INTERNAL"
+  | "METHOD_NOT_ALLOWED"
+  | "PAYLOAD_TOO_LARGE"
+  | "UNSUPPORTED_MEDIA_TYPE";
 
 const STATUS: Record<ErrorCode, number> = {
   BAD_REQUEST: 400,
@@ -55,6 +58,9 @@ const STATUS: Record<ErrorCode, number> = {
   COMMAND_FAILED: 500,
   COMMAND_TIMEOUT: 504,
   INTERNAL: 500,
+  METHOD_NOT_ALLOWED: 405,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
 };
 
 export class AgentError extends Error {

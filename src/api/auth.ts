@@ -1,0 +1,40 @@
+/**
+ * Bearer-token auth: when the agent has a secret, every route but the public ones (/health,
+ * /openapi.json and the /docs UI) needs `Authorization: Bearer <secret>`.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { AgentError } from "../common/errors.js";
+
+/** Routes anyone may call: liveness, and the API's own description. */
+export function isPublicRoute(url: string | undefined): boolean {
+  if (url === undefined) return false;
+  return url === "/health" || url === "/openapi.json" || url === "/docs" || url.startsWith("/docs/");
+}
+
+const digest = (s: string): Buffer => createHash("sha256").update(s, "utf8").digest();
+
+/** Constant-time comparison of a presented token with the secret. */
+export function tokenMatches(presented: string, secret: string): boolean {
+  return timingSafeEqual(digest(presented), digest(secret));
+}
+
+function presentedToken(header: string | undefined): string | undefined {
+  const m = header === undefined ? null : /^Bearer[ \t]+(.+)$/i.exec(header.trim());
+  return m?.[1]?.trim();
+}
+
+/** An onRequest hook enforcing the secret (a no-op when there is none). */
+export function authHook(secret: string | undefined) {
+  return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
+    if (secret === undefined || isPublicRoute(request.routeOptions.url)) return;
+    const token = presentedToken(request.headers.authorization);
+    if (token === undefined || !tokenMatches(token, secret)) {
+      throw new AgentError(
+        "UNAUTHORIZED",
+        token === undefined ? "this agent needs a bearer token" : "the bearer token is wrong",
+        "pass --token (or set ARCHETYPE_AGENT_SECRET) to the agent's secret; HTTP: Authorization: Bearer <secret>",
+      );
+    }
+  };
+}

@@ -1,0 +1,300 @@
+/**
+ * TypeBox schemas of every body, path parameter and answer of the HTTP API. They describe
+ * exactly the shapes of src/labs/views.ts; the checks at the end of this file fail to compile
+ * when the two drift apart.
+ */
+import { type Static, type TSchema, Type } from "@sinclair/typebox";
+import type {
+  InterfaceView,
+  LabChanges,
+  LabSpec,
+  LabSummary,
+  LabView,
+  LinkView,
+  NodeInterfacesSpec,
+  NodeView,
+  OrphanView,
+  OverlaySpec,
+  SwitchPortView,
+  SwitchStatusView,
+  TunnelView,
+} from "../labs/views.js";
+
+/** Lab, node and link ids. */
+export const NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$";
+/** Interface names the kernel takes: 1-15 printable ASCII characters but `/` and `:` (so no whitespace), not `.` or `..`. */
+const IFNAME = "(?!\\.\\.?$)[\\x21-\\x2e\\x30-\\x39\\x3b-\\x7e]{1,15}";
+export const IFNAME_PATTERN = `^${IFNAME}$`;
+/** `NODE:IF` */
+export const END_PATTERN = `^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}:${IFNAME}$`;
+const OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+export const IPV4_PATTERN = `^${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`;
+
+const Name = (description: string) => Type.String({ pattern: NAME_PATTERN, description });
+const IfName = (description: string) => Type.String({ pattern: IFNAME_PATTERN, description });
+const End = Type.String({ pattern: END_PATTERN, description: "NODE:IF, e.g. r1:eth1" });
+const Ipv4 = (description: string) => Type.String({ pattern: IPV4_PATTERN, description });
+const Mtu = Type.Integer({ minimum: 68, maximum: 65535, description: "MTU of the interface" });
+const Vlan = Type.Union([Type.Integer(), Type.Null()]);
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+const Carrier = Type.Union([Type.Literal("up"), Type.Literal("down")]);
+const Count = Type.Integer({ minimum: 0 });
+
+// ---- path parameters ----
+
+export const LabParams = Type.Object({ lab: Name("lab id") });
+export const LabNodeParams = Type.Object({ lab: Name("lab id"), node: Name("node name") });
+export const LabLinkParams = Type.Object({ lab: Name("lab id"), id: Name("link id") });
+export const InterfaceParams = Type.Object({
+  lab: Name("lab id"),
+  node: Name("node name"),
+  if: IfName("interface name inside the node"),
+});
+export const OverlayParams = Type.Object({ lab: Name("lab id"), link: Name("link id") });
+
+// ---- bodies ----
+
+const InterfaceSpec = Type.Object(
+  { name: IfName("interface name inside the node, e.g. eth1"), mtu: Type.Optional(Mtu) },
+  { additionalProperties: false },
+);
+
+const NetnsOrPid = {
+  netns: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 4096,
+      description: "network namespace name (ip netns) or path, e.g. /proc/1234/ns/net",
+    }),
+  ),
+  pid: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: 4194304, description: "pid of a process in the node's netns" }),
+  ),
+};
+
+export const LinkSpecSchema = Type.Object(
+  {
+    a: End,
+    b: End,
+    id: Type.Optional(Name("link id; derived from the ends when absent")),
+  },
+  { additionalProperties: false },
+);
+
+export const LabSpecSchema = Type.Object(
+  {
+    nodes: Type.Array(
+      Type.Object(
+        {
+          name: Name("node name"),
+          ...NetnsOrPid,
+          interfaces: Type.Array(InterfaceSpec, { maxItems: 1024 }),
+        },
+        { additionalProperties: false },
+      ),
+      { maxItems: 4096 },
+    ),
+    links: Type.Array(LinkSpecSchema, { maxItems: 16384 }),
+  },
+  { additionalProperties: false },
+);
+
+export const NodeInterfacesSpecSchema = Type.Object(
+  { ...NetnsOrPid, interfaces: Type.Array(InterfaceSpec, { minItems: 1, maxItems: 1024 }) },
+  { additionalProperties: false },
+);
+
+export const CarrierBody = Type.Object({ state: Carrier }, { additionalProperties: false });
+
+export const OverlaySpecSchema = Type.Object(
+  {
+    lab: Name("lab id"),
+    link: Name("link id (the same on both hosts)"),
+    node: Name("the local node"),
+    interface: IfName("the local node's interface"),
+    vni: Type.Integer({ minimum: 1, maximum: 16777215, description: "VXLAN network identifier" }),
+    local_ip: Ipv4("this host's tunnel IPv4 address"),
+    remote_ip: Ipv4("the other host's tunnel IPv4 address"),
+    mtu: Type.Optional(Mtu),
+  },
+  { additionalProperties: false },
+);
+
+// ---- answers ----
+
+export const InterfaceViewSchema = Type.Object({
+  name: Type.String(),
+  host_port: Type.String(),
+  mtu: Type.Integer(),
+  vlan: Vlan,
+  carrier: Carrier,
+  present: Type.Boolean(),
+  link: NullableString,
+});
+
+export const NodeViewSchema = Type.Object({
+  name: Type.String(),
+  netns: NullableString,
+  origin: Type.Union([Type.Literal("api"), Type.Literal("plugin")]),
+  interfaces: Type.Array(InterfaceViewSchema),
+});
+
+export const LinkViewSchema = Type.Object({
+  id: Type.String(),
+  a: Type.String(),
+  b: Type.String(),
+  vlan: Vlan,
+  state: Type.Union([Type.Literal("up"), Type.Literal("down"), Type.Literal("pending")]),
+});
+
+export const LabViewSchema = Type.Object({
+  lab: Type.String(),
+  nodes: Type.Array(NodeViewSchema),
+  links: Type.Array(LinkViewSchema),
+});
+
+export const LabChangesSchema = Type.Object({
+  nodes_added: Type.Array(Type.String()),
+  nodes_removed: Type.Array(Type.String()),
+  interfaces_added: Type.Array(Type.String()),
+  interfaces_removed: Type.Array(Type.String()),
+  links_added: Type.Array(Type.String()),
+  links_removed: Type.Array(Type.String()),
+});
+
+export const PutLabAnswer = Type.Object({ ...LabViewSchema.properties, changes: LabChangesSchema });
+
+export const LabSummarySchema = Type.Object({ lab: Type.String(), nodes: Count, links: Count });
+export const LabListAnswer = Type.Array(LabSummarySchema);
+export const LinkListAnswer = Type.Array(LinkViewSchema);
+
+export const TunnelViewSchema = Type.Object({
+  lab: Type.String(),
+  link: Type.String(),
+  vni: Type.Integer(),
+  vlan: Vlan,
+  port: Type.String(),
+  local_ip: Type.String(),
+  remote_ip: Type.String(),
+  node: Type.String(),
+  interface: Type.String(),
+  mtu: Type.Integer(),
+  state: Type.Union([Type.Literal("up"), Type.Literal("down"), Type.Literal("missing")]),
+  rx_packets: Count,
+  tx_packets: Count,
+  rx_bytes: Count,
+  tx_bytes: Count,
+  drops: Count,
+});
+export const OverlayStatusAnswer = Type.Object({ tunnels: Type.Array(TunnelViewSchema) });
+
+export const SwitchPortViewSchema = Type.Object({
+  name: Type.String(),
+  vlan: Vlan,
+  lab: NullableString,
+  node: NullableString,
+  interface: NullableString,
+  link: NullableString,
+  ofport: Type.Union([Type.Integer(), Type.Null()]),
+  link_state: NullableString,
+  type: Type.String(),
+  rx_packets: Count,
+  tx_packets: Count,
+  rx_bytes: Count,
+  tx_bytes: Count,
+});
+
+export const SwitchStatusViewSchema = Type.Object({
+  backend: Type.String(),
+  bridge: NullableString,
+  fail_mode: NullableString,
+  datapath: NullableString,
+  connected: Type.Boolean(),
+  ports: Type.Array(SwitchPortViewSchema),
+});
+
+export const OrphanViewSchema = Type.Object({
+  kind: Type.Union([
+    Type.Literal("veth"),
+    Type.Literal("port"),
+    Type.Literal("overlay_port"),
+    Type.Literal("plugin_endpoint"),
+    Type.Literal("state"),
+  ]),
+  name: Type.String(),
+  reason: Type.String(),
+});
+export const AuditAnswer = Type.Object({ orphans: Type.Array(OrphanViewSchema) });
+export const CleanupRunAnswer = Type.Object({ removed: Type.Array(OrphanViewSchema) });
+
+export const HealthAnswer = Type.Object({
+  status: Type.Literal("ok"),
+  version: Type.String(),
+  backend: Type.String(),
+  datapath: NullableString,
+});
+
+export const DeletedLabAnswer = Type.Object({ lab: Type.String(), deleted: Type.Literal(true) });
+export const DeletedLinkAnswer = Type.Object({
+  lab: Type.String(),
+  id: Type.String(),
+  deleted: Type.Literal(true),
+});
+export const DeletedOverlayAnswer = Type.Object({
+  lab: Type.String(),
+  link: Type.String(),
+  deleted: Type.Literal(true),
+});
+
+export const ErrorAnswer = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.String({ description: "stable error code, e.g. LAB_NOT_FOUND" }),
+      message: Type.String(),
+      hint: Type.Optional(Type.String({ description: "what to do about it" })),
+    }),
+  },
+  { description: "every failure" },
+);
+
+/** Answer schemas for a route: its success status plus the error shape for 4xx and 5xx. */
+export function answers<S extends TSchema, C extends 200 | 201>(status: C, schema: S) {
+  return { [status]: schema, "4xx": ErrorAnswer, "5xx": ErrorAnswer } as { [K in C]: S } & {
+    "4xx": typeof ErrorAnswer;
+    "5xx": typeof ErrorAnswer;
+  };
+}
+
+// ---- compile-time checks: schemas and view types must not drift apart ----
+
+/** Compiles only when A is assignable to B. */
+type Assignable<A extends B, B> = [A, B];
+
+export type SchemaChecks = [
+  Assignable<Static<typeof InterfaceViewSchema>, InterfaceView>,
+  Assignable<InterfaceView, Static<typeof InterfaceViewSchema>>,
+  Assignable<Static<typeof NodeViewSchema>, NodeView>,
+  Assignable<NodeView, Static<typeof NodeViewSchema>>,
+  Assignable<Static<typeof LinkViewSchema>, LinkView>,
+  Assignable<LinkView, Static<typeof LinkViewSchema>>,
+  Assignable<Static<typeof LabViewSchema>, LabView>,
+  Assignable<LabView, Static<typeof LabViewSchema>>,
+  Assignable<Static<typeof LabSummarySchema>, LabSummary>,
+  Assignable<LabSummary, Static<typeof LabSummarySchema>>,
+  Assignable<Static<typeof LabChangesSchema>, LabChanges>,
+  Assignable<LabChanges, Static<typeof LabChangesSchema>>,
+  Assignable<Static<typeof TunnelViewSchema>, TunnelView>,
+  Assignable<TunnelView, Static<typeof TunnelViewSchema>>,
+  Assignable<Static<typeof SwitchPortViewSchema>, SwitchPortView>,
+  Assignable<SwitchPortView, Static<typeof SwitchPortViewSchema>>,
+  Assignable<Static<typeof SwitchStatusViewSchema>, SwitchStatusView>,
+  Assignable<SwitchStatusView, Static<typeof SwitchStatusViewSchema>>,
+  Assignable<Static<typeof OrphanViewSchema>, OrphanView>,
+  Assignable<OrphanView, Static<typeof OrphanViewSchema>>,
+  // Bodies: what passes validation is what the services take.
+  Assignable<Static<typeof LabSpecSchema>, LabSpec>,
+  Assignable<Static<typeof NodeInterfacesSpecSchema>, NodeInterfacesSpec>,
+  Assignable<Static<typeof OverlaySpecSchema>, OverlaySpec>,
+  Assignable<Static<typeof PutLabAnswer>, LabView & { changes: LabChanges }>,
+  Assignable<LabView & { changes: LabChanges }, Static<typeof PutLabAnswer>>,
+];

@@ -1,0 +1,49 @@
+/** What every command gets from the global options: the client and the output mode. */
+import { type Command, InvalidArgumentError } from "commander";
+import { AgentClient, UsageError } from "./client.js";
+
+export interface GlobalOptions {
+  url: string;
+  token?: string;
+  json?: boolean;
+}
+
+export interface Ctx {
+  client: AgentClient;
+  json: boolean;
+  /** Prints a line (or block) to stdout. */
+  out(text: string): void;
+  /** Prints the answer as JSON (--json), else the human rendering. */
+  show(answer: unknown, human: () => string): void;
+}
+
+export function ctxOf(cmd: Command): Ctx {
+  const g = cmd.optsWithGlobals<GlobalOptions>();
+  const out = (text: string) => process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+  const json = g.json === true;
+  return {
+    client: new AgentClient(g.url, g.token),
+    json,
+    out,
+    show(answer, human) {
+      out(json ? JSON.stringify(answer, null, 2) : human());
+    },
+  };
+}
+
+/** `NODE:IF` from the command line. */
+export function parseEnd(text: string): { node: string; iface: string } {
+  const i = text.indexOf(":");
+  if (i <= 0 || i === text.length - 1) {
+    throw new UsageError(`"${text}" is not NODE:IF`, "e.g. r1:eth1");
+  }
+  return { node: text.slice(0, i), iface: text.slice(i + 1) };
+}
+
+/** A positive integer option. */
+export function parseIntOption(name: string) {
+  return (text: string): number => {
+    if (!/^\d+$/.test(text)) throw new InvalidArgumentError(`${name} must be a whole number`);
+    return Number(text);
+  };
+}

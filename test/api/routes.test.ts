@@ -1,0 +1,4 @@
+import { stubFactory } from "./fixture.js";
+import { routeSuite } from "./route-suite.js";
+
+routeSuite("stub services", stubFactory);

@@ -1,0 +1,4 @@
+import { cliSuite } from "./cli-suite.js";
+import { stubTarget } from "./target.js";
+
+cliSuite("stub services", stubTarget);

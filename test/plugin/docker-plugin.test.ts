@@ -1,0 +1,335 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { pluginPortNames } from "../../src/labs/names.js";
+import { getLink, listLinks } from "../../src/link/index.js";
+import { startTestAgent, type TestAgent } from "../harness/agent.js";
+import {
+  DockerResources,
+  docker,
+  dockerUnavailable,
+  IMAGE,
+  median,
+  pluginCall,
+  pluginSocket,
+  RUNTIME,
+} from "../harness/docker.js";
+import { NetnsPool, uniqueName } from "../harness/netns.js";
+
+const skip = await dockerUnavailable();
+const { socket, driver } = pluginSocket();
+let t: TestAgent;
+const res = new DockerResources();
+const pool = new NetnsPool("dpl");
+
+async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined> | T | undefined,
+  ms = 20_000,
+): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function switchNs() {
+  return t.ovs.netns === undefined ? undefined : { name: t.ovs.netns };
+}
+
+/** The plugin node's interfaces in the lab, once adopted. */
+function adopted(lab: string, node: string): string[] | undefined {
+  const rec = t.agent.store.lab(lab);
+  const n = rec?.nodes[node];
+  return n?.origin === "plugin" && Object.keys(n.interfaces).length > 0
+    ? Object.keys(n.interfaces).sort()
+    : undefined;
+}
+
+/** Endpoint ids Docker gave a container, one per network name. */
+async function endpointIds(container: string): Promise<string[]> {
+  const out = await docker(["inspect", "-f", "{{json .NetworkSettings.Networks}}", container]);
+  return Object.values(JSON.parse(out) as Record<string, { EndpointID: string }>).map((n) => n.EndpointID);
+}
+
+async function pingFrom(container: string, ip: string): Promise<boolean> {
+  return docker(["exec", container, "ping", "-c", "1", "-W", "1", ip]).then(
+    () => true,
+    () => false,
+  );
+}
+
+describe("Docker network plugin", { skip }, () => {
+  before(async () => {
+    t = await startTestAgent({ pluginSocket: socket });
+  });
+  after(async () => {
+    await res.cleanup();
+    await pool.destroyAll();
+    await t?.close();
+  });
+
+  test("a container sees exactly the interface names its lab asked for, 10 runs of 10", async () => {
+    const lab = uniqueName("lab");
+    const p = uniqueName("nm");
+    // Network names sort the other way round from the interface names they carry.
+    const slots: [string, string][] = [
+      ["eth1", `${p}-d`],
+      ["eth2", `${p}-c`],
+      ["eth3", `${p}-b`],
+      ["eth4", `${p}-a`],
+    ];
+    for (const i of [2, 0, 3, 1]) {
+      const [ifname, net] = slots[i]!;
+      await res.createNetwork(driver, net, { lab_id: lab, interface_name: ifname });
+    }
+    const script = 'cd /sys/class/net && for i in *; do echo "$i=$(cat $i/ifalias)"; done';
+    for (let run = 0; run < 10; run++) {
+      const c = res.container(uniqueName("cn"));
+      const order = [3, 1, 0, 2].map((i) => slots[(i + run) % 4]![1]);
+      await docker(["create", ...RUNTIME, "--network", order[0]!, "--name", c, IMAGE, "sh", "-c", script]);
+      for (const net of order.slice(1)) await docker(["network", "connect", net, c]);
+      const out = await docker(["start", "-a", c]);
+      assert.deepEqual(
+        out.split("\n").map((l) => l.trim()),
+        ["eth1=archetype:eth1", "eth2=archetype:eth2", "eth3=archetype:eth3", "eth4=archetype:eth4", "lo="],
+        `run ${run}`,
+      );
+      await res.removeContainer(c);
+    }
+    for (const [, net] of slots) await res.removeNetwork(net);
+    assert.equal(t.agent.store.pluginEndpoints.values().length, 0);
+  });
+
+  test("two containers linked through the lab ping each other; unlink stops it", async () => {
+    const lab = uniqueName("lab");
+    const netName = uniqueName("np");
+    await res.createNetwork(driver, netName, { lab_id: lab, interface_name: "eth1" });
+    const [c1, c2] = [res.container(uniqueName("c1")), res.container(uniqueName("c2"))];
+    for (const [c, ip] of [
+      [c1, "198.18.21.1/24"],
+      [c2, "198.18.21.2/24"],
+    ] as const) {
+      await docker([
+        "run",
+        "-d",
+        ...RUNTIME,
+        "--network",
+        netName,
+        "--name",
+        c,
+        IMAGE,
+        "sh",
+        "-c",
+        `ip addr add ${ip} dev eth1 && ip link set eth1 up && sleep 3600`,
+      ]);
+    }
+    await waitFor("c1 adopted", () => adopted(lab, c1));
+    await waitFor("c2 adopted", () => adopted(lab, c2));
+    assert.deepEqual(adopted(lab, c1), ["eth1"]);
+    const view = t.agent.labs.getLab(lab);
+    assert.equal(view.nodes.find((n) => n.name === c1)?.origin, "plugin");
+    assert.equal(view.nodes.find((n) => n.name === c1)?.netns, null);
+
+    assert.equal(await pingFrom(c1, "198.18.21.2"), false, "not linked yet: isolated");
+    const link = await t.agent.labs.addLink(lab, { a: `${c1}:eth1`, b: `${c2}:eth1` });
+    await waitFor("ping c1 -> c2", () => pingFrom(c1, "198.18.21.2"), 10_000);
+    assert.ok(await pingFrom(c2, "198.18.21.1"));
+    await t.agent.labs.removeLink(lab, link.id);
+    assert.equal(await pingFrom(c1, "198.18.21.2"), false, "unlinked: no ping");
+
+    // A link made before the container exists waits for it and is wired once it joins.
+    await t.agent.labs.removeLink(lab, link.id).catch(() => undefined);
+    await res.removeContainer(c2);
+    await t.agent.labs.addLink(lab, { a: `${c1}:eth1`, b: `${c2}:eth1` });
+    await docker([
+      "run",
+      "-d",
+      ...RUNTIME,
+      "--network",
+      netName,
+      "--name",
+      res.container(c2),
+      IMAGE,
+      "sh",
+      "-c",
+      "ip addr add 198.18.21.2/24 dev eth1 && ip link set eth1 up && sleep 3600",
+    ]);
+    await waitFor("ping after the container came back", () => pingFrom(c1, "198.18.21.2"), 20_000);
+    await t.agent.labs.deleteLab(lab);
+    await res.removeContainer(c1);
+    await res.removeContainer(c2);
+    await res.removeNetwork(netName);
+  });
+
+  test("docker rm -f, network rm and agent restarts leave nothing behind; other labs untouched", async () => {
+    // Another lab with a namespace node and its own plugin container: must survive all of it.
+    const other = uniqueName("lab");
+    const [ns] = (await pool.create(1)) as [string];
+    await t.agent.labs.addInterfaces(other, "r1", { netns: ns, interfaces: [{ name: "eth1" }] });
+    const otherNet = uniqueName("no");
+    await res.createNetwork(driver, otherNet, { lab_id: other, interface_name: "eth2" });
+    const oc = res.container(uniqueName("oc"));
+    await docker(["run", "-d", ...RUNTIME, "--network", otherNet, "--name", oc, IMAGE, "sleep", "3600"]);
+    await waitFor("other container adopted", () => adopted(other, oc));
+    const otherPorts = Object.values(t.agent.store.lab(other)!.nodes).flatMap((n) =>
+      Object.values(n.interfaces).map((i) => i.hostPort),
+    );
+
+    const lab = uniqueName("lab");
+    const nets = [uniqueName("nx"), uniqueName("ny")];
+    await res.createNetwork(driver, nets[0]!, { lab_id: lab, interface_name: "eth1" });
+    await res.createNetwork(driver, nets[1]!, { lab_id: lab, interface_name: "eth2" });
+    const c = res.container(uniqueName("cr"));
+    await docker(["create", ...RUNTIME, "--network", nets[0]!, "--name", c, IMAGE, "sleep", "3600"]);
+    await docker(["network", "connect", nets[1]!, c]);
+    await docker(["start", c]);
+    await waitFor("both interfaces adopted", () => (adopted(lab, c)?.length === 2 ? true : undefined));
+    const ports = (await endpointIds(c)).map((id) => pluginPortNames(id));
+    for (const p of ports) {
+      assert.ok(await getLink(p.hostPort, switchNs()), `${p.hostPort} exists`);
+      assert.ok(t.agent.services.backend.observe({ hostPort: p.hostPort } as never).present);
+    }
+
+    await t.restart();
+    assert.deepEqual(adopted(lab, c), ["eth1", "eth2"], "kept across a restart");
+    assert.equal(t.agent.store.pluginEndpoints.values().length, 3);
+
+    await res.removeContainer(c);
+    await t.restart();
+    await res.removeNetwork(nets[0]!);
+    await res.removeNetwork(nets[1]!);
+    await t.restart();
+
+    const kernelSwitch = new Set((await listLinks(switchNs())).map((l) => l.name));
+    const kernelHost = new Set((await listLinks()).map((l) => l.name));
+    for (const p of ports) {
+      assert.ok(!kernelSwitch.has(p.hostPort), `veth ${p.hostPort} gone`);
+      assert.ok(!kernelHost.has(p.peer), `peer ${p.peer} gone`);
+      assert.equal(t.agent.services.backend.observe({ hostPort: p.hostPort } as never).present, false);
+    }
+    assert.equal(adopted(lab, c), undefined, "no node left in the lab");
+    assert.deepEqual(
+      t.agent.store.pluginEndpoints.values().map((e) => e.networkId),
+      [t.agent.store.pluginNetworks.values().find((n) => n.lab === other)!.networkId],
+      "only the other lab's endpoint is left",
+    );
+    assert.equal(t.agent.store.pluginNetworks.values().filter((n) => n.lab === lab).length, 0);
+    // The other lab is as it was.
+    assert.deepEqual(adopted(other, oc), ["eth2"]);
+    for (const hp of otherPorts) {
+      assert.ok(kernelSwitch.has(hp), `${hp} of the other lab kept`);
+      assert.ok(t.agent.services.backend.observe({ hostPort: hp } as never).present);
+    }
+
+    // A veth that vanished while the agent was down is dropped at start with its records.
+    const vanish = uniqueName("nv");
+    await res.createNetwork(driver, vanish, { lab_id: lab, interface_name: "eth3" });
+    const vc = res.container(uniqueName("cv"));
+    await docker(["run", "-d", ...RUNTIME, "--network", vanish, "--name", vc, IMAGE, "sleep", "3600"]);
+    await waitFor("adopted", () => adopted(lab, vc));
+    const [vid] = await endpointIds(vc);
+    await t.stopAgent();
+    await docker(["kill", vc]); // Docker cannot tell the stopped plugin
+    await waitFor("veth gone with the container's namespace", async () =>
+      (await getLink(pluginPortNames(vid!).hostPort, switchNs())) ? undefined : true,
+    );
+    await t.startAgent();
+    assert.equal(t.agent.store.pluginEndpoints.get(vid!), undefined);
+    assert.equal(adopted(lab, vc), undefined);
+    assert.equal(
+      t.agent.services.backend.observe({ hostPort: pluginPortNames(vid!).hostPort } as never).present,
+      false,
+    );
+    await res.removeContainer(vc);
+    await res.removeNetwork(vanish);
+    await res.removeContainer(oc);
+    await res.removeNetwork(otherNet);
+    assert.equal(t.agent.store.pluginEndpoints.values().length, 0);
+    assert.equal(t.agent.store.pluginNetworks.values().length, 0);
+  });
+
+  test("bad options fail `docker network create` with the plugin's message; unknown ids are Err", async () => {
+    const n1 = res.network(uniqueName("ne"));
+    await assert.rejects(
+      docker(["network", "create", "-d", driver, "-o", "interface_name=eth1", n1]),
+      /lab_id is required/,
+    );
+    const n2 = res.network(uniqueName("ne"));
+    await assert.rejects(
+      docker(["network", "create", "-d", driver, "-o", "lab_id=l1", "-o", "interface_name=bad/name", n2]),
+      /interface_name/,
+    );
+    const n3 = res.network(uniqueName("ne"));
+    await assert.rejects(
+      docker(["network", "create", "-d", driver, "-o", "lab_id=-bad", "-o", "interface_name=eth1", n3]),
+      /lab id/,
+    );
+    const unknown = await pluginCall(
+      socket,
+      "NetworkDriver.CreateEndpoint",
+      JSON.stringify({ NetworkID: "deadbeef", EndpointID: "cafe", Interface: {} }),
+    );
+    assert.match(String((unknown.json as { Err?: string }).Err), /network deadbeef is unknown/);
+    const join = await pluginCall(
+      socket,
+      "NetworkDriver.Join",
+      JSON.stringify({ NetworkID: "a", EndpointID: "b" }),
+    );
+    assert.match(String((join.json as { Err?: string }).Err), /endpoint b is unknown/);
+    const bad = await pluginCall(socket, "NetworkDriver.CreateNetwork", "{not json");
+    assert.equal(bad.status, 400);
+    assert.match(String((bad.json as { Err?: string }).Err), /not JSON/);
+    const act = await pluginCall(socket, "Plugin.Activate", "");
+    assert.deepEqual(act.json, { Implements: ["NetworkDriver"] });
+    const caps = await pluginCall(socket, "NetworkDriver.GetCapabilities", "");
+    assert.deepEqual(caps.json, { Scope: "local", ConnectivityScope: "local" });
+    assert.equal(t.agent.store.pluginNetworks.values().length, 0);
+  });
+
+  test("container start time: 8 plugin interfaces vs --network none (median of 5)", async () => {
+    const lab = uniqueName("lab");
+    const nets: string[] = [];
+    for (let i = 1; i <= 8; i++) {
+      const n = uniqueName("nb");
+      await res.createNetwork(driver, n, { lab_id: lab, interface_name: `eth${i}` });
+      nets.push(n);
+    }
+    const startMs = async (networks: string[] | "none", runtime: string[]): Promise<number> => {
+      const c = res.container(uniqueName("cb"));
+      const first = networks === "none" ? "none" : networks[0]!;
+      await docker([
+        "create",
+        ...runtime,
+        "--network",
+        first,
+        "--name",
+        c,
+        IMAGE,
+        "sh",
+        "-c",
+        "ls /sys/class/net",
+      ]);
+      if (networks !== "none") for (const n of networks.slice(1)) await docker(["network", "connect", n, c]);
+      const t0 = performance.now();
+      const out = await docker(["start", "-a", c]);
+      const ms = performance.now() - t0;
+      if (networks !== "none") assert.equal(out.split("\n").length, 9, out);
+      await res.removeContainer(c);
+      return ms;
+    };
+    const runs = { plugin8: [] as number[], noneArchetype: [] as number[], noneRunc: [] as number[] };
+    for (let i = 0; i < 5; i++) {
+      runs.plugin8.push(await startMs(nets, RUNTIME));
+      runs.noneArchetype.push(await startMs("none", RUNTIME));
+      runs.noneRunc.push(await startMs("none", ["--runtime", "runc"]));
+    }
+    const report = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, Math.round(median(v))]));
+    console.log(
+      `# docker start -a, median of 5 (ms): ${JSON.stringify(report)} all: ${JSON.stringify(runs)}`,
+    );
+    for (const n of nets) await res.removeNetwork(n);
+  });
+});
