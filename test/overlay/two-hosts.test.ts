@@ -101,6 +101,17 @@ test("a node on each host pings across an overlay link; status shows the tunnel"
   assert.match(await h.a.vsctl(["get", "Port", hostPort, "external_ids"]), /archetype_overlay=l1/);
   assert.match(await h.a.vsctl(["get", "Port", "vxlan5001", "external_ids"]), /archetype_kind=overlay/);
 
+  // The agent built the underlay itself: br-phy holds the NIC, the tunnel IP is on br-phy.
+  assert.deepEqual((await h.a.vsctl(["list-ports", "br-phy"])).trim().split("\n"), ["uA"]);
+  const addrs = await ipJson<{ addr_info: { local: string; prefixlen: number }[] }[]>(
+    ["-4", "addr", "show", "dev", "br-phy"],
+    { name: h.a.ovs.netns! },
+  );
+  assert.deepEqual(
+    addrs[0]?.addr_info.map((a) => `${a.local}/${a.prefixlen}`),
+    ["198.18.0.1/24"],
+  );
+
   await expectPing(ns.a1!, "198.19.1.2", { count: 3, timeoutS: 2 });
   await expectPing(ns.b1!, "198.19.1.1");
   await eventually("tunnel up with traffic counted", () => {
@@ -287,6 +298,13 @@ test("attach latency: 100 overlay links on one host", async () => {
     });
     again.push(performance.now() - t0);
   }
+  // Reference: one ovs-vsctl change on the same switch (it waits for ovs-vswitchd too).
+  const vsctl: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const t0 = performance.now();
+    await h.a.vsctl(["set", "Interface", "vxlan20000", `external_ids:probe=${i}`]);
+    vsctl.push(performance.now() - t0);
+  }
   const detach: number[] = [];
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
@@ -299,6 +317,7 @@ test("attach latency: 100 overlay links on one host", async () => {
   console.log(`overlay attach (new link, ${n}): ${fmt(times)}`);
   console.log(`overlay attach (repeat, idempotent, 20): ${fmt(again)}`);
   console.log(`overlay detach (${n}): ${fmt(detach)}`);
+  console.log(`reference, one ovs-vsctl set on the same switch (20): ${fmt(vsctl)}`);
   assert.equal(h.a.agent.services.overlays.status().filter((t) => t.lab === "lat").length, 0);
   assert.doesNotMatch(await h.a.vsctl(["show"]), /vxlan200/);
   assert.ok(q(times, 0.5) < 500, "attach median under 500 ms");
