@@ -31,7 +31,7 @@ import type {
   WiredLink,
 } from "../network-backend.js";
 import { ensureBridgeOps, resolveDatapath } from "./bridge.js";
-import { auditOrphans, removeOrphanOps } from "./orphans.js";
+import { auditOrphans, deleteDevices, removeOrphanOps } from "./orphans.js";
 import { OWNER, portKind } from "./ownership.js";
 import { addPorts, type NewPort, removePorts, retag } from "./port-ops.js";
 import { switchStatus } from "./status.js";
@@ -361,7 +361,7 @@ export class OvsBackend implements NetworkBackend {
     const { ops, kernel, ports } = removeOrphanOps(this.client, this.config.bridge, orphans);
     await this.transact(ops);
     if (ports.length > 0) this.vlans.rebuild(this.vlansInUse());
-    if (kernel.length > 0) await deleteLinks(kernel, { ignoreMissing: true, netns: this.hostNs });
+    if (kernel.length > 0) await deleteDevices(kernel, this.hostNs);
     for (const name of kernel) this.strayVeths.delete(name);
   }
 
