@@ -45,7 +45,7 @@ export function ownsPort(rec: OverlayRecord, p: PortRow): boolean {
 
 /** Whether the Interface is a VXLAN with exactly the record's options (ignoring others we do not set). */
 export function sameTunnel(rec: OverlayRecord, i: InterfaceRow | undefined): boolean {
-  if (!i || i.type !== "vxlan") return false;
+  if (i?.type !== "vxlan") return false;
   const want = vxlanOptions(rec);
   return Object.entries(want).every(([k, v]) => i.options[k] === v);
 }
