@@ -56,7 +56,7 @@ const steps: Step[] = [
       hotLinks({
         ops: p.ops,
         pairs: smoke ? 10 : 100,
-        baselineOps: Math.min(p.ops, smoke ? 10 : 200),
+        baselineOps: Math.min(p.ops, smoke ? 10 : 100),
         trafficSample: smoke ? 3 : 20,
       }),
   },

@@ -34,9 +34,16 @@ export class PerProcessSwitch {
     return run("ip", ["-n", netns, ...args]);
   }
 
-  /** Per interface: create the veth, move and rename the node end, bring both up, add the port. */
-  async provision(ifaces: readonly BaselineIface[]): Promise<void> {
+  /**
+   * Per interface: create the veth, move and rename the node end, bring both up, add the port.
+   * Stops after `budgetMs` and returns how many it did (the caller extrapolates).
+   */
+  async provision(ifaces: readonly BaselineIface[], budgetMs = Infinity): Promise<number> {
+    const t0 = performance.now();
+    let done = 0;
     for (const f of ifaces) {
+      if (performance.now() - t0 > budgetMs) break;
+      done++;
       const mtu = String(f.mtu);
       await this.ip(this.switchNetns, [
         "link",
@@ -55,6 +62,7 @@ export class PerProcessSwitch {
       await this.ip(this.switchNetns, ["link", "set", f.host, "up"]);
       await this.vsctl(["add-port", this.bridge, f.host, `tag=${f.tag}`]);
     }
+    return done;
   }
 
   /** Hot connect or disconnect of one link: `ovs-vsctl set port X tag=N` for each end. */
@@ -64,10 +72,15 @@ export class PerProcessSwitch {
   }
 
   /** Per interface: remove the port, then delete the veth (its peer goes with it). */
-  async teardown(hosts: readonly string[]): Promise<void> {
+  async teardown(hosts: readonly string[], budgetMs = Infinity): Promise<number> {
+    const t0 = performance.now();
+    let done = 0;
     for (const h of hosts) {
+      if (performance.now() - t0 > budgetMs) break;
+      done++;
       await this.vsctl(["--if-exists", "del-port", this.bridge, h]);
       await this.ip(this.switchNetns, ["link", "del", h]);
     }
+    return done;
   }
 }

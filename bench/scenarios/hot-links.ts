@@ -173,6 +173,12 @@ export async function hotLinks(opts: {
         floor: fa.p99,
       }),
       figure({
+        name: "retag txn p50 without waiting for ovs-vswitchd",
+        unit: "ms",
+        agent: summary(fnw.all).p50,
+        note: "the floor's transaction alone: the rest of the floor is ovs-vswitchd applying it",
+      }),
+      figure({
         name: "connect p50",
         unit: "ms",
         agent: c.p50,
