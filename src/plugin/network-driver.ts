@@ -234,7 +234,7 @@ export class NetworkDriver {
   }
 
   private async resolve(endpointId: string): Promise<void> {
-    const deadline = Date.now() + (this.d.resolveTimeoutMs ?? 15_000);
+    const deadline = Date.now() + (this.d.resolveTimeoutMs ?? 120_000);
     let wait = 50;
     while (!this.closed && Date.now() < deadline) {
       const ep = this.d.store.pluginEndpoints.get(endpointId);
@@ -243,7 +243,7 @@ export class NetworkDriver {
       const name = await this.d.docker.containerOfEndpoint(ep.networkId, endpointId).catch(() => undefined);
       if (name !== undefined) return this.adopt(ep, name);
       await new Promise((r) => setTimeout(r, wait));
-      wait = Math.min(wait * 2, 500);
+      wait = Math.min(wait * 2, 1000);
     }
   }
 
