@@ -12,6 +12,7 @@ import type { NetnsRef } from "../link/netns.js";
 import type { PluginEndpointRecord, PluginNetworkRecord } from "../state/records.js";
 import type { StateStore } from "../state/state-store.js";
 import type { DockerEngine } from "./docker-engine.js";
+import { isRunningSandbox, renameWhenMoved } from "./live-rename.js";
 import {
   ALIAS_PREFIX,
   type CreateNetworkRequest,
@@ -167,6 +168,7 @@ export class NetworkDriver {
       }
     });
     this.resolveLater(ep.endpointId);
+    if (isRunningSandbox(req.SandboxKey)) this.renameLater(req.SandboxKey, net.interfaceName);
     return {
       InterfaceName: { SrcName: ep.peerName, DstPrefix: "eth" },
       DisableGatewayService: true,
@@ -222,6 +224,21 @@ export class NetworkDriver {
         }
       }
     }
+  }
+
+  /** A running container joined (`docker network connect`): name its interface once moved in. */
+  private renameLater(sandboxKey: string, ifname: string): void {
+    void renameWhenMoved(sandboxKey, `${ALIAS_PREFIX}${ifname}`, ifname)
+      .then((r) => {
+        if (r === "taken" || r === "timeout")
+          this.d.logger.warn(
+            { sandboxKey, interface: ifname, result: r },
+            "could not name a connected interface",
+          );
+      })
+      .catch((e) =>
+        this.d.logger.warn({ err: e, interface: ifname }, "renaming a connected interface failed"),
+      );
   }
 
   /** Looks for the container of a joined endpoint in the background, then adopts it. */

@@ -99,8 +99,54 @@ describe("Docker network plugin", { skip }, () => {
       );
       await res.removeContainer(c);
     }
+    // Control: without the wrapper Docker's own order and counter decide, and they differ.
+    const plain = res.container(uniqueName("cn"));
+    await docker([
+      "create",
+      "--runtime",
+      "runc",
+      "--network",
+      slots[0]![1],
+      "--name",
+      plain,
+      IMAGE,
+      "sh",
+      "-c",
+      script,
+    ]);
+    for (const [, net] of slots.slice(1)) await docker(["network", "connect", net, plain]);
+    const wrong = (await docker(["start", "-a", plain])).split("\n").map((l) => l.trim());
+    assert.notDeepEqual(wrong.slice(0, 4), [
+      "eth1=archetype:eth1",
+      "eth2=archetype:eth2",
+      "eth3=archetype:eth3",
+      "eth4=archetype:eth4",
+    ]);
+    console.log(`# without the runtime wrapper: ${wrong.join(" ")}`);
+    await res.removeContainer(plain);
     for (const [, net] of slots) await res.removeNetwork(net);
     assert.equal(t.agent.store.pluginEndpoints.values().length, 0);
+  });
+
+  test("docker network connect to a running container: the interface gets its name too", async () => {
+    const lab = uniqueName("lab");
+    const [na, nb] = [uniqueName("nc"), uniqueName("nc")];
+    await res.createNetwork(driver, na, { lab_id: lab, interface_name: "eth7" });
+    await res.createNetwork(driver, nb, { lab_id: lab, interface_name: "eth3" });
+    const c = res.container(uniqueName("cc"));
+    await docker(["run", "-d", ...RUNTIME, "--network", na, "--name", c, IMAGE, "sleep", "3600"]);
+    await docker(["network", "connect", nb, c]);
+    const names = () =>
+      docker(["exec", c, "ls", "/sys/class/net"]).then((o) => o.split(/\s+/).sort().join(" "));
+    await waitFor(
+      "eth3 and eth7",
+      async () => ((await names()) === "eth3 eth7 lo" ? true : undefined),
+      15_000,
+    );
+    await waitFor("both adopted", () => (adopted(lab, c)?.length === 2 ? true : undefined));
+    await res.removeContainer(c);
+    await res.removeNetwork(na);
+    await res.removeNetwork(nb);
   });
 
   test("two containers linked through the lab ping each other; unlink stops it", async () => {
