@@ -7,8 +7,6 @@ export const DOCKER_SOCKET = "/var/run/docker.sock";
 export interface DockerEngine {
   /** The container name (without `/`) holding this endpoint of this network, if Docker lists it. */
   containerOfEndpoint(networkId: string, endpointId: string): Promise<string | undefined>;
-  /** Whether Docker still knows this network and endpoint (false when Docker says no). */
-  endpointExists(networkId: string, endpointId: string): Promise<boolean>;
 }
 
 interface NetworkInspect {
@@ -26,12 +24,6 @@ export class DockerEngineClient implements DockerEngine {
     const net = await this.get<NetworkInspect>(`/networks/${encodeURIComponent(networkId)}`);
     const hit = Object.values(net?.Containers ?? {}).find((c) => c.EndpointID === endpointId);
     return hit?.Name?.replace(/^\//, "") || undefined;
-  }
-
-  async endpointExists(networkId: string, endpointId: string): Promise<boolean> {
-    const net = await this.get<NetworkInspect>(`/networks/${encodeURIComponent(networkId)}`);
-    if (!net) return false;
-    return Object.values(net.Containers ?? {}).some((c) => c.EndpointID === endpointId);
   }
 
   /** GET path: the parsed body, undefined on 404; throws when Docker cannot be asked. */

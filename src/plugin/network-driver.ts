@@ -189,24 +189,18 @@ export class NetworkDriver {
 
   /**
    * After a restart: endpoints whose host port is gone are dropped (their container lost the
-   * interface with it) unless Docker still holds them unjoined, then the port is made again;
-   * plugin interfaces in labs without an endpoint are released.
+   * interface with it) unless not joined yet (Join makes the veth again); plugin interfaces in
+   * labs without an endpoint are released.
    */
   async recover(): Promise<void> {
     const present = new Set((await listLinks(this.switchNetns())).map((l) => l.name));
     for (const ep of this.d.store.pluginEndpoints.values()) {
       const net = this.d.store.pluginNetworks.get(ep.networkId);
-      if (present.has(ep.hostPort) && net) {
+      if (net && present.has(ep.hostPort)) {
         this.resolveLater(ep.endpointId);
         continue;
       }
-      const unjoined = net && ep.sandboxKey === undefined && (await this.dockerHas(ep));
-      if (unjoined) {
-        await this.createVeth(net, ep).catch((e) =>
-          this.d.logger.warn({ err: e, endpoint: ep.endpointId }, "re-creating a plugin endpoint failed"),
-        );
-        continue;
-      }
+      if (net && ep.sandboxKey === undefined) continue;
       this.d.logger.info(
         { endpoint: ep.endpointId, port: ep.hostPort },
         "dropping a vanished plugin endpoint",
@@ -329,10 +323,6 @@ export class NetworkDriver {
 
   private async hostPortExists(name: string): Promise<boolean> {
     return (await listLinks(this.switchNetns())).some((l) => l.name === name);
-  }
-
-  private async dockerHas(ep: PluginEndpointRecord): Promise<boolean> {
-    return this.d.docker.endpointExists(ep.networkId, ep.endpointId).catch(() => true);
   }
 
   private switchNetns(): NetnsRef | undefined {
