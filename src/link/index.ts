@@ -22,5 +22,6 @@ export {
   netnsPath,
   parseNetnsRef,
 } from "./netns.js";
+export { type DeviceRef, disableTxOffload } from "./offload.js";
 export { validateAlias, validateGroup, validateMtu } from "./values.js";
 export { createVeths, createVethsInHost, type HostVethSpec, type VethSpec } from "./veth.js";

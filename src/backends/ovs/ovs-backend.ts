@@ -7,6 +7,7 @@ import {
   createVethsInHost,
   deleteGroup,
   deleteLinks,
+  disableTxOffload,
   listLinks,
   setLinkUp,
 } from "../../link/index.js";
@@ -80,7 +81,15 @@ export class OvsBackend implements NetworkBackend {
   }
 
   async start(labs: readonly LabRecord[], overlays: readonly OverlayRecord[]): Promise<void> {
-    this.client = await OvsdbClient.connect({ remote: this.config.ovsdb, logger: this.logger });
+    this.client = await OvsdbClient.connect({ remote: this.config.ovsdb, logger: this.logger }).catch((e) => {
+      if (!(e instanceof AgentError) || e.code !== "OVS_UNREACHABLE") throw e;
+      throw new AgentError(
+        "OVS_UNREACHABLE",
+        e.message,
+        `${e.hint ?? "is Open vSwitch running (ovs-ctl start, or make run)?"}; to run without Open vSwitch set ARCHETYPE_AGENT_BACKEND=local (point-to-point links only, no overlay or Docker plugin)`,
+        { cause: e },
+      );
+    });
     this.overlay = new OverlayManager({
       config: this.config,
       logger: this.logger,
@@ -122,11 +131,11 @@ export class OvsBackend implements NetworkBackend {
   }
 
   /** Every change goes through here: one transaction, applied by ovs-vswitchd before it resolves. */
-  async transact(ops: Operation[]): Promise<void> {
+  async transact(ops: Operation[], opts: { waitApplied?: boolean } = {}): Promise<void> {
     if (ops.length === 0) return;
     this.ownTxns++;
     try {
-      await this.client.transact(ops, { waitApplied: true });
+      await this.client.transact(ops, { waitApplied: opts.waitApplied ?? true });
     } finally {
       this.ownTxns--;
     }
@@ -164,8 +173,15 @@ export class OvsBackend implements NetworkBackend {
         }),
         { netns: this.hostNs },
       );
+      if (this.datapath === "netdev") {
+        await disableTxOffload(ends.map((e) => ({ dev: e.iface.name, netns: e.node.netns })));
+      }
     } catch (e) {
       for (const v of isolated) this.vlans.release(v);
+      await deleteLinks(
+        ends.map((e) => e.iface.hostPort),
+        { ignoreMissing: true, netns: this.hostNs },
+      ).catch(() => undefined);
       throw e;
     }
     try {
@@ -251,15 +267,20 @@ export class OvsBackend implements NetworkBackend {
     const mine = this.client
       .ports()
       .filter((p) => p.external_ids[OWNER.lab] === lab.lab && portKind(p.external_ids) === "node");
-    await this.transact(
-      removePorts(
-        this.bridge().uuid,
-        mine.map((p) => p.uuid),
+    // Ports and kernel devices go at the same time, and without waiting for ovs-vswitchd to
+    // finish closing the ports: nothing of the lab is used afterwards.
+    await Promise.all([
+      this.transact(
+        removePorts(
+          this.bridge().uuid,
+          mine.map((p) => p.uuid),
+        ),
+        { waitApplied: false },
       ),
-    );
+      // One call removes every host veth of the lab (and their peers in the nodes).
+      deleteGroup(lab.group, { netns: this.hostNs }),
+    ]);
     for (const p of mine) this.releasePortVlans(p);
-    // One call removes every host veth of the lab (and their peers in the nodes).
-    await deleteGroup(lab.group, { netns: this.hostNs });
     // Plugin nodes belong to Docker: they are only separated from the lab's links.
     const plugin = this.client
       .ports()
@@ -306,6 +327,7 @@ export class OvsBackend implements NetworkBackend {
           netns: this.hostNs,
         },
       );
+      if (this.datapath === "netdev") await disableTxOffload([{ dev: ep.peerName, netns: undefined }]);
       await this.transact(
         addPorts(this.bridge().uuid, [
           {
@@ -407,8 +429,8 @@ export class OvsBackend implements NetworkBackend {
         for (const p of stale) this.releasePortVlans(p);
       }
       if (recreate.length > 0) {
-        await this.provision(lab, recreate);
-        repairs.push(...recreate.map((e) => `lab ${lab.lab}: ${e.node.name}:${e.iface.name} re-created`));
+        const made = await this.recreateVeths(lab, recreate, kernel);
+        repairs.push(...made.map((e) => `lab ${lab.lab}: ${e.node.name}:${e.iface.name} re-created`));
       }
       // Ports missing from the bridge (the bridge was deleted, or the port removed by hand).
       const unported = ends.filter((e) => kernel.has(e.iface.hostPort) && !this.port(e.iface.hostPort));
@@ -428,6 +450,33 @@ export class OvsBackend implements NetworkBackend {
     repairs.push(...(await this.overlay.reconcile(overlays, (o) => this.endOf(labs, o))));
     if (repairs.length > 0) this.logger.info({ repairs }, "reconciled");
     return repairs;
+  }
+
+  /**
+   * Provisions lost interfaces again. A veth may appear meanwhile (an `ip -batch` of an agent
+   * killed mid-work outlives it and finishes its job): then the kernel is listed again and only
+   * what is still missing is created; veths that appeared are left for the port repair.
+   */
+  private async recreateVeths(
+    lab: LabRecord,
+    lost: readonly LinkEnd[],
+    kernel: Map<string, { up: boolean }>,
+  ): Promise<LinkEnd[]> {
+    let todo = [...lost];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.provision(lab, todo);
+        return todo;
+      } catch (e) {
+        const now = await listLinks(this.hostNs);
+        for (const l of now) kernel.set(l.name, l);
+        const still = todo.filter((x) => !kernel.has(x.iface.hostPort));
+        if (attempt >= 3 || still.length === todo.length) throw e;
+        this.logger.info({ lab: lab.lab, appeared: todo.length - still.length }, "veths appeared meanwhile");
+        todo = still;
+        if (todo.length === 0) return [];
+      }
+    }
   }
 
   private endOf(labs: readonly LabRecord[], o: OverlayRecord): LinkEnd | undefined {
