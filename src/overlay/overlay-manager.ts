@@ -263,7 +263,8 @@ export class OverlayManager {
       result.changes.push(`${end.iface.hostPort} joined VLAN ${vlan}`);
     }
     const hostIface = client.interfaceByName(end.iface.hostPort);
-    const mtuWrong = result.changes.length > 0 || hostIface?.mtu !== rec.mtu;
+    // Interfaces provisioned with the overlay MTU need no ip process: attach is one transaction.
+    const mtuWrong = hostIface?.mtu !== rec.mtu;
     // The transaction and the MTU are independent: run them together (attach latency).
     const [txn, mtu] = await Promise.allSettled([
       this.deps.transact(ops),
