@@ -176,7 +176,8 @@ export class NetworkDriver {
   }
 
   private async leave(req: EndpointRequest): Promise<DriverAnswer> {
-    const ep = this.mustEndpoint(req);
+    const ep = this.d.store.pluginEndpoints.get(requireId(req.EndpointID, "EndpointID"));
+    if (!ep) return {}; // forgotten already (its veth vanished): Docker must still be able to go on
     await this.endpointLocks.withKey(endpointKey(ep.endpointId), () => this.forget(ep));
     return {};
   }
