@@ -454,8 +454,9 @@ export class OvsBackend implements NetworkBackend {
 
   /**
    * Provisions lost interfaces again. A veth may appear meanwhile (an `ip -batch` of an agent
-   * killed mid-work outlives it and finishes its job): then the kernel is listed again and only
-   * what is still missing is created; veths that appeared are left for the port repair.
+   * killed mid-work outlives it and finishes its job, racing this one): then, once the
+   * kernel's list stops changing, only what is still missing is created; veths that appeared
+   * get their ports from the port repair.
    */
   private async recreateVeths(
     lab: LabRecord,
@@ -468,15 +469,32 @@ export class OvsBackend implements NetworkBackend {
         await this.provision(lab, todo);
         return todo;
       } catch (e) {
-        const now = await listLinks(this.hostNs);
+        // A name clash can also be transient: a half-made pair of the other process, undone by
+        // the kernel when its second half fails. Retry a few times once things settle.
+        if (attempt >= 5 || !(e instanceof AgentError && e.code === "CONFLICT")) throw e;
+        const now = await this.settledLinks();
         for (const l of now) kernel.set(l.name, l);
         const still = todo.filter((x) => !kernel.has(x.iface.hostPort));
-        if (attempt >= 3 || still.length === todo.length) throw e;
-        this.logger.info({ lab: lab.lab, appeared: todo.length - still.length }, "veths appeared meanwhile");
+        this.logger.info(
+          { lab: lab.lab, appeared: todo.length - still.length, err: (e as Error).message },
+          "veths changed meanwhile: retrying",
+        );
         todo = still;
         if (todo.length === 0) return [];
       }
     }
+  }
+
+  /** The switch namespace's links once two listings 150 ms apart agree (at most ~5 s). */
+  private async settledLinks() {
+    let last = await listLinks(this.hostNs);
+    for (let i = 0; i < 30; i++) {
+      await new Promise((r) => setTimeout(r, 150));
+      const now = await listLinks(this.hostNs);
+      if (now.map((l) => l.name).join() === last.map((l) => l.name).join()) return now;
+      last = now;
+    }
+    return last;
   }
 
   private endOf(labs: readonly LabRecord[], o: OverlayRecord): LinkEnd | undefined {
