@@ -409,11 +409,11 @@ export class OvsBackend implements NetworkBackend {
     for (const lab of labs) {
       const ends: LinkEnd[] = [];
       for (const node of Object.values(lab.nodes)) {
-        if (node.origin !== "api") continue;
         for (const iface of Object.values(node.interfaces)) ends.push({ node, iface });
       }
-      // Veths that vanished are created again where their node still exists.
-      const lost = ends.filter((e) => !kernel.has(e.iface.hostPort));
+      // Veths that vanished are created again where their node still exists (Docker's own
+      // endpoints are the plugin's to re-create).
+      const lost = ends.filter((e) => e.node.origin === "api" && !kernel.has(e.iface.hostPort));
       const recreate: LinkEnd[] = [];
       for (const e of lost) if (e.node.netns && (await netnsExists(e.node.netns))) recreate.push(e);
       const stale = recreate
@@ -627,7 +627,7 @@ function nodePort(lab: LabRecord, { node, iface }: LinkEnd, isolated: number): N
     name: iface.hostPort,
     tag: isolated,
     externalIds: {
-      [OWNER.kind]: "node",
+      [OWNER.kind]: node.origin === "plugin" ? "plugin" : "node",
       [OWNER.lab]: lab.lab,
       [OWNER.node]: node.name,
       [OWNER.iface]: iface.name,
