@@ -61,7 +61,13 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
   });
 
   const started = performance.now();
-  await backend.start(store.labs(), store.overlays.values());
+  try {
+    await backend.start(store.labs(), store.overlays.values());
+  } catch (e) {
+    clearTimeout(pending);
+    await backend.stop().catch(() => undefined);
+    throw e;
+  }
   logger.info(
     {
       backend: backend.name,

@@ -34,7 +34,11 @@ export function run(file: string, args: readonly string[], opts: ExecOptions = {
         const cmd = [file, ...args].join(" ");
         if (e.code === "ENOENT") {
           return reject(
-            new AgentError("COMMAND_FAILED", `${file} is not installed`, "run `make run` or `archnet host check`"),
+            new AgentError(
+              "COMMAND_FAILED",
+              `${file} is not installed`,
+              "run `make run` or `archnet host check`",
+            ),
           );
         }
         if (e.killed || e.signal === "SIGKILL") {

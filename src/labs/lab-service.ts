@@ -295,17 +295,21 @@ export class LabService implements LabOperations {
     for (const l of plan.addLinks) rec.links[l.id] = l;
     store.saveLab(rec);
 
-    try {
-      // Docker plugin interfaces exist already (the plugin made them): only api ones are built.
-      const building = added.filter((e) => e.node.origin === "api");
-      if (building.length > 0) await backend.provision(rec, building);
-    } catch (e) {
-      // Nothing of a failed provisioning stays: neither records nor what the backend made.
+    // Nothing of a failed addition stays: neither records nor what the backend made.
+    const undoAdded = async (built: readonly LinkEnd[]): Promise<void> => {
+      if (built.length > 0) await backend.release(rec, built).catch(() => undefined);
       for (const { node, iface } of added) delete node.interfaces[iface.name];
       for (const { node } of plan.addNodes)
         if (Object.keys(node.interfaces).length === 0) delete rec.nodes[node.name];
       for (const l of plan.addLinks) delete rec.links[l.id];
       store.saveLab(rec);
+    };
+    // Docker plugin interfaces exist already (the plugin made them): only api ones are built.
+    const building = added.filter((e) => e.node.origin === "api");
+    try {
+      if (building.length > 0) await backend.provision(rec, building);
+    } catch (e) {
+      await undoAdded([]);
       throw e;
     }
 
@@ -321,8 +325,7 @@ export class LabService implements LabOperations {
       try {
         await backend.connect(rec, activate);
       } catch (e) {
-        for (const l of plan.addLinks) delete rec.links[l.id];
-        store.saveLab(rec);
+        await undoAdded(building);
         throw e;
       }
     }
