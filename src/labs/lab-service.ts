@@ -183,6 +183,13 @@ export class LabService implements LabOperations {
       this.d.metrics.time("carrier", async () => {
         const rec = this.mustLab(lab);
         const end = this.findEnd(rec, { node, iface });
+        if (!end && !Object.hasOwn(rec.nodes, node)) {
+          throw new AgentError(
+            "NODE_NOT_FOUND",
+            `node ${node} does not exist in lab ${lab}`,
+            `see \`archnet lab show ${lab}\``,
+          );
+        }
         if (!end) throw notFoundInterface(lab, node, iface);
         await this.d.backend.setCarrier(rec, [end], state);
         end.iface.carrier = state;

@@ -44,7 +44,10 @@ export function appFor(fx: ApiFixture): App {
   return buildServer(fx.services, { logger: silentLogger() });
 }
 
-/** The whole observable state, through the services (works for the stub and the real agent). */
+/**
+ * The whole observable state, through the services (works for the stub and the real agent): labs,
+ * tunnels, and the switch's ports with their tags and owners.
+ */
 export async function stateOf(services: AgentServices): Promise<string> {
   const labs = services.labs.listLabs().map((l) => services.labs.getLab(l.lab));
   return JSON.stringify({
@@ -52,6 +55,10 @@ export async function stateOf(services: AgentServices): Promise<string> {
     tunnels: services.overlays
       .status()
       .map((t) => ({ ...t, rx_packets: 0, tx_packets: 0, rx_bytes: 0, tx_bytes: 0 })),
+    // the switch itself: which ports exist, with which tag and owner (counters left out)
+    ports: (await services.backend.status()).ports
+      .map((p) => [p.name, p.vlan, p.lab, p.node, p.interface, p.link].join(" "))
+      .sort(),
   });
 }
 

@@ -91,8 +91,8 @@ const ROUTES: Route[] = [
       node: "r1",
       interface: "eth2",
       vni: 77,
-      local_ip: "10.0.0.1",
-      remote_ip: "10.0.0.2",
+      local_ip: "198.18.0.1",
+      remote_ip: "198.18.0.2",
       mtu: 1400,
     }),
   },
@@ -188,7 +188,7 @@ function badBody(route: Route, r: Rand): { payload: string; contentType?: string
       const bad: Record<string, unknown[]> = {
         vni: [0, 16777216, -5, 1.5, "77"],
         mtu: [0, 67, 65536, "1500"],
-        local_ip: ["10.0.0", "300.1.1.1", "::1", "10.0.0.1/24", " 10.0.0.1"],
+        local_ip: ["198.18.0", "300.1.1.1", "::1", "198.18.0.1/24", " 198.18.0.1"],
         remote_ip: ["a.b.c.d", "1.2.3.4.5"],
         state: ["UP", "off", "", 1, null],
         a: ["r1", ":eth1", "r1:", "r1:eth/1", "r1:e t"],
@@ -335,8 +335,8 @@ export function fuzzSuite(
           node: "r1",
           interface: "eth2",
           vni: 4242,
-          local_ip: "10.0.0.1",
-          remote_ip: "10.0.0.2",
+          local_ip: "198.18.0.1",
+          remote_ip: "198.18.0.2",
         },
       });
       assert.equal(ov.statusCode, 201, ov.body);

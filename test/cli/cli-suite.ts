@@ -192,7 +192,7 @@ export function cliSuite(name: string, factory: CliTargetFactory): void {
       assertOk(ls);
       assert.match(ls.stdout, /^LAB\s+LINK\s+END\s+VNI/);
       assert.match(ls.stdout, new RegExp(`\\n${lab}\\s+ov1\\s+router-long-name:eth1\\s+5005\\s`));
-      const ips = ["--local-ip", "1.1.1.1", "--remote-ip", "1.1.1.2"];
+      const ips = ["--local-ip", "198.18.0.1", "--remote-ip", "198.18.0.3"];
       const [badVni, tooBig] = await Promise.all([
         cli("overlay", "add", lab, "ov2", "r1:eth2", "--vni", "x", ...ips),
         cli("overlay", "add", lab, "ov2", "r1:eth2", "--vni", "16777216", ...ips),
