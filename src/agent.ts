@@ -6,7 +6,7 @@ import { Locks } from "./common/locks.js";
 import type { Logger } from "./common/log.js";
 import type { AgentConfig } from "./config/config.js";
 import { LabService } from "./labs/lab-service.js";
-import { createMetrics } from "./metrics.js";
+import { createMetrics, registerNetworkMetrics } from "./metrics.js";
 import { OverlayService } from "./overlay/overlay-service.js";
 import { startPlugin } from "./plugin/plugin-server.js";
 import type { AgentServices } from "./services.js";
@@ -44,6 +44,14 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
   const labs = new LabService({ config, store, backend, locks, metrics, logger });
   const overlays = new OverlayService({ config, store, backend, locks, metrics });
   const cleanup = new CleanupService({ config, store, backend, locks, metrics, logger });
+  registerNetworkMetrics(
+    metrics.registry,
+    async () => (await backend.status()).ports,
+    function* () {
+      for (const l of store.labs())
+        for (const v of labs.getLab(l.lab).links) yield { lab: l.lab, state: v.state };
+    },
+  );
 
   const reconcile = () =>
     locks.exclusive(async () => {

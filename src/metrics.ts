@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { SwitchPortView } from "./labs/views.js";
 
 /**
  * The agent's Prometheus metrics. Operation latencies and errors are recorded where the work
@@ -62,22 +63,69 @@ export function createMetrics(): Metrics {
   };
 }
 
-/** Registers a gauge whose values are read on each scrape. */
+/** Labelled values read on each scrape. */
+type Readings<L extends string> = Iterable<[Partial<Record<L, string>>, number]>;
+
+/** Registers a gauge whose values are read (possibly asynchronously) on each scrape. */
 export function scrapedGauge<L extends string>(
   registry: Registry,
   name: string,
   help: string,
   labelNames: readonly L[],
-  read: () => Iterable<[Partial<Record<L, string>>, number]>,
+  read: () => Promise<Readings<L>> | Readings<L>,
 ): Gauge<L> {
   return new Gauge({
     name,
     help,
     labelNames,
     registers: [registry],
-    collect() {
+    async collect() {
       this.reset();
-      for (const [labels, value] of read()) this.set(labels, value);
+      for (const [labels, value] of await read()) this.set(labels, value);
     },
   });
+}
+
+/** Per-port counters from the switch (per-link figures: `sum by (lab, link)`), and links by state. */
+export function registerNetworkMetrics(
+  registry: Registry,
+  ports: () => Promise<readonly SwitchPortView[]>,
+  links: () => Iterable<{ lab: string; state: string }>,
+): void {
+  const labels = ["port", "lab", "node", "interface", "link"] as const;
+  const counters = ["rx_packets", "tx_packets", "rx_bytes", "tx_bytes"] as const;
+  for (const c of counters) {
+    scrapedGauge(
+      registry,
+      `archnet_port_${c}`,
+      `Port ${c.replace("_", " ")} as counted by the switch`,
+      labels,
+      async () =>
+        (await ports()).map((p) => [
+          {
+            port: p.name,
+            lab: p.lab ?? "",
+            node: p.node ?? "",
+            interface: p.interface ?? "",
+            link: p.link ?? "",
+          },
+          p[c],
+        ]),
+    );
+  }
+  scrapedGauge(
+    registry,
+    "archnet_links",
+    "Links by lab and state (up, down, pending)",
+    ["lab", "state"],
+    () => {
+      const count = new Map<string, number>();
+      for (const l of links())
+        count.set(`${l.lab}\0${l.state}`, (count.get(`${l.lab}\0${l.state}`) ?? 0) + 1);
+      return [...count].map(([k, n]) => {
+        const [lab, state] = k.split("\0") as [string, string];
+        return [{ lab, state }, n];
+      });
+    },
+  );
 }

@@ -327,8 +327,11 @@ export class OvsBackend implements NetworkBackend {
           netns: this.hostNs,
         },
       );
-      if (this.datapath === "netdev") await disableTxOffload([{ dev: ep.peerName, netns: undefined }]);
-      await this.transact(
+      // Container start waits on this: the offload change and the port go in parallel, and the
+      // port need not be applied by ovs-vswitchd yet (linking it waits for that).
+      const offload =
+        this.datapath === "netdev" ? disableTxOffload([{ dev: ep.peerName, netns: undefined }]) : undefined;
+      const port = this.transact(
         addPorts(this.bridge().uuid, [
           {
             name: ep.hostPort,
@@ -342,7 +345,15 @@ export class OvsBackend implements NetworkBackend {
             },
           },
         ]),
+        { waitApplied: false },
       );
+      const [o, p] = await Promise.allSettled([offload, port]);
+      if (p.status === "rejected") throw p.reason;
+      if (o.status === "rejected") {
+        const row = this.port(ep.hostPort);
+        if (row) await this.transact(removePorts(this.bridge().uuid, [row.uuid]));
+        throw o.reason;
+      }
     } catch (e) {
       this.vlans.release(isolated);
       await deleteLinks([ep.hostPort], { ignoreMissing: true, netns: this.hostNs }).catch(() => undefined);
