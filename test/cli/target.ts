@@ -1,5 +1,7 @@
 /** What the CLI tests talk to: an agent API at a URL. The stub target serves stub services. */
 import { spawn } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startApi } from "../../src/api/server.js";
 import { silentLogger } from "../../src/common/log.js";
@@ -34,7 +36,33 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `archnet ARGS` from the sources (no build needed), without the caller's ARCHETYPE_* env. */
+/** Newest modification time (ms) of a file under `dir`. */
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/**
+ * How to start `archnet`: the built dist/cli/main.js when it is at least as new as every source
+ * (`make test` builds first; ~3x faster to start), else the sources through tsx.
+ */
+export function cliEntry(): string[] {
+  const built = join(ROOT, "dist/cli/main.js");
+  try {
+    if (statSync(built).mtimeMs >= newestMtime(join(ROOT, "src"))) return [built];
+  } catch {
+    // no build
+  }
+  return ["--import", "tsx", join(ROOT, "src/cli/main.ts")];
+}
+
+let entry: string[] | undefined;
+
+/** Runs `archnet ARGS` (see cliEntry), without the caller's ARCHETYPE_* env. */
 export function runCli(
   args: readonly string[],
   opts: { input?: string; env?: Record<string, string> } = {},
@@ -45,7 +73,8 @@ export function runCli(
   }
   Object.assign(env, { NO_COLOR: "1" }, opts.env);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
+    entry ??= cliEntry();
+    const child = spawn(process.execPath, [...entry, ...args], {
       cwd: ROOT,
       env,
       stdio: ["pipe", "pipe", "pipe"],
