@@ -15,6 +15,8 @@ export const OVERLAY_LOCAL_IP = "198.18.0.1";
 
 export interface RealAgentFixture extends ApiFixture {
   test: TestAgent;
+  /** A fresh namespace per node name (the same one when asked again). */
+  nodeRef(node: string): Promise<{ netns: string }>;
   /** The namespaces nodeRef made, by node name. */
   netns: ReadonlyMap<string, string>;
 }
