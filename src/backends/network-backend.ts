@@ -57,6 +57,8 @@ export interface CleanupContext {
   pluginPorts: ReadonlySet<string>;
   /** Resources younger than this (ms since epoch) are never orphans. */
   graceSince: number;
+  /** The grace period itself (ms): a device first seen now is an orphan at once when it is 0. */
+  graceMs: number;
 }
 
 export interface Orphan extends OrphanView {

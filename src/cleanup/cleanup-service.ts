@@ -34,6 +34,7 @@ export class CleanupService implements CleanupOperations {
       overlays: this.d.store.overlays.values(),
       pluginPorts,
       graceSince: Date.now() - this.d.config.cleanupGraceS * 1000,
+      graceMs: this.d.config.cleanupGraceS * 1000,
     };
   }
 

@@ -6,7 +6,7 @@ import type { Logger } from "../common/log.js";
 import type { AgentConfig } from "../config/config.js";
 import type { LabService } from "../labs/lab-service.js";
 import { pluginPortNames, validateId } from "../labs/names.js";
-import { listLinks } from "../link/links.js";
+import { getLink, listLinks } from "../link/links.js";
 import { validateIfName } from "../link/names.js";
 import type { NetnsRef } from "../link/netns.js";
 import type { PluginEndpointRecord, PluginNetworkRecord } from "../state/records.js";
@@ -54,6 +54,8 @@ function canMark(b: NetworkBackend): b is NetworkBackend & PortMarker {
 export class NetworkDriver {
   private closed = false;
   private readonly resolving = new Set<string>();
+  /** Endpoints whose veth this process made: Join need not look for it in the kernel. */
+  private readonly made = new Set<string>();
   /** Serialises work per endpoint; its own locks, so lab locks taken inside cannot deadlock. */
   private readonly endpointLocks = new Locks();
 
@@ -161,7 +163,9 @@ export class NetworkDriver {
     const net = this.mustNetwork(ep.networkId);
     await this.endpointLocks.withKey(endpointKey(ep.endpointId), async () => {
       // The veth may have gone (removed by hand, agent restarted) before the container started.
-      if (!(await this.hostPortExists(ep.hostPort))) await this.createVeth(net, ep);
+      if (!this.made.has(ep.endpointId) && !(await this.hostPortExists(ep.hostPort))) {
+        await this.createVeth(net, ep);
+      }
       if (typeof req.SandboxKey === "string" && req.SandboxKey !== "") {
         ep.sandboxKey = req.SandboxKey;
         this.d.store.pluginEndpoints.set(ep.endpointId, ep);
@@ -247,7 +251,9 @@ export class NetworkDriver {
 
   private async resolve(endpointId: string): Promise<void> {
     const deadline = Date.now() + (this.d.resolveTimeoutMs ?? 120_000);
-    let wait = 50;
+    // The first look waits a little: Docker is busy starting the container it would be asked about.
+    let wait = 250;
+    await new Promise((r) => setTimeout(r, wait));
     while (!this.closed && Date.now() < deadline) {
       const ep = this.d.store.pluginEndpoints.get(endpointId);
       if (!ep) return;
@@ -305,6 +311,7 @@ export class NetworkDriver {
   }
 
   private async removeEndpoint(ep: PluginEndpointRecord): Promise<void> {
+    this.made.delete(ep.endpointId);
     await this.endpointLocks.withKey(endpointKey(ep.endpointId), async () => {
       await this.forget(ep);
       await this.d.backend.removeDetached(ep.hostPort);
@@ -320,10 +327,11 @@ export class NetworkDriver {
       mtu: ep.mtu,
       owner: { alias: `${ALIAS_PREFIX}${net.interfaceName}`, [OWNER.endpoint]: ep.endpointId },
     });
+    this.made.add(ep.endpointId);
   }
 
   private async hostPortExists(name: string): Promise<boolean> {
-    return (await listLinks(this.switchNetns())).some((l) => l.name === name);
+    return (await getLink(name, this.switchNetns())) !== undefined;
   }
 
   private switchNetns(): NetnsRef | undefined {

@@ -53,7 +53,7 @@ describe("bad input gives a typed error and changes nothing", () => {
     await rejects(labs.deleteLab("nope"), "LAB_NOT_FOUND", 404);
     await rejects(labs.removeLink("bad", "l99"), "LINK_NOT_FOUND", 404);
     await rejects(labs.setCarrier("nope", "r1", "eth1", "down"), "LAB_NOT_FOUND", 404);
-    await rejects(labs.setCarrier("bad", "ghost", "eth1", "down"), "INTERFACE_NOT_FOUND", 404);
+    await rejects(labs.setCarrier("bad", "ghost", "eth1", "down"), "NODE_NOT_FOUND", 404);
     await rejects(labs.setCarrier("bad", "r1", "eth9", "down"), "INTERFACE_NOT_FOUND", 404);
     await rejects(labs.setLinkCarrier("bad", "l99", "down"), "LINK_NOT_FOUND", 404);
     await rejects(

@@ -31,7 +31,8 @@ async function waitFor<T>(
   for (;;) {
     const v = await fn();
     if (v !== undefined && v !== false) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > until)
+      throw new Error(`timed out waiting for ${what} (last seen: ${JSON.stringify(v)})`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -139,11 +140,17 @@ describe("Docker network plugin", { skip }, () => {
     await docker(["network", "connect", nb, c]);
     const names = () =>
       docker(["exec", c, "ls", "/sys/class/net"]).then((o) => o.split(/\s+/).sort().join(" "));
+    let seen = "";
     await waitFor(
       "eth3 and eth7",
-      async () => ((await names()) === "eth3 eth7 lo" ? true : undefined),
+      async () => {
+        seen = await names();
+        return seen === "eth3 eth7 lo" ? true : seen === "" ? undefined : false;
+      },
       15_000,
-    );
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}; the container has: ${seen}`);
+    });
     await waitFor("both adopted", () => (adopted(lab, c)?.length === 2 ? true : undefined));
     await res.removeContainer(c);
     await res.removeNetwork(na);

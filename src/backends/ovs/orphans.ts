@@ -82,7 +82,7 @@ export function auditOrphans(
     stray.add(l.name);
     const seen = kernel.firstSeen.get(l.name) ?? kernel.now;
     kernel.firstSeen.set(l.name, seen);
-    if (seen > ctx.graceSince) continue;
+    if (kernel.now - seen < ctx.graceMs) continue;
     orphans.push({
       kind: "veth",
       name: l.name,
