@@ -22,6 +22,7 @@ export async function renameWhenMoved(
   sandboxKey: string,
   alias: string,
   name: string,
+  peerName: string,
   timeoutMs = 15_000,
 ): Promise<"renamed" | "already" | "timeout" | "taken"> {
   const ns: NetnsRef = { path: sandboxKey };
@@ -29,19 +30,24 @@ export async function renameWhenMoved(
   while (Date.now() < until) {
     const links = await ipJson<IpLink[]>(["link", "show"], ns).catch(() => [] as IpLink[]);
     const mine = links.find((l) => l.ifalias === alias);
-    if (mine) {
+    // Docker moves the interface in under its host name, then renames it (eth<N>): wait for that,
+    // or the two renames race.
+    if (mine && mine.ifname !== peerName) {
       if (mine.ifname === name) return "already";
       if (links.some((l) => l.ifname === name)) return "taken";
       const up = mine.flags?.includes("UP") ?? false;
-      await ipBatch(
+      const done = await ipBatch(
         [
           ["link", "set", "dev", mine.ifname, "down"],
           ["link", "set", "dev", mine.ifname, "name", name],
           ...(up ? [["link", "set", "dev", name, "up"]] : []),
         ],
         { netns: ns },
+      ).then(
+        () => true,
+        () => false, // renamed under us meanwhile: look again
       );
-      return "renamed";
+      if (done) return "renamed";
     }
     await new Promise((r) => setTimeout(r, 100));
   }

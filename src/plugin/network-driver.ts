@@ -172,7 +172,7 @@ export class NetworkDriver {
       }
     });
     this.resolveLater(ep.endpointId);
-    if (isRunningSandbox(req.SandboxKey)) this.renameLater(req.SandboxKey, net.interfaceName);
+    if (isRunningSandbox(req.SandboxKey)) this.renameLater(req.SandboxKey, net.interfaceName, ep.peerName);
     return {
       InterfaceName: { SrcName: ep.peerName, DstPrefix: "eth" },
       DisableGatewayService: true,
@@ -226,8 +226,8 @@ export class NetworkDriver {
   }
 
   /** A running container joined (`docker network connect`): name its interface once moved in. */
-  private renameLater(sandboxKey: string, ifname: string): void {
-    void renameWhenMoved(sandboxKey, `${ALIAS_PREFIX}${ifname}`, ifname)
+  private renameLater(sandboxKey: string, ifname: string, peerName: string): void {
+    void renameWhenMoved(sandboxKey, `${ALIAS_PREFIX}${ifname}`, ifname, peerName)
       .then((r) => {
         if (r === "taken" || r === "timeout")
           this.d.logger.warn(

@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pino } from "pino";
 import { type Agent, createAgent } from "../../src/agent.js";
 import { silentLogger } from "../../src/common/log.js";
 import { type AgentConfig, defaultConfig } from "../../src/config/config.js";
@@ -21,6 +22,12 @@ export interface TestAgent {
   stopAgent(): Promise<void>;
   startAgent(): Promise<Agent>;
   close(): Promise<void>;
+}
+
+/** Silent, unless ARCHNET_TEST_LOG names a level: then JSON logs go to stderr (debugging a test). */
+function testLogger() {
+  const level = process.env.ARCHNET_TEST_LOG;
+  return level ? pino({ level }, pino.destination(2)) : silentLogger();
 }
 
 export async function startTestAgent(overrides: Partial<AgentConfig> = {}): Promise<TestAgent> {
@@ -51,7 +58,7 @@ export async function startTestAgent(overrides: Partial<AgentConfig> = {}): Prom
       agent = undefined;
     },
     async startAgent() {
-      agent = await createAgent(config, { logger: silentLogger() });
+      agent = await createAgent(config, { logger: testLogger() });
       return agent;
     },
     async restart() {
