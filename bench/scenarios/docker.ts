@@ -66,8 +66,18 @@ export async function dockerStart(ifaces: number, reps: number): Promise<Scenari
       names.push(net);
       onCleanup(`docker network ${net}`, () => docker(["network", "rm", net]));
     }
+    // Reference: Docker's own bridge driver with as many networks (what Docker itself costs per
+    // network on this machine), on benchmark-range subnets.
+    const bridges: string[] = [];
+    for (let k = 1; k <= ifaces; k++) {
+      const net = `${driver}-br${k}`;
+      await docker(["network", "create", "-d", "bridge", "--subnet", `198.19.${200 + k}.0/24`, net]);
+      bridges.push(net);
+      onCleanup(`docker network ${net}`, () => docker(["network", "rm", net]));
+    }
     const startNone: number[] = [];
     const startPlugin: number[] = [];
+    const startBridge: number[] = [];
     const setup: number[] = [];
     for (let r = 0; r < reps; r++) {
       const plain = `${driver}-none-${r}`;
@@ -75,6 +85,13 @@ export async function dockerStart(ifaces: number, reps: number): Promise<Scenari
       await docker(["create", "--name", plain, "--network", "none", IMAGE, "sleep", "600"]);
       startNone.push((await timed(() => docker(["start", plain]))).ms);
       await docker(["rm", "-f", plain]);
+
+      const br = `${driver}-bridge-${r}`;
+      onCleanup(`container ${br}`, () => docker(["rm", "-f", br]));
+      await docker(["create", "--name", br, "--network", bridges[0]!, IMAGE, "sleep", "600"]);
+      for (const n of bridges.slice(1)) await docker(["network", "connect", n, br]);
+      startBridge.push((await timed(() => docker(["start", br]))).ms);
+      await docker(["rm", "-f", br]);
 
       const c = `${driver}-c${r}`;
       onCleanup(`container ${c}`, () => docker(["rm", "-f", c]));
@@ -114,6 +131,17 @@ export async function dockerStart(ifaces: number, reps: number): Promise<Scenari
           agent: plug,
           baseline: none,
           note: "baseline: --network none",
+        }),
+        figure({
+          name: `reference: docker start with ${ifaces} of Docker's own bridge networks`,
+          unit: "ms",
+          agent: percentile(startBridge, 50),
+          note: "Docker's built-in driver: what Docker itself costs per network here",
+        }),
+        figure({
+          name: "docker start overhead vs the same container on Docker's bridge networks",
+          unit: "ms",
+          agent: plug - percentile(startBridge, 50),
         }),
         figure({
           name: `docker create + ${ifaces - 1} network connect`,
