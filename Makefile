@@ -27,8 +27,13 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-build: deps
+build: deps dist/archnet-txoff
 	$(BIN)/tsc -p tsconfig.json
+
+# TX offload off on many interfaces in one process (see src/link/offload.ts).
+dist/archnet-txoff: native/archnet-txoff.c
+	@mkdir -p dist
+	cc -O2 -Wall -Wextra -o $@ $<
 
 lint: deps
 	$(BIN)/biome check src test bench

@@ -12,13 +12,15 @@ log() { echo "host-setup: $*"; }
 # Debian packages: a command we need -> the package that ships it.
 declare -A pkg=(
   [ovs-vsctl]=openvswitch-switch [ip]=iproute2 [ping]=iputils-ping [tcpdump]=tcpdump
-  [nsenter]=util-linux [lldpd]=lldpd [iperf3]=iperf3 [ethtool]=ethtool
+  [nsenter]=util-linux [lldpd]=lldpd [iperf3]=iperf3 [ethtool]=ethtool [cc]=gcc
 )
 if $want_docker; then pkg[dockerd]=docker.io; pkg[busybox]=busybox-static; fi
 missing=()
 for cmd in "${!pkg[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${pkg[$cmd]}")
 done
+# The native helper (make build) needs the C library's and the kernel's headers.
+dpkg -s libc6-dev >/dev/null 2>&1 || missing+=(libc6-dev)
 # busybox-static ships /bin/busybox; a dynamic busybox would not work inside a scratch image.
 if $want_docker && ! dpkg -s busybox-static >/dev/null 2>&1; then missing+=(busybox-static); fi
 if [ ${#missing[@]} -gt 0 ]; then
