@@ -88,8 +88,9 @@ async function serve(
   }
   if (typeof body !== "object" || body === null) body = {};
   try {
+    const started = performance.now();
     const answer = await driver.handle(call, body);
-    logger.debug({ call }, "plugin call");
+    logger.debug({ call, ms: Math.round((performance.now() - started) * 10) / 10 }, "plugin call");
     reply(200, answer);
   } catch (e) {
     logger.warn({ call, err: errorText(e) }, "plugin call failed");

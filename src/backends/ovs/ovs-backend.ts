@@ -157,6 +157,16 @@ export class OvsBackend implements NetworkBackend {
     return this.client.portByName(name);
   }
 
+  private async removePortsNamed(names: readonly string[]): Promise<void> {
+    const rows = names.map((n) => this.port(n)).filter((p): p is PortRow => p !== undefined);
+    await this.transact(
+      removePorts(
+        this.bridge().uuid,
+        rows.map((p) => p.uuid),
+      ),
+    );
+  }
+
   async provision(lab: LabRecord, ends: readonly LinkEnd[]): Promise<void> {
     const isolated = this.vlans.allocateMany("isolated", ends.length);
     try {
@@ -173,20 +183,23 @@ export class OvsBackend implements NetworkBackend {
         }),
         { netns: this.hostNs },
       );
-      if (this.datapath === "netdev") {
-        await disableTxOffload(ends.map((e) => ({ dev: e.iface.name, netns: e.node.netns })));
+      // The nodes' offload setting and the switch ports are independent: both at once.
+      const [offload, ports] = await Promise.allSettled([
+        this.datapath === "netdev"
+          ? disableTxOffload(ends.map((e) => ({ dev: e.iface.name, netns: e.node.netns })))
+          : undefined,
+        this.transact(
+          addPorts(
+            this.bridge().uuid,
+            ends.map((e, i) => nodePort(lab, e, isolated[i]!)),
+          ),
+        ),
+      ]);
+      if (offload.status === "rejected") {
+        if (ports.status === "fulfilled") await this.removePortsNamed(ends.map((e) => e.iface.hostPort));
+        throw offload.reason;
       }
-    } catch (e) {
-      for (const v of isolated) this.vlans.release(v);
-      await deleteLinks(
-        ends.map((e) => e.iface.hostPort),
-        { ignoreMissing: true, netns: this.hostNs },
-      ).catch(() => undefined);
-      throw e;
-    }
-    try {
-      const ports = ends.map((e, i) => nodePort(lab, e, isolated[i]!));
-      await this.transact(addPorts(this.bridge().uuid, ports));
+      if (ports.status === "rejected") throw ports.reason;
     } catch (e) {
       for (const v of isolated) this.vlans.release(v);
       await deleteLinks(
@@ -246,8 +259,7 @@ export class OvsBackend implements NetworkBackend {
         const p = this.port(end.iface.hostPort);
         if (!p || p.external_ids[OWNER.link] !== w.link.id) continue;
         if (p.tag !== undefined && this.vlans.inPool("local", p.tag)) freed.push(p.tag);
-        const { [OWNER.link]: _gone, ...ids } = p.external_ids;
-        ops.push(retag(p.uuid, Number(ids[OWNER.isolated]), ids));
+        ops.push(isolateAgain(p));
       }
     }
     await this.transact(ops);
@@ -290,11 +302,7 @@ export class OvsBackend implements NetworkBackend {
           portKind(p.external_ids) === "plugin" &&
           p.external_ids[OWNER.link],
       );
-    const ops = plugin.map((p) => {
-      const { [OWNER.link]: _gone, ...ids } = p.external_ids;
-      return retag(p.uuid, Number(ids[OWNER.isolated]), ids);
-    });
-    await this.transact(ops);
+    await this.transact(plugin.map(isolateAgain));
   }
 
   observe(iface: InterfaceRecord): PortObservation {
@@ -555,8 +563,7 @@ export class OvsBackend implements NetworkBackend {
         !p.external_ids[OWNER.overlay] &&
         (p.external_ids[OWNER.link] || p.tag !== isolated)
       ) {
-        const { [OWNER.link]: _gone, ...ids } = p.external_ids;
-        ops.push(retag(p.uuid, isolated, ids));
+        ops.push(isolateAgain(p));
         repairs.push(`lab ${lab.lab}: port ${p.name} isolated again`);
       }
     }
@@ -631,6 +638,12 @@ export class OvsBackend implements NetworkBackend {
     }
     return p;
   }
+}
+
+/** A port back in its own VLAN, out of any link. */
+function isolateAgain(p: PortRow): Operation {
+  const { [OWNER.link]: _gone, ...ids } = p.external_ids;
+  return retag(p.uuid, Number(ids[OWNER.isolated]), ids);
 }
 
 function nodePort(lab: LabRecord, { node, iface }: LinkEnd, isolated: number): NewPort {
