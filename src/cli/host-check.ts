@@ -5,6 +5,7 @@
 import { execFile } from "node:child_process";
 import { accessSync, constants, existsSync } from "node:fs";
 import { delimiter, join } from "node:path";
+import { TXOFF_HELPER } from "../link/offload.js";
 
 export interface HostCheck {
   name: string;
@@ -89,16 +90,36 @@ export async function hostChecks(backend: "ovs" | "local" = "ovs"): Promise<Host
       ? "system (openvswitch kernel module loaded)"
       : "netdev (userspace: kernel module not loaded)",
   });
+  if (needOvs && !kernel) {
+    const helper = existsSync(TXOFF_HELPER);
+    checks.push({
+      name: "offload helper",
+      ok: helper,
+      required: true,
+      detail: helper ? TXOFF_HELPER : `${TXOFF_HELPER} not built`,
+      fix: "run `make build` (needs gcc): without it TCP through links stalls on the userspace datapath",
+    });
+  }
   const docker = tool("docker", "docker", false, "only for the Docker network plugin");
   if (docker) {
-    const r = await runs(docker, ["info", "--format", "{{.ServerVersion}}"], 5000);
+    const r = await runs(docker, ["info", "--format", "{{.ServerVersion}} {{json .Runtimes}}"], 5000);
     checks.push({
       name: "docker running",
       ok: r.ok,
       required: false,
-      detail: r.ok ? `dockerd ${r.output}` : r.output || "docker info failed",
+      detail: r.ok ? `dockerd ${r.output.split(" ")[0]}` : r.output || "docker info failed",
       fix: "start dockerd (only needed for the Docker network plugin)",
     });
+    if (r.ok) {
+      const runtime = r.output.includes('"archetype"');
+      checks.push({
+        name: "docker runtime",
+        ok: runtime,
+        required: false,
+        detail: runtime ? "archetype runtime registered" : "no archetype runtime",
+        fix: "without it plugin interfaces get Docker's names: see the README (Docker containers) or run scripts/docker-setup.sh",
+      });
+    }
   }
   return checks;
 }
