@@ -102,46 +102,31 @@ export async function createVethsInHost(specs: readonly HostVethSpec[], opts: Ho
     }
     validateCommon(s);
   }
-  // The peer is the device added (placed in the agent's namespace), the host end its peer.
-  const own = opts.netns === undefined ? [] : ["netns", netnsArg({ pid: process.pid })];
+  // One batch where the switch is: the pair, both aliases (they survive a move), the host end
+  // up, then the peer moved to the agent's own namespace when the switch runs elsewhere.
+  const own = netnsArg({ pid: process.pid });
   const lines: string[][] = [];
   const owner: number[] = [];
   specs.forEach((s, i) => {
     const mtu = s.mtu === undefined ? [] : ["mtu", String(s.mtu)];
     const group = s.group === undefined ? [] : ["group", String(s.group)];
     const alias = s.alias === undefined ? [] : ["alias", s.alias];
-    lines.push([
-      "link",
-      "add",
-      s.peer,
-      ...own,
-      ...mtu,
-      "type",
-      "veth",
-      "peer",
-      "name",
-      s.host,
-      ...mtu,
-      ...group,
-    ]);
+    lines.push(["link", "add", s.host, ...mtu, ...group, "type", "veth", "peer", "name", s.peer, ...mtu]);
     lines.push(["link", "set", "dev", s.host, "up", ...alias]);
     owner.push(i, i);
+    if (s.alias !== undefined) {
+      lines.push(["link", "set", "dev", s.peer, ...alias]);
+      owner.push(i);
+    }
+    if (opts.netns !== undefined) {
+      lines.push(["link", "set", "dev", s.peer, "netns", own]);
+      owner.push(i);
+    }
   });
   try {
     await ipBatch(lines, { netns: opts.netns });
   } catch (e) {
     throw await failHostBatch(e, specs, owner, opts.netns);
-  }
-  const aliased = specs.filter((s) => s.alias !== undefined);
-  if (aliased.length === 0) return;
-  try {
-    await ipBatch(aliased.map((s) => ["link", "set", "dev", s.peer, "alias", s.alias!]));
-  } catch (e) {
-    const cleanup = await rollback(
-      specs.map((s) => s.host),
-      opts.netns,
-    );
-    throw wrap(e, `setting aliases on veth peers failed${cleanup}`);
   }
 }
 
