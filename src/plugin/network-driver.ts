@@ -276,6 +276,14 @@ export class NetworkDriver {
       this.d.logger.warn({ container: name }, "container name is not a valid node id; not added to the lab");
       return;
     }
+    // A container has one endpoint per network: another one of it there is stale (Docker went
+    // away without Leave, e.g. across a dockerd restart) and gives way to this one.
+    for (const old of this.d.store.pluginEndpoints.values()) {
+      if (old !== ep && old.networkId === ep.networkId && old.node === name) {
+        this.d.logger.info({ endpoint: old.endpointId, node: name }, "replacing a stale plugin endpoint");
+        await this.removeEndpoint(old);
+      }
+    }
     await this.endpointLocks.withKey(endpointKey(ep.endpointId), async () => {
       if (this.d.store.pluginEndpoints.get(ep.endpointId) !== ep) return; // deleted meanwhile
       ep.node = name;

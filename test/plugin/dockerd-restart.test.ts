@@ -14,7 +14,7 @@ import {
   pluginSocket,
   RUNTIME,
 } from "../harness/docker.js";
-import { addAddress, NetnsPool, uniqueName } from "../harness/netns.js";
+import { addAddress, NetnsPool, nsExec, uniqueName } from "../harness/netns.js";
 import { ping } from "../harness/traffic.js";
 
 const skip = await dockerUnavailable();
@@ -92,9 +92,16 @@ describe("Docker network plugin across a dockerd restart", { skip }, () => {
       new RegExp(`${n1} ${driver}`),
     );
     await docker(["start", c]);
+    // The container's interface is a new veth with a new MAC: forget the old one, as a router would.
+    await nsExec(ns, ["ip", "neigh", "flush", "all"]);
     const names = await docker(["exec", c, "ls", "/sys/class/net"]);
     assert.deepEqual(names.split(/\s+/).sort(), ["eth1", "eth2", "lo"]);
-    await until("ping after the restart (the link follows the new endpoint)", () => ping(ns, "198.18.31.1"));
+    await until("ping after the restart (the link follows the new endpoint)", () =>
+      ping(ns, "198.18.31.1"),
+    ).catch(async (e: Error) => {
+      const inside = await docker(["exec", c, "ip", "addr"]).catch((x: Error) => x.message);
+      throw new Error(`${e.message}\nlab: ${JSON.stringify(t.agent.labs.getLab(lab))}\ncontainer: ${inside}`);
+    });
 
     // The endpoints of before the restart are gone: exactly the two current ones remain.
     const backend = t.agent.services.backend as OvsBackend;
