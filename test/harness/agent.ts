@@ -30,10 +30,13 @@ function testLogger() {
   return level ? pino({ level }, pino.destination(2)) : silentLogger();
 }
 
-export async function startTestAgent(overrides: Partial<AgentConfig> = {}): Promise<TestAgent> {
-  const ovs = await startOvs({ isolatedNetns: true });
-  const stateDir = await mkdtemp(join(tmpdir(), "archnet-state-"));
-  const config: AgentConfig = {
+/** An agent's config for a private OVS: its switch netns, no plugin, no cleanup timer, port 0. */
+export function testAgentConfig(
+  ovs: OvsInstance,
+  stateDir: string,
+  overrides: Partial<AgentConfig> = {},
+): AgentConfig {
+  return {
     ...defaultConfig(),
     ovsdb: ovs.remote,
     datapath: "netdev",
@@ -45,6 +48,12 @@ export async function startTestAgent(overrides: Partial<AgentConfig> = {}): Prom
     listen: { host: "127.0.0.1", port: 0 },
     ...overrides,
   };
+}
+
+export async function startTestAgent(overrides: Partial<AgentConfig> = {}): Promise<TestAgent> {
+  const ovs = await startOvs({ isolatedNetns: true });
+  const stateDir = await mkdtemp(join(tmpdir(), "archnet-state-"));
+  const config = testAgentConfig(ovs, stateDir, overrides);
   let agent: Agent | undefined;
   const t: TestAgent = {
     get agent() {

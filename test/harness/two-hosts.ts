@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { type Agent, createAgent } from "../../src/agent.js";
 import { run } from "../../src/common/exec.js";
 import { type Logger, silentLogger } from "../../src/common/log.js";
-import { type AgentConfig, defaultConfig } from "../../src/config/config.js";
+import type { AgentConfig } from "../../src/config/config.js";
+import { testAgentConfig } from "./agent.js";
 import { type OvsInstance, startOvs } from "./ovs-instance.js";
 
 /**
@@ -43,19 +44,10 @@ async function makeHost(
   const stateDir = await mkdtemp(join(tmpdir(), `archnet-state-${name}-`));
   cleanups.push(() => rm(stateDir, { recursive: true, force: true }));
   const ip = `${UNDERLAY_PREFIX}.${name === "A" ? 1 : 2}`;
-  const config: AgentConfig = {
-    ...defaultConfig(),
-    ovsdb: ovs.remote,
-    datapath: "netdev",
-    stateDir,
-    pluginSocket: undefined,
-    switchNetns: ovs.netns,
-    cleanupIntervalS: 0,
-    cleanupGraceS: 0,
-    listen: { host: "127.0.0.1", port: 0 },
+  const config = testAgentConfig(ovs, stateDir, {
     underlay: { bridge: "br-phy", interface: `u${name}`, localIp: `${ip}/24` },
     ...overrides,
-  };
+  });
   let agent: Agent | undefined;
   const host: SimHost = {
     name,

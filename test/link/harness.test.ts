@@ -63,8 +63,8 @@ describe("namespace test harness", { skip }, () => {
         false,
         "unreachable is false, not a throw",
       );
-      await assert.rejects(ping(na, "10.0.0.1"), /outside 198\.18\.0\.0\/15/);
-      await assert.rejects(addAddress(na, "eth1", "192.168.1.1/24"), /outside 198\.18\.0\.0\/15/);
+      await assert.rejects(ping(na, "203.0.113.1"), /outside 198\.18\.0\.0\/15/);
+      await assert.rejects(addAddress(na, "eth1", "100.64.1.1/24"), /outside 198\.18\.0\.0\/15/);
     });
   });
 });
