@@ -2,11 +2,10 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { AgentError } from "../../src/common/errors.js";
 import { defaultLinkId, parseEnd } from "../../src/labs/names.js";
-import type { LabSpec } from "../../src/labs/views.js";
 import { startTestAgent, type TestAgent } from "../harness/agent.js";
 import { addAddress, NetnsPool } from "../harness/netns.js";
 import { expectPing } from "../harness/traffic.js";
-import { assertNoSharedVlan, hostVeths, ownedPorts, percentile } from "./facts.js";
+import { assertNoSharedVlan, hostVeths, ownedPorts, percentile, ringLadderSpec } from "./facts.js";
 
 /**
  * Many link requests at once over overlapping interfaces, across labs: the outcome must be what
@@ -179,20 +178,8 @@ test("measure: hot connect/disconnect latency over 500 operations", async () => 
 
 test("measure: PUT of 200 links (400 interfaces, 100 namespaces)", async () => {
   const ns = await pool.create(100);
-  const spec: LabSpec = {
-    nodes: ns.map((n, i) => ({
-      name: `r${i}`,
-      netns: n,
-      interfaces: ["eth1", "eth2", "eth3", "eth4"].map((name) => ({ name })),
-    })),
-    links: [],
-  };
   // A ring over eth1/eth2 and a ladder over eth3/eth4: 200 links, every interface used once.
-  for (let i = 0; i < 100; i++) spec.links.push({ a: `r${i}:eth1`, b: `r${(i + 1) % 100}:eth2` });
-  for (let i = 0; i < 100; i += 2) {
-    spec.links.push({ a: `r${i}:eth3`, b: `r${i + 1}:eth3` });
-    spec.links.push({ a: `r${i}:eth4`, b: `r${i + 1}:eth4` });
-  }
+  const spec = ringLadderSpec(ns);
   let t0 = performance.now();
   const r = await t.agent.labs.putLab("big", spec);
   const put = performance.now() - t0;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { run } from "../../src/common/exec.js";
+import type { LabSpec } from "../../src/labs/views.js";
 import type { OvsInstance } from "../harness/ovs-instance.js";
 import { ping } from "../harness/traffic.js";
 
@@ -98,4 +99,26 @@ export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
   return sorted[Math.max(0, i)] as number;
+}
+
+/**
+ * A lab over these namespaces (node r<i> each, eth1..eth4): a ring over eth1/eth2 and a ladder
+ * over eth3/eth4, so with 100 namespaces 200 links use every interface once.
+ */
+export function ringLadderSpec(namespaces: readonly string[]): LabSpec {
+  const n = namespaces.length;
+  const spec: LabSpec = {
+    nodes: namespaces.map((netns, i) => ({
+      name: `r${i}`,
+      netns,
+      interfaces: ["eth1", "eth2", "eth3", "eth4"].map((name) => ({ name })),
+    })),
+    links: [],
+  };
+  for (let i = 0; i < n; i++) spec.links.push({ a: `r${i}:eth1`, b: `r${(i + 1) % n}:eth2` });
+  for (let i = 0; i + 1 < n; i += 2) {
+    spec.links.push({ a: `r${i}:eth3`, b: `r${i + 1}:eth3` });
+    spec.links.push({ a: `r${i}:eth4`, b: `r${i + 1}:eth4` });
+  }
+  return spec;
 }

@@ -8,7 +8,7 @@ import type { LabSpec } from "../../src/labs/views.js";
 import { startTestAgent, type TestAgent } from "../harness/agent.js";
 import { addAddress, NetnsPool } from "../harness/netns.js";
 import { expectPing } from "../harness/traffic.js";
-import { assertNoSharedVlan, hostVeths, kernelLinks, ownedPorts } from "../labs/facts.js";
+import { assertNoSharedVlan, hostVeths, kernelLinks, ownedPorts, ringLadderSpec } from "../labs/facts.js";
 
 /**
  * kill -9 of the agent in the middle of a 200-link PUT: a fresh agent on the same state and OVS
@@ -32,20 +32,7 @@ after(async () => {
 });
 
 function bigSpec(): LabSpec {
-  const spec: LabSpec = {
-    nodes: ns.map((n, i) => ({
-      name: `r${i}`,
-      netns: n,
-      interfaces: ["eth1", "eth2", "eth3", "eth4"].map((name) => ({ name })),
-    })),
-    links: [],
-  };
-  for (let i = 0; i < 100; i++) spec.links.push({ a: `r${i}:eth1`, b: `r${(i + 1) % 100}:eth2` });
-  for (let i = 0; i < 100; i += 2) {
-    spec.links.push({ a: `r${i}:eth3`, b: `r${i + 1}:eth3` });
-    spec.links.push({ a: `r${i}:eth4`, b: `r${i + 1}:eth4` });
-  }
-  return spec;
+  return ringLadderSpec(ns);
 }
 
 async function startChild(): Promise<{ proc: ChildProcess; address: string }> {
