@@ -19,8 +19,10 @@ install_dir=/usr/local/lib/archetype-network
 runtime_path="$install_dir/archetype-runc"
 install -d -m 0755 "$install_dir"
 install -m 0755 "$root/bin/archetype-runc" "$install_dir/archetype-runc"
-install -m 0644 "$root/bin/archetype-runc.cjs" "$install_dir/archetype-runc.cjs"
-command -v nsenter >/dev/null && command -v node >/dev/null || { log "the runtime wrapper needs node and nsenter"; exit 1; }
+rm -f "$install_dir/archetype-runc.cjs" # the former node implementation
+for cmd in jq nsenter ip; do
+  command -v $cmd >/dev/null || { log "the runtime wrapper needs jq, nsenter and ip (scripts/host-setup.sh)"; exit 1; }
+done
 
 if ! $DOCKER info >/dev/null 2>&1; then
   log "starting dockerd"

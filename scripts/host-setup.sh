@@ -12,7 +12,7 @@ log() { echo "host-setup: $*"; }
 # Debian packages: a command we need -> the package that ships it.
 declare -A pkg=(
   [ovs-vsctl]=openvswitch-switch [ip]=iproute2 [ping]=iputils-ping [tcpdump]=tcpdump
-  [nsenter]=util-linux [lldpd]=lldpd [iperf3]=iperf3 [ethtool]=ethtool [cc]=gcc
+  [nsenter]=util-linux [lldpd]=lldpd [iperf3]=iperf3 [ethtool]=ethtool [cc]=gcc [jq]=jq
 )
 if $want_docker; then pkg[dockerd]=docker.io; pkg[busybox]=busybox-static; fi
 missing=()
