@@ -36,7 +36,11 @@ export interface LabOperations {
 
 export interface OverlayOperations {
   /** Idempotent for an equal spec; CONFLICT when it clashes with another link. */
-  attach(spec: OverlaySpec): Promise<TunnelView>;
+  /**
+   * Answers once the change is committed to OVSDB; with `wait`, once ovs-vswitchd has created
+   * the VXLAN port too (state `pending` until then).
+   */
+  attach(spec: OverlaySpec, opts?: { wait?: boolean }): Promise<TunnelView>;
   detach(lab: string, link: string): Promise<void>;
   status(): TunnelView[];
 }

@@ -106,6 +106,18 @@ export const NodeInterfacesSpecSchema = Type.Object(
 
 export const CarrierBody = Type.Object({ state: Carrier }, { additionalProperties: false });
 
+export const OverlayAttachQuery = Type.Object(
+  {
+    wait: Type.Optional(
+      Type.Union([Type.Literal("true"), Type.Literal("false")], {
+        description:
+          "true: answer only once ovs-vswitchd has created the VXLAN port and the tunnel forwards (adds its tens of ms)",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const OverlaySpecSchema = Type.Object(
   {
     lab: Name("lab id"),
@@ -179,7 +191,19 @@ export const TunnelViewSchema = Type.Object({
   node: Type.String(),
   interface: Type.String(),
   mtu: Type.Integer(),
-  state: Type.Union([Type.Literal("up"), Type.Literal("down"), Type.Literal("missing")]),
+  state: Type.Union(
+    [
+      Type.Literal("up"),
+      Type.Literal("down"),
+      Type.Literal("pending"),
+      Type.Literal("error"),
+      Type.Literal("missing"),
+    ],
+    {
+      description: "pending: ovs-vswitchd is still creating the VXLAN port; error: it could not (see error)",
+    },
+  ),
+  error: Type.Optional(Type.String()),
   rx_packets: Count,
   tx_packets: Count,
   rx_bytes: Count,

@@ -103,7 +103,8 @@ export interface NetworkBackend {
   status(): Promise<SwitchStatusView>;
 
   /** Overlay (capability "overlay"). */
-  attachOverlay(rec: OverlayRecord, end: LinkEnd): Promise<void>;
+  /** Resolves once committed; with `wait`, once the switch forwards on it. */
+  attachOverlay(rec: OverlayRecord, end: LinkEnd, opts?: { wait?: boolean }): Promise<void>;
   detachOverlay(rec: OverlayRecord, end: LinkEnd | undefined): Promise<void>;
   overlayStatus(recs: readonly OverlayRecord[]): TunnelView[];
 

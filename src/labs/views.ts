@@ -92,8 +92,14 @@ export interface TunnelView {
   node: string;
   interface: string;
   mtu: number;
-  /** OVS link state of the VXLAN port and whether the node's port is there. */
-  state: "up" | "down" | "missing";
+  /**
+   * `pending`: committed, ovs-vswitchd is still creating the VXLAN port (tens of ms); `error`:
+   * ovs-vswitchd could not create it (see `error`); `missing`: the VXLAN port or the node's port
+   * is not on the bridge; otherwise the VXLAN port's link state.
+   */
+  state: "up" | "down" | "pending" | "error" | "missing";
+  /** Why ovs-vswitchd could not create the VXLAN port (state `error`). */
+  error?: string;
   rx_packets: number;
   tx_packets: number;
   rx_bytes: number;

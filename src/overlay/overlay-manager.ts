@@ -13,6 +13,7 @@ import {
   type BridgeRow,
   type CacheChange,
   eqUuid,
+  type InterfaceRow,
   map,
   type Operation,
   type OvsdbClient,
@@ -39,8 +40,11 @@ export interface OverlayManagerDeps {
   client: OvsdbClient;
   vlans: VlanAllocator;
   bridge: () => BridgeRow;
-  /** The backend's transaction door (waits for ovs-vswitchd, marks the change as the agent's own). */
-  transact: (ops: Operation[]) => Promise<void>;
+  /**
+   * The backend's transaction door (marks the change as the agent's own; waits for ovs-vswitchd
+   * unless told not to).
+   */
+  transact: (ops: Operation[], opts?: { waitApplied?: boolean }) => Promise<void>;
   /** Where ovs-vswitchd runs and the host ends of veths live (undefined: the agent's own). */
   switchNetns: NetnsRef | undefined;
 }
@@ -79,10 +83,15 @@ export class OverlayManager {
     deps.client.on("change", (c: CacheChange) => this.onChange(c));
   }
 
-  async attach(rec: OverlayRecord, end: LinkEnd): Promise<void> {
+  /**
+   * Without `wait` this resolves when OVSDB has committed the change: ovs-vswitchd creates the
+   * VXLAN port in the background (tens of ms on the userspace datapath; status says `pending`
+   * until then), so a lab controller wiring many links does not wait for each.
+   */
+  async attach(rec: OverlayRecord, end: LinkEnd, wait: boolean): Promise<void> {
     await this.ensureUnderlayOnce();
     await this.requireLocalIp(rec.localIp);
-    await this.converge(rec, end);
+    await this.converge(rec, end, wait);
     const underlayMtu = this.deps.client.interfaceByName(this.deps.config.underlay.bridge)?.mtu;
     if (underlayMtu !== undefined && rec.mtu + VXLAN_OVERHEAD > underlayMtu) {
       this.deps.logger.warn(
@@ -142,8 +151,8 @@ export class OverlayManager {
       const iface = port?.interfaces[0] ? client.interfaceByUuid(port.interfaces[0]) : undefined;
       const nodePort = nodePorts.get(`${rec.lab}/${rec.link}`);
       const wired = port !== undefined && nodePort !== undefined && nodePort.tag === port.tag;
-      const up = iface?.link_state === "up" && iface.admin_state !== "down";
       const s = iface?.statistics ?? {};
+      const failed = iface?.error !== undefined || iface?.ofport === -1;
       return {
         lab: rec.lab,
         link: rec.link,
@@ -155,7 +164,8 @@ export class OverlayManager {
         node: rec.node,
         interface: rec.interface,
         mtu: rec.mtu,
-        state: !wired ? "missing" : up ? "up" : "down",
+        state: !wired ? "missing" : tunnelState(iface),
+        ...(failed ? { error: iface?.error ?? "ovs-vswitchd could not create the port" } : {}),
         rx_packets: s.rx_packets ?? 0,
         tx_packets: s.tx_packets ?? 0,
         rx_bytes: s.rx_bytes ?? 0,
@@ -206,7 +216,7 @@ export class OverlayManager {
    * veth ends. Nothing is sent when everything already matches (idempotent attach). When a
    * step fails, what this call created is undone.
    */
-  private async converge(rec: OverlayRecord, end: LinkEnd): Promise<Converged> {
+  private async converge(rec: OverlayRecord, end: LinkEnd, wait = true): Promise<Converged> {
     const { client, vlans } = this.deps;
     const name = vxlanPortName(rec.vni);
     const nodePort = client.portByName(end.iface.hostPort);
@@ -267,7 +277,7 @@ export class OverlayManager {
     const mtuWrong = hostIface?.mtu !== rec.mtu;
     // The transaction and the MTU are independent: run them together (attach latency).
     const [txn, mtu] = await Promise.allSettled([
-      this.deps.transact(ops),
+      this.deps.transact(ops, { waitApplied: wait }),
       mtuWrong ? this.setMtus(end, rec.mtu) : Promise.resolve(),
     ]);
     if (txn.status === "rejected" || mtu.status === "rejected") {
@@ -438,4 +448,11 @@ export class OverlayManager {
       "sent frames bigger than the link's MTU; they were dropped (did someone raise its MTU?)"
     );
   }
+}
+
+/** What ovs-vswitchd made of a VXLAN Interface: no ofport yet means it has not created it. */
+function tunnelState(iface: InterfaceRow | undefined): TunnelView["state"] {
+  if (iface?.error !== undefined || iface?.ofport === -1) return "error";
+  if (iface?.ofport === undefined) return "pending";
+  return iface.link_state === "up" && iface.admin_state !== "down" ? "up" : "down";
 }

@@ -77,7 +77,7 @@ export class OverlayService implements OverlayOperations {
     if (why) throw new AgentError("NOT_SUPPORTED", why);
   }
 
-  async attach(spec: OverlaySpec): Promise<TunnelView> {
+  async attach(spec: OverlaySpec, opts: { wait?: boolean } = {}): Promise<TunnelView> {
     this.unsupported();
     const want = validateOverlay(spec, this.d.config.overlayMtu);
     return this.d.locks.withKey(want.lab, () =>
@@ -133,7 +133,7 @@ export class OverlayService implements OverlayOperations {
         const rec: OverlayRecord = have ?? { ...want, createdAt: Date.now() };
         store.overlays.set(key, rec);
         try {
-          await backend.attachOverlay(rec, { node, iface });
+          await backend.attachOverlay(rec, { node, iface }, opts);
         } catch (e) {
           if (!have) store.overlays.delete(key);
           throw e;

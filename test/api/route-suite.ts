@@ -262,9 +262,10 @@ export function routeSuite(name: string, factory: ApiFixtureFactory): void {
       const t = json<TunnelView>(res);
       assert.equal(typeof t.port, "string");
       assert.ok("vlan" in t);
-      const again = await call("POST", "/overlay/links", body);
+      const again = await call("POST", "/overlay/links?wait=true", body);
       assert.equal(again.statusCode, 201, again.body);
       assert.equal(json<TunnelView>(again).port, t.port);
+      assertError(await call("POST", "/overlay/links?wait=soon", body), 400, "BAD_REQUEST");
       assertError(await call("POST", "/overlay/links", { ...body, remote_ip: "198.18.0.3" }), 409);
       for (const [k, v] of [
         ["vni", 0],

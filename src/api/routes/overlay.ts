@@ -1,6 +1,7 @@
 import {
   answers,
   DeletedOverlayAnswer,
+  OverlayAttachQuery,
   OverlayParams,
   OverlaySpecSchema,
   OverlayStatusAnswer,
@@ -19,11 +20,12 @@ export const overlayRoutes: RouteModule = (app, services) => {
         summary:
           "Attach a node's interface to a VXLAN tunnel (idempotent for an equal body, 409 on conflict)",
         body: OverlaySpecSchema,
+        querystring: OverlayAttachQuery,
         response: answers(201, TunnelViewSchema),
       },
     },
     async (req, reply) => {
-      const tunnel = await overlays.attach(req.body);
+      const tunnel = await overlays.attach(req.body, { wait: req.query.wait === "true" });
       return reply.code(201).send(tunnel);
     },
   );

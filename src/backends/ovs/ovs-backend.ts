@@ -314,8 +314,8 @@ export class OvsBackend implements NetworkBackend {
     return Promise.resolve(switchStatus(this.client, this.config.bridge, this.datapath));
   }
 
-  attachOverlay(rec: OverlayRecord, end: LinkEnd): Promise<void> {
-    return this.overlay.attach(rec, end);
+  attachOverlay(rec: OverlayRecord, end: LinkEnd, opts: { wait?: boolean } = {}): Promise<void> {
+    return this.overlay.attach(rec, end, opts.wait ?? false);
   }
 
   detachOverlay(rec: OverlayRecord, end: LinkEnd | undefined): Promise<void> {

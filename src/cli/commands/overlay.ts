@@ -51,12 +51,13 @@ export function registerOverlay(program: Command): void {
     .addOption(new Option("--local-ip <ip>", "this host's tunnel IPv4 address").makeOptionMandatory())
     .addOption(new Option("--remote-ip <ip>", "the other host's tunnel IPv4 address").makeOptionMandatory())
     .addOption(new Option("--mtu <n>", "MTU of the node's interface").argParser(parseIntOption("--mtu")))
+    .option("--no-wait", "answer once committed, before ovs-vswitchd has created the VXLAN port")
     .action(
       async (
         lab: string,
         link: string,
         end: string,
-        opts: { vni: number; localIp: string; remoteIp: string; mtu?: number },
+        opts: { vni: number; localIp: string; remoteIp: string; mtu?: number; wait: boolean },
         cmd: Command,
       ) => {
         const { node, iface } = parseEnd(end);
@@ -71,7 +72,7 @@ export function registerOverlay(program: Command): void {
           remote_ip: opts.remoteIp,
           ...(opts.mtu === undefined ? {} : { mtu: opts.mtu }),
         };
-        const t = await ctx.client.post<TunnelView>("/overlay/links", spec);
+        const t = await ctx.client.post<TunnelView>(`/overlay/links${opts.wait ? "?wait=true" : ""}`, spec);
         ctx.show(t, () => renderTunnels([t]));
       },
     );
