@@ -109,7 +109,8 @@ export interface NetworkBackend {
   overlayStatus(recs: readonly OverlayRecord[]): TunnelView[];
 
   /** Docker plugin endpoints (capability "plugin"). */
-  createDetached(ep: DetachedEndpoint): Promise<void>;
+  /** All or nothing: one kernel batch and one transaction for the lot. */
+  createDetached(eps: readonly DetachedEndpoint[]): Promise<void>;
   removeDetached(hostPort: string): Promise<void>;
 
   /** Cleanup: what is orphaned (removes nothing), and removing a list of orphans. */

@@ -28,7 +28,10 @@ export class CleanupService implements CleanupOperations {
   constructor(private readonly d: CleanupServiceDeps) {}
 
   context(): CleanupContext {
-    const pluginPorts = new Set(this.d.store.pluginEndpoints.values().map((e) => e.hostPort));
+    const pluginPorts = new Set([
+      ...this.d.store.pluginEndpoints.values().map((e) => e.hostPort),
+      ...this.d.store.pluginNetworks.values().flatMap((n) => (n.spares ?? []).map((s) => s.hostPort)),
+    ]);
     return {
       labs: this.d.store.labs(),
       overlays: this.d.store.overlays.values(),

@@ -23,6 +23,7 @@ import {
   type JoinResponse,
   type NetworkRequest,
 } from "./protocol.js";
+import { SparePool } from "./spare-pool.js";
 
 export interface DriverDeps {
   config: AgentConfig;
@@ -36,9 +37,9 @@ export interface DriverDeps {
   resolveTimeoutMs?: number;
 }
 
-/** Backends that can mark a plugin port with its container (OvsBackend). */
+/** Backends that can mark a plugin port with its endpoint and container (OvsBackend). */
 interface PortMarker {
-  markPort(hostPort: string, marks: Record<string, string>): Promise<void>;
+  markPort(hostPort: string, marks: Record<string, string>, opts?: { wait?: boolean }): Promise<boolean>;
 }
 
 function canMark(b: NetworkBackend): b is NetworkBackend & PortMarker {
@@ -58,11 +59,15 @@ export class NetworkDriver {
   private readonly made = new Set<string>();
   /** Serialises work per endpoint; its own locks, so lab locks taken inside cannot deadlock. */
   private readonly endpointLocks = new Locks();
+  private readonly spares: SparePool;
 
-  constructor(private readonly d: DriverDeps) {}
+  constructor(private readonly d: DriverDeps) {
+    this.spares = new SparePool(d);
+  }
 
   close(): void {
     this.closed = true;
+    this.spares.close();
   }
 
   /** Answers one protocol call (`NetworkDriver.Join`, ...). Errors are thrown as AgentError. */
@@ -116,8 +121,10 @@ export class NetworkDriver {
     if (known && (known.lab !== lab || known.interfaceName !== interfaceName)) {
       throw new AgentError("CONFLICT", `network ${id} exists for ${known.lab} ${known.interfaceName}`);
     }
-    if (!known)
+    if (!known) {
       this.d.store.pluginNetworks.set(id, { networkId: id, lab, interfaceName, createdAt: Date.now() });
+      this.spares.refillSoon();
+    }
     this.d.logger.info({ network: id, lab, interface: interfaceName }, "plugin network created");
     return {};
   }
@@ -127,6 +134,8 @@ export class NetworkDriver {
     for (const ep of this.d.store.pluginEndpoints.values().filter((e) => e.networkId === id)) {
       await this.removeEndpoint(ep);
     }
+    const net = this.d.store.pluginNetworks.get(id);
+    if (net) await this.spares.drain(net);
     this.d.store.pluginNetworks.delete(id);
     return {};
   }
@@ -136,6 +145,7 @@ export class NetworkDriver {
     const id = requireId(req.EndpointID, "EndpointID");
     await this.endpointLocks.withKey(endpointKey(id), async () => {
       if (this.d.store.pluginEndpoints.get(id)) return;
+      if (await this.claimSpare(net, id)) return;
       const { hostPort, peer } = pluginPortNames(id);
       const ep: PluginEndpointRecord = {
         endpointId: id,
@@ -156,6 +166,28 @@ export class NetworkDriver {
     });
     // Docker keeps the address and MAC it chose: the answer adds nothing.
     return { Interface: {} };
+  }
+
+  /**
+   * The endpoint takes a pre-made veth of its network: one OVSDB transaction that answers on
+   * commit, no process. False when the network has no spare (or it vanished: made afresh).
+   */
+  private async claimSpare(net: PluginNetworkRecord, id: string): Promise<boolean> {
+    const spare = this.spares.take(net);
+    if (!spare || !canMark(this.d.backend)) return false;
+    const ep: PluginEndpointRecord = { endpointId: id, networkId: net.networkId, ...spare };
+    this.d.store.pluginEndpoints.set(id, ep);
+    try {
+      if (await this.d.backend.markPort(spare.hostPort, { [OWNER.endpoint]: id }, { wait: false })) {
+        this.made.add(id);
+        return true;
+      }
+    } catch (e) {
+      this.d.logger.warn({ err: errorText(e), port: spare.hostPort }, "could not claim a spare interface");
+    }
+    this.d.store.pluginEndpoints.delete(id);
+    await this.d.backend.removeDetached(spare.hostPort).catch(() => undefined);
+    return false;
   }
 
   private async join(req: JoinRequest): Promise<JoinResponse> {
@@ -223,6 +255,7 @@ export class NetworkDriver {
         }
       }
     }
+    this.spares.recover(present);
   }
 
   /** A running container joined (`docker network connect`): name its interface once moved in. */
@@ -328,13 +361,19 @@ export class NetworkDriver {
   }
 
   private async createVeth(net: PluginNetworkRecord, ep: PluginEndpointRecord): Promise<void> {
-    await this.d.backend.createDetached({
-      lab: net.lab,
-      hostPort: ep.hostPort,
-      peerName: ep.peerName,
-      mtu: ep.mtu,
-      owner: { alias: `${ALIAS_PREFIX}${net.interfaceName}`, [OWNER.endpoint]: ep.endpointId },
-    });
+    await this.d.backend.createDetached([
+      {
+        lab: net.lab,
+        hostPort: ep.hostPort,
+        peerName: ep.peerName,
+        mtu: ep.mtu,
+        owner: {
+          alias: `${ALIAS_PREFIX}${net.interfaceName}`,
+          [OWNER.network]: net.networkId,
+          [OWNER.endpoint]: ep.endpointId,
+        },
+      },
+    ]);
     this.made.add(ep.endpointId);
   }
 

@@ -62,6 +62,16 @@ export interface PluginNetworkRecord {
   lab: string;
   interfaceName: string;
   createdAt: number;
+  /** Pre-made veths on the bridge that the next endpoints of this network take. */
+  spares?: SpareInterface[];
+}
+
+/** A veth made ahead of its endpoint: host end isolated on the bridge, peer ready for Docker. */
+export interface SpareInterface {
+  hostPort: string;
+  peerName: string;
+  mtu: number;
+  createdAt: number;
 }
 
 export interface PluginEndpointRecord {

@@ -117,7 +117,7 @@ test("overlay and plugin are not supported (501 with a reason)", async () => {
   assert.match(b.unsupported("plugin") ?? "", /plugin/);
   assert.equal(b.unsupported("carrier"), undefined);
   await assert.rejects(
-    b.createDetached({ lab: "x", hostPort: "vpx", peerName: "vcx", mtu: 1500, owner: {} }),
+    b.createDetached([{ lab: "x", hostPort: "vpx", peerName: "vcx", mtu: 1500, owner: {} }]),
     (e: unknown) => e instanceof AgentError && e.code === "NOT_SUPPORTED" && e.status === 501,
   );
 });

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { run } from "../../src/common/exec.js";
-import { pluginPortNames } from "../../src/labs/names.js";
 import { getLink, listLinks } from "../../src/link/index.js";
 import { startTestAgent, type TestAgent } from "../harness/agent.js";
 import {
@@ -54,6 +53,13 @@ function adopted(lab: string, node: string): string[] | undefined {
 async function endpointIds(container: string): Promise<string[]> {
   const out = await docker(["inspect", "-f", "{{json .NetworkSettings.Networks}}", container]);
   return Object.values(JSON.parse(out) as Record<string, { EndpointID: string }>).map((n) => n.EndpointID);
+}
+
+/** Host-side names of an endpoint's veth (pre-made spares have names of their own). */
+function portsOf(endpointId: string): { hostPort: string; peer: string } {
+  const ep = t.agent.store.pluginEndpoints.get(endpointId);
+  assert.ok(ep, `endpoint ${endpointId} is known to the agent`);
+  return { hostPort: ep.hostPort, peer: ep.peerName };
 }
 
 async function pingFrom(container: string, ip: string): Promise<boolean> {
@@ -258,9 +264,27 @@ describe("Docker network plugin", { skip }, () => {
     const c = res.container(uniqueName("cr"));
     await docker(["create", ...RUNTIME, "--network", nets[0]!, "--name", c, IMAGE, "sleep", "3600"]);
     await docker(["network", "connect", nets[1]!, c]);
+    // Each network gets a pre-made interface in the background; the container's endpoints take them.
+    const labNets = () => t.agent.store.pluginNetworks.values().filter((n) => n.lab === lab);
+    const sparesNow = () => labNets().flatMap((n) => (n.spares ?? []).map((s) => s.hostPort));
+    const premade = await waitFor("a spare per network", () =>
+      sparesNow().length === 2 ? sparesNow() : undefined,
+    );
     await docker(["start", c]);
     await waitFor("both interfaces adopted", () => (adopted(lab, c)?.length === 2 ? true : undefined));
-    const ports = (await endpointIds(c)).map((id) => pluginPortNames(id));
+    const ports = (await endpointIds(c)).map(portsOf);
+    assert.deepEqual(ports.map((p) => p.hostPort).sort(), [...premade].sort(), "endpoints took the spares");
+    await waitFor("spares made again", () => (sparesNow().length === 2 ? true : undefined));
+    const spares = labNets().flatMap((n) =>
+      (n.spares ?? []).map((s) => ({ hostPort: s.hostPort, peer: s.peerName })),
+    );
+    const owned = new Set([...ports, ...spares].map((p) => p.hostPort));
+    const orphans = await t.agent.services.cleanup.audit();
+    assert.deepEqual(
+      orphans.filter((o) => owned.has(o.name)),
+      [],
+      "spares and endpoints are not orphans",
+    );
     for (const p of ports) {
       assert.ok(await getLink(p.hostPort, switchNs()), `${p.hostPort} exists`);
       assert.ok(t.agent.services.backend.observe({ hostPort: p.hostPort } as never).present);
@@ -278,7 +302,12 @@ describe("Docker network plugin", { skip }, () => {
 
     const kernelSwitch = new Set((await listLinks(switchNs())).map((l) => l.name));
     const kernelHost = new Set((await listLinks()).map((l) => l.name));
-    for (const p of ports) {
+    assert.equal(
+      (await t.ovs.vsctl(["--columns=name", "find", "Port", `external_ids:archetype_lab=${lab}`])).trim(),
+      "",
+      "no port of the lab's networks left",
+    );
+    for (const p of [...ports, ...spares]) {
       assert.ok(!kernelSwitch.has(p.hostPort), `veth ${p.hostPort} gone`);
       assert.ok(!kernelHost.has(p.peer), `peer ${p.peer} gone`);
       assert.equal(t.agent.services.backend.observe({ hostPort: p.hostPort } as never).present, false);
@@ -304,16 +333,14 @@ describe("Docker network plugin", { skip }, () => {
     await docker(["run", "-d", ...RUNTIME, "--network", vanish, "--name", vc, IMAGE, "sleep", "3600"]);
     await waitFor("adopted", () => adopted(lab, vc));
     const [vid] = await endpointIds(vc);
+    const vanished = portsOf(vid!).hostPort;
     await t.stopAgent();
     // The veth vanishes while the agent is down (its container keeps running without it).
-    await run("ip", ["-n", t.ovs.netns!, "link", "del", pluginPortNames(vid!).hostPort]);
+    await run("ip", ["-n", t.ovs.netns!, "link", "del", vanished]);
     await t.startAgent();
     assert.equal(t.agent.store.pluginEndpoints.get(vid!), undefined);
     assert.equal(adopted(lab, vc), undefined);
-    assert.equal(
-      t.agent.services.backend.observe({ hostPort: pluginPortNames(vid!).hostPort } as never).present,
-      false,
-    );
+    assert.equal(t.agent.services.backend.observe({ hostPort: vanished } as never).present, false);
     await res.removeContainer(vc);
     await res.removeNetwork(vanish);
     await res.removeContainer(oc);

@@ -103,13 +103,29 @@ describe("Docker network plugin across a dockerd restart", { skip }, () => {
       throw new Error(`${e.message}\nlab: ${JSON.stringify(t.agent.labs.getLab(lab))}\ncontainer: ${inside}`);
     });
 
-    // The endpoints of before the restart are gone: exactly the two current ones remain.
+    // The endpoints of before the restart are gone: exactly the two current ones remain (plus
+    // each network's pre-made spare).
     const backend = t.agent.services.backend as OvsBackend;
     await until("old endpoints released", async () => t.agent.store.pluginEndpoints.values().length === 2);
     const ports = backend.ovsdb
       .ports()
       .filter((p) => p.external_ids[OWNER.kind] === "plugin" && p.external_ids[OWNER.lab] === lab);
-    assert.equal(ports.length, 2);
+    const endpointPorts = ports.filter((p) => p.external_ids[OWNER.endpoint] !== undefined);
+    assert.equal(endpointPorts.length, 2);
+    const spares = new Set(
+      t.agent.store.pluginNetworks
+        .values()
+        .filter((n) => n.lab === lab)
+        .flatMap((n) => (n.spares ?? []).map((x) => x.hostPort)),
+    );
+    assert.deepEqual(
+      ports
+        .filter((p) => p.external_ids[OWNER.endpoint] === undefined)
+        .map((p) => p.name)
+        .sort(),
+      [...spares].sort(),
+      "every other plugin port is a recorded spare",
+    );
     await res.removeContainer(c);
   });
 });

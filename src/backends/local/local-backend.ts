@@ -229,7 +229,7 @@ export class LocalBackend implements NetworkBackend {
   overlayStatus(_recs: readonly OverlayRecord[]): TunnelView[] {
     return [];
   }
-  async createDetached(_ep: DetachedEndpoint): Promise<void> {
+  async createDetached(_eps: readonly DetachedEndpoint[]): Promise<void> {
     throw new AgentError("NOT_SUPPORTED", UNSUPPORTED.plugin!);
   }
   async removeDetached(_hostPort: string): Promise<void> {}

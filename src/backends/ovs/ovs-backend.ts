@@ -326,45 +326,51 @@ export class OvsBackend implements NetworkBackend {
     return this.overlay.status(recs);
   }
 
-  async createDetached(ep: DetachedEndpoint): Promise<void> {
-    const isolated = this.vlans.allocate("isolated");
+  async createDetached(eps: readonly DetachedEndpoint[]): Promise<void> {
+    if (eps.length === 0) return;
+    const isolated = eps.map(() => this.vlans.allocate("isolated"));
     try {
       await createVethsInHost(
-        [{ host: ep.hostPort, peer: ep.peerName, mtu: ep.mtu, alias: ep.owner.alias }],
-        {
-          netns: this.hostNs,
-        },
+        eps.map((ep) => ({ host: ep.hostPort, peer: ep.peerName, mtu: ep.mtu, alias: ep.owner.alias })),
+        { netns: this.hostNs },
       );
-      // Container start waits on this: the offload change and the port go in parallel, and the
-      // port need not be applied by ovs-vswitchd yet (linking it waits for that).
+      // Container start may wait on this: the offload change and the ports go in parallel, and
+      // the ports need not be applied by ovs-vswitchd yet (linking them waits for that).
       const offload =
-        this.datapath === "netdev" ? disableTxOffload([{ dev: ep.peerName, netns: undefined }]) : undefined;
-      const port = this.transact(
-        addPorts(this.bridge().uuid, [
-          {
+        this.datapath === "netdev"
+          ? disableTxOffload(eps.map((ep) => ({ dev: ep.peerName, netns: undefined })))
+          : undefined;
+      const now = String(Date.now());
+      const ports = this.transact(
+        addPorts(
+          this.bridge().uuid,
+          eps.map((ep, k) => ({
             name: ep.hostPort,
-            tag: isolated,
+            tag: isolated[k]!,
             externalIds: {
               ...ep.owner,
               [OWNER.kind]: "plugin",
               [OWNER.lab]: ep.lab,
-              [OWNER.isolated]: String(isolated),
-              [OWNER.created]: String(Date.now()),
+              [OWNER.isolated]: String(isolated[k]),
+              [OWNER.created]: now,
             },
-          },
-        ]),
+          })),
+        ),
         { waitApplied: false },
       );
-      const [o, p] = await Promise.allSettled([offload, port]);
+      const [o, p] = await Promise.allSettled([offload, ports]);
       if (p.status === "rejected") throw p.reason;
       if (o.status === "rejected") {
-        const row = this.port(ep.hostPort);
-        if (row) await this.transact(removePorts(this.bridge().uuid, [row.uuid]));
+        const rows = eps.map((ep) => this.port(ep.hostPort)?.uuid).filter((u) => u !== undefined);
+        if (rows.length > 0) await this.transact(removePorts(this.bridge().uuid, rows));
         throw o.reason;
       }
     } catch (e) {
-      this.vlans.release(isolated);
-      await deleteLinks([ep.hostPort], { ignoreMissing: true, netns: this.hostNs }).catch(() => undefined);
+      for (const v of isolated) this.vlans.release(v);
+      await deleteLinks(
+        eps.map((ep) => ep.hostPort),
+        { ignoreMissing: true, netns: this.hostNs },
+      ).catch(() => undefined);
       throw e;
     }
   }
@@ -378,13 +384,22 @@ export class OvsBackend implements NetworkBackend {
     await deleteLinks([hostPort], { ignoreMissing: true, netns: this.hostNs });
   }
 
-  /** Sets the external_ids of a plugin port (the plugin learns the container's name after Join). */
-  async markPort(hostPort: string, marks: Record<string, string>): Promise<void> {
+  /**
+   * Sets external_ids of a plugin port (its endpoint when a spare is claimed, its container
+   * after Join); false when the port is not on the bridge. `wait: false` answers on commit.
+   */
+  async markPort(
+    hostPort: string,
+    marks: Record<string, string>,
+    opts: { wait?: boolean } = {},
+  ): Promise<boolean> {
     const p = this.port(hostPort);
-    if (!p) return;
-    await this.transact([
-      retag(p.uuid, p.tag ?? Number(p.external_ids[OWNER.isolated]), { ...p.external_ids, ...marks }),
-    ]);
+    if (!p) return false;
+    await this.transact(
+      [retag(p.uuid, p.tag ?? Number(p.external_ids[OWNER.isolated]), { ...p.external_ids, ...marks })],
+      { waitApplied: opts.wait ?? true },
+    );
+    return true;
   }
 
   async audit(ctx: CleanupContext): Promise<Orphan[]> {

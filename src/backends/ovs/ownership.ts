@@ -14,6 +14,8 @@ export const OWNER = {
   /** On a node's port: the overlay link it carries (its tag is then the overlay VLAN). */
   overlay: "archetype_overlay",
   endpoint: "archetype_endpoint",
+  /** On a Docker plugin port: its network (a spare has this and no endpoint yet). */
+  network: "archetype_network",
   vni: "archetype_vni",
   created: "archetype_created",
 } as const;

@@ -1,0 +1,130 @@
+import { randomBytes } from "node:crypto";
+import type { DetachedEndpoint, NetworkBackend } from "../backends/network-backend.js";
+import { OWNER } from "../backends/ovs/ownership.js";
+import { toAgentError } from "../common/errors.js";
+import type { Logger } from "../common/log.js";
+import type { AgentConfig } from "../config/config.js";
+import { pluginPortNames } from "../labs/names.js";
+import type { PluginNetworkRecord, SpareInterface } from "../state/records.js";
+import type { StateStore } from "../state/state-store.js";
+import { ALIAS_PREFIX } from "./protocol.js";
+
+export interface SparePoolDeps {
+  config: AgentConfig;
+  store: StateStore;
+  backend: NetworkBackend;
+  logger: Logger;
+}
+
+/** Refill once Docker has been quiet this long: a container start calls CreateEndpoint in a burst. */
+const QUIET_MS = 150;
+
+/**
+ * Pre-made interfaces per plugin network (ARCHETYPE_AGENT_PLUGIN_SPARES). Docker calls
+ * CreateEndpoint one network after the other while a container starts; making a veth there
+ * costs processes (ip, the offload helper) on that critical path, taking a spare costs one
+ * OVSDB transaction. Spares are made in the background, all missing ones in one kernel batch and
+ * one transaction, and are recorded in their network's record (cleanup treats them as owned).
+ */
+export class SparePool {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private closed = false;
+
+  constructor(private readonly d: SparePoolDeps) {}
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+  }
+
+  /** Takes a spare of `net` (recorded at once), or undefined when it has none. */
+  take(net: PluginNetworkRecord): SpareInterface | undefined {
+    const spare = net.spares?.[0];
+    if (!spare) return undefined;
+    net.spares = net.spares?.slice(1);
+    this.d.store.pluginNetworks.set(net.networkId, net);
+    this.refillSoon();
+    return spare;
+  }
+
+  /** Forgets spares whose host end is gone (after a restart), then refills. */
+  recover(present: ReadonlySet<string>): void {
+    for (const net of this.d.store.pluginNetworks.values()) {
+      const kept = (net.spares ?? []).filter((s) => present.has(s.hostPort));
+      if (kept.length === (net.spares ?? []).length) continue;
+      net.spares = kept;
+      this.d.store.pluginNetworks.set(net.networkId, net);
+    }
+    this.refillSoon();
+  }
+
+  /** Removes the spares of a network that is going away. */
+  async drain(net: PluginNetworkRecord): Promise<void> {
+    const spares = net.spares ?? [];
+    net.spares = [];
+    for (const s of spares) await this.d.backend.removeDetached(s.hostPort);
+  }
+
+  /** Schedules a refill once Docker is quiet (each call pushes it back). */
+  refillSoon(): void {
+    if (this.closed || this.d.config.pluginSpares === 0) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.refill(), QUIET_MS);
+    this.timer.unref();
+  }
+
+  /** Makes every missing spare now; one run at a time (a call during a run runs again after it). */
+  refill(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = this.fill()
+      .catch((e) =>
+        this.d.logger.warn({ err: toAgentError(e).message }, "could not make spare plugin interfaces"),
+      )
+      .finally(() => {
+        this.running = undefined;
+        if (this.again && !this.closed) {
+          this.again = false;
+          this.refillSoon();
+        }
+      });
+    return this.running;
+  }
+
+  private async fill(): Promise<void> {
+    const made: { networkId: string; spare: SpareInterface; ep: DetachedEndpoint }[] = [];
+    for (const net of this.d.store.pluginNetworks.values()) {
+      for (let k = net.spares?.length ?? 0; k < this.d.config.pluginSpares; k++) {
+        const { hostPort, peer } = pluginPortNames(randomBytes(8).toString("hex"));
+        const spare = { hostPort, peerName: peer, mtu: this.d.config.localMtu, createdAt: Date.now() };
+        made.push({
+          networkId: net.networkId,
+          spare,
+          ep: {
+            lab: net.lab,
+            hostPort,
+            peerName: peer,
+            mtu: spare.mtu,
+            owner: { alias: `${ALIAS_PREFIX}${net.interfaceName}`, [OWNER.network]: net.networkId },
+          },
+        });
+      }
+    }
+    if (made.length === 0 || this.closed) return;
+    await this.d.backend.createDetached(made.map((m) => m.ep));
+    for (const m of made) {
+      const net = this.d.store.pluginNetworks.get(m.networkId);
+      if (!net) {
+        await this.d.backend.removeDetached(m.spare.hostPort); // the network went away meanwhile
+        continue;
+      }
+      net.spares = [...(net.spares ?? []), m.spare];
+      this.d.store.pluginNetworks.set(net.networkId, net);
+    }
+    this.d.logger.debug({ spares: made.length }, "spare plugin interfaces made");
+  }
+}
