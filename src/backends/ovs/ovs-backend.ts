@@ -96,7 +96,7 @@ export class OvsBackend implements NetworkBackend {
       client: this.client,
       vlans: this.vlans,
       bridge: () => this.bridge(),
-      transact: (ops) => this.transact(ops),
+      transact: (ops, opts) => this.transact(ops, opts),
       switchNetns: this.hostNs,
     });
     this.client.on("change", (c: CacheChange) => this.onChange(c));
