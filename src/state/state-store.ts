@@ -3,14 +3,29 @@ import { join } from "node:path";
 import { readJson, removeFile, writeAtomic } from "./atomic-file.js";
 import type { LabRecord, OverlayRecord, PluginEndpointRecord, PluginNetworkRecord } from "./records.js";
 
-/** A keyed collection kept in one JSON file, rewritten atomically on every change. */
+/**
+ * A keyed collection kept as one small JSON file per item in a directory: a change writes only
+ * its own item (atomically), so its cost does not grow with the collection (overlay attach and
+ * Docker's CreateEndpoint sit on latency-critical paths).
+ */
 class FileCollection<T> {
   private readonly items = new Map<string, T>();
   constructor(
-    private readonly path: string,
+    private readonly dir: string,
     private readonly fsync: boolean,
   ) {
-    for (const [k, v] of Object.entries(readJson<Record<string, T>>(path) ?? {})) this.items.set(k, v);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    for (const f of readdirSync(dir)) {
+      if (!f.endsWith(".json")) continue; // leftovers of an interrupted write are ignored
+      const item = readJson<T>(join(dir, f));
+      if (item !== undefined) this.items.set(decodeURIComponent(f.slice(0, -".json".length)), item);
+    }
+    // Earlier versions kept the whole collection in DIR.json.
+    const legacy = `${dir}.json`;
+    for (const [k, v] of Object.entries(readJson<Record<string, T>>(legacy) ?? {})) {
+      if (!this.items.has(k)) this.set(k, v);
+    }
+    removeFile(legacy);
   }
   get(key: string): T | undefined {
     return this.items.get(key);
@@ -20,19 +35,19 @@ class FileCollection<T> {
   }
   set(key: string, value: T): void {
     this.items.set(key, value);
-    this.flush();
+    writeAtomic(this.file(key), JSON.stringify(value), this.fsync);
   }
   delete(key: string): void {
-    if (this.items.delete(key)) this.flush();
+    if (this.items.delete(key)) removeFile(this.file(key));
   }
-  private flush(): void {
-    writeAtomic(this.path, JSON.stringify(Object.fromEntries(this.items)), this.fsync);
+  private file(key: string): string {
+    return join(this.dir, `${encodeURIComponent(key)}.json`);
   }
 }
 
 /**
  * The agent's durable desired state: one file per lab (big labs rewrite only their own file),
- * one for overlay links and one each for the Docker plugin's networks and endpoints.
+ * per overlay link, and per Docker plugin network and endpoint.
  * Callers pass records they own; the store keeps the objects it was given.
  */
 export class StateStore {
@@ -53,9 +68,9 @@ export class StateStore {
       const rec = readJson<LabRecord>(join(this.labsDir, f));
       if (rec) this.labMap.set(rec.lab, rec);
     }
-    this.overlays = new FileCollection(join(dir, "overlays.json"), fsync);
-    this.pluginNetworks = new FileCollection(join(dir, "plugin-networks.json"), fsync);
-    this.pluginEndpoints = new FileCollection(join(dir, "plugin-endpoints.json"), fsync);
+    this.overlays = new FileCollection(join(dir, "overlays"), fsync);
+    this.pluginNetworks = new FileCollection(join(dir, "plugin-networks"), fsync);
+    this.pluginEndpoints = new FileCollection(join(dir, "plugin-endpoints"), fsync);
   }
 
   labs(): LabRecord[] {
