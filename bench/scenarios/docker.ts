@@ -13,6 +13,18 @@ const TARGET_MS = 300;
 
 const docker = (args: string[]) => run("docker", args, { timeoutMs: 60_000 });
 
+/** For cleanup: waits out a dockerd restart (another run's test may restart it) for up to 60 s. */
+async function dockerUndo(args: string[]): Promise<unknown> {
+  for (let i = 0; ; i++) {
+    try {
+      return await docker(args);
+    } catch (e) {
+      if (i >= 30 || !/Cannot connect to the Docker daemon/.test(String((e as Error).message))) throw e;
+      await sleep(2000);
+    }
+  }
+}
+
 function skipped(reason: string, ifaces: number): ScenarioResult {
   return {
     id: 5,
@@ -60,7 +72,7 @@ export async function dockerStart(ifaces: number, reps: number): Promise<Scenari
         const net = `${driver}-${tag}${k}`;
         await docker(["network", "create", ...args(k), net]);
         out.push(net);
-        onCleanup(`docker network ${net}`, () => docker(["network", "rm", net]));
+        onCleanup(`docker network ${net}`, () => dockerUndo(["network", "rm", net]));
       }
       return out;
     };
@@ -80,7 +92,7 @@ export async function dockerStart(ifaces: number, reps: number): Promise<Scenari
 
     /** Creates a container on `nets` (none: `--network none`), outside the timing. */
     const create = async (name: string, nets: readonly string[]) => {
-      onCleanup(`container ${name}`, () => docker(["rm", "-f", name]));
+      const remove = onCleanup(`container ${name}`, () => dockerUndo(["rm", "-f", name]));
       const first = nets[0] ?? "none";
       await docker([
         "create",
@@ -95,6 +107,7 @@ export async function dockerStart(ifaces: number, reps: number): Promise<Scenari
         "600",
       ]);
       for (const n of nets.slice(1)) await docker(["network", "connect", n, name]);
+      return remove;
     };
     const interfaces = async (c: string) => {
       const seen = (await docker(["exec", c, "ls", "/sys/class/net"])).stdout
@@ -111,27 +124,34 @@ export async function dockerStart(ifaces: number, reps: number): Promise<Scenari
     const setup: number[] = [];
     for (let r = 0; r < reps; r++) {
       const plain = `${driver}-none-${r}`;
-      await create(plain, []);
+      const rmplain = await create(plain, []);
       startNone.push((await timed(() => docker(["start", plain]))).ms);
-      await docker(["rm", "-f", plain]);
+      await rmplain();
 
       const fl = `${driver}-null-${r}`;
       await nul.prepare(ifaces - nul.spare());
-      await create(fl, nulls);
+      const rmfl = await create(fl, nulls);
       startNull.push((await timed(() => docker(["start", fl]))).ms);
       await interfaces(fl);
-      await docker(["rm", "-f", fl]);
+      await rmfl();
 
       const br = `${driver}-bridge-${r}`;
-      await create(br, bridges);
+      const rmbr = await create(br, bridges);
       startBridge.push((await timed(() => docker(["start", br]))).ms);
-      await docker(["rm", "-f", br]);
+      await rmbr();
 
       const c = `${driver}-c${r}`;
-      setup.push((await timed(() => create(c, plugin))).ms);
+      let rmc = async () => {};
+      setup.push(
+        (
+          await timed(async () => {
+            rmc = await create(c, plugin);
+          })
+        ).ms,
+      );
       startPlugin.push((await timed(() => docker(["start", c]))).ms);
       await interfaces(c);
-      await docker(["rm", "-f", c]);
+      await rmc();
     }
     const none = percentile(startNone, 50);
     const nullStart = percentile(startNull, 50);
