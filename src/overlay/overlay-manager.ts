@@ -7,7 +7,7 @@ import { AgentError, toAgentError } from "../common/errors.js";
 import type { Logger } from "../common/log.js";
 import type { AgentConfig } from "../config/config.js";
 import type { TunnelView } from "../labs/views.js";
-import { setMtu } from "../link/index.js";
+import { ipJson, setMtu } from "../link/index.js";
 import { describeNetns, type NetnsRef } from "../link/netns.js";
 import {
   type BridgeRow,
@@ -78,6 +78,8 @@ export class OverlayManager {
   private addresses: Set<string> | undefined;
   /** Last drop count seen per watched interface (by name). */
   private readonly drops = new Map<string, number>();
+  /** Per `local>remote`: why the switch cannot reach the remote (undefined: it can, or unchecked). */
+  private readonly unroutable = new Map<string, string | undefined>();
 
   constructor(readonly deps: OverlayManagerDeps) {
     deps.client.on("change", (c: CacheChange) => this.onChange(c));
@@ -92,6 +94,7 @@ export class OverlayManager {
     await this.ensureUnderlayOnce();
     await this.requireLocalIp(rec.localIp);
     await this.converge(rec, end, wait);
+    this.checkRouteLater(rec);
     const underlayMtu = this.deps.client.interfaceByName(this.deps.config.underlay.bridge)?.mtu;
     if (underlayMtu !== undefined && rec.mtu + VXLAN_OVERHEAD > underlayMtu) {
       this.deps.logger.warn(
@@ -153,6 +156,7 @@ export class OverlayManager {
       const wired = port !== undefined && nodePort !== undefined && nodePort.tag === port.tag;
       const s = iface?.statistics ?? {};
       const failed = iface?.error !== undefined || iface?.ofport === -1;
+      const noRoute = this.unroutable.get(routeKey(rec));
       return {
         lab: rec.lab,
         link: rec.link,
@@ -164,8 +168,9 @@ export class OverlayManager {
         node: rec.node,
         interface: rec.interface,
         mtu: rec.mtu,
-        state: !wired ? "missing" : tunnelState(iface),
+        state: !wired ? "missing" : noRoute ? "error" : tunnelState(iface),
         ...(failed ? { error: iface?.error ?? "ovs-vswitchd could not create the port" } : {}),
+        ...(noRoute && !failed ? { error: noRoute } : {}),
         rx_packets: s.rx_packets ?? 0,
         tx_packets: s.tx_packets ?? 0,
         rx_bytes: s.rx_bytes ?? 0,
@@ -185,6 +190,7 @@ export class OverlayManager {
   ): Promise<string[]> {
     const repairs: string[] = [];
     this.addresses = undefined;
+    this.unroutable.clear();
     if (this.underlayConfigured()) {
       try {
         repairs.push(...(await this.startUnderlay()));
@@ -198,6 +204,7 @@ export class OverlayManager {
       if (!end || !this.deps.client.portByName(end.iface.hostPort)) continue;
       try {
         const r = await this.converge(rec, end);
+        this.checkRouteLater(rec);
         if (r.changes.length > 0) repairs.push(`overlay ${rec.lab}/${rec.link}: ${r.changes.join(", ")}`);
       } catch (e) {
         this.deps.logger.warn(
@@ -412,6 +419,29 @@ export class OverlayManager {
     );
   }
 
+  /**
+   * Whether the switch namespace has a route from local_ip to remote_ip (ovs-vswitchd routes
+   * tunnel packets with it). Checked once per pair in the background (an `ip` process is not
+   * for the attach path): a missing route is logged with what to do and shown in the status.
+   */
+  private checkRouteLater(rec: OverlayRecord): void {
+    const key = routeKey(rec);
+    if (this.unroutable.has(key)) return;
+    this.unroutable.set(key, undefined);
+    ipJson<{ dev?: string }[]>(["route", "get", rec.remoteIp, "from", rec.localIp], this.deps.switchNetns)
+      .then((r) => {
+        if (r[0]?.dev === "lo") throw new Error(`${rec.remoteIp} is an address of this host`);
+      })
+      .catch((e: unknown) => {
+        const why = `no route from ${rec.localIp} to ${rec.remoteIp} in the switch namespace: ${toAgentError(e).message.split("\n")[0]}`;
+        this.unroutable.set(key, why);
+        this.deps.logger.warn(
+          { lab: rec.lab, link: rec.link },
+          `${why}; the tunnel cannot carry anything (add a route, or fix ARCHETYPE_AGENT_UNDERLAY_IP's prefix)`,
+        );
+      });
+  }
+
   // ---- drops ----
 
   /**
@@ -455,4 +485,8 @@ function tunnelState(iface: InterfaceRow | undefined): TunnelView["state"] {
   if (iface?.error !== undefined || iface?.ofport === -1) return "error";
   if (iface?.ofport === undefined) return "pending";
   return iface.link_state === "up" && iface.admin_state !== "down" ? "up" : "down";
+}
+
+function routeKey(rec: OverlayRecord): string {
+  return `${rec.localIp}>${rec.remoteIp}`;
 }

@@ -165,7 +165,9 @@ export class OverlayService implements OverlayOperations {
 
   status(): TunnelView[] {
     if (this.d.backend.unsupported("overlay")) return [];
-    return this.d.backend.overlayStatus(this.d.store.overlays.values());
+    const byId = (x: OverlayRecord, y: OverlayRecord) =>
+      x.lab === y.lab ? (x.link < y.link ? -1 : x.link > y.link ? 1 : 0) : x.lab < y.lab ? -1 : 1;
+    return this.d.backend.overlayStatus(this.d.store.overlays.values().sort(byId));
   }
 
   private view(rec: OverlayRecord): TunnelView {

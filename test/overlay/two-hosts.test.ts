@@ -232,6 +232,23 @@ test("conflicts and bad requests are typed errors and change nothing", async () 
   await expectPing(ns.a1!, "198.19.1.2");
 });
 
+test("a remote the switch cannot route to is reported in the status and the log's words", async () => {
+  await h.a.agent.labs.addInterfaces("lab1", "a4", { netns: ns.a2!, interfaces: [{ name: "eth4" }] });
+  // 198.18.99.9 is outside the underlay's /24 and the switch namespace has no default route.
+  const v = await h.a.agent.services.overlays.attach({
+    ...spec(h.a, h.b, "l4", "a4", 5004),
+    interface: "eth4",
+    remote_ip: "198.18.99.9",
+  });
+  assert.equal(v.vni, 5004);
+  await eventually("status names the missing route", () => {
+    const t = tunnel(h.a, "l4");
+    return t?.state === "error" && /no route from 198\.18\.0\.1 to 198\.18\.99\.9/.test(t.error ?? "");
+  });
+  assert.equal(tunnel(h.a, "l1")?.error, undefined, "a routable tunnel has no error");
+  await h.a.agent.services.overlays.detach("lab1", "l4");
+});
+
 test("detach stops traffic and gives the node back its isolation and MTU; re-attach restores", async () => {
   const hostPort = h.a.agent.store.lab("lab1")!.nodes.a1!.interfaces.eth1!.hostPort;
   const isolated = (await h.a.vsctl(["get", "Port", hostPort, "external_ids:archetype_isolated"])).trim();
