@@ -27,9 +27,9 @@ done
 if ! $DOCKER info >/dev/null 2>&1; then
   log "starting dockerd"
   # No default bridge and no iptables rules: containers get only the networks we give them.
-  nohup dockerd --iptables=false --ip-masq=false --bridge=none \
+  setsid nohup dockerd --iptables=false --ip-masq=false --bridge=none \
     --add-runtime "archetype=$runtime_path" --default-runtime archetype \
-    >/var/log/archetype-dockerd.log 2>&1 &
+    >>/var/log/archetype-dockerd.log 2>&1 &
   for _ in $(seq 100); do $DOCKER info >/dev/null 2>&1 && break; sleep 0.2; done
   $DOCKER info >/dev/null 2>&1 || { log "dockerd did not start; see /var/log/archetype-dockerd.log"; exit 1; }
 fi
