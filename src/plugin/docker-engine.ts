@@ -1,13 +1,28 @@
-import { request } from "node:http";
+import { type ClientRequest, request } from "node:http";
 
 /** The default Docker Engine API socket. */
 export const DOCKER_SOCKET = "/var/run/docker.sock";
 
-/** What the plugin needs to know from Docker: which container holds an endpoint. */
+/** What the plugin needs to know from Docker: which container holds an endpoint, and when one started. */
 export interface DockerEngine {
   /** The container name (without `/`) holding this endpoint of this network, if Docker lists it. */
   containerOfEndpoint(networkId: string, endpointId: string): Promise<string | undefined>;
+  /** A container's name and the endpoint ids of its networks (undefined: no such container). */
+  endpointsOf?(containerId: string): Promise<{ name: string; endpoints: string[] } | undefined>;
+  /**
+   * Calls `listener` with the id of every container that has started (Docker's event stream,
+   * reconnected when it breaks). Returns a function that stops watching.
+   */
+  watchStarts?(listener: (containerId: string) => void): () => void;
 }
+
+interface ContainerInspect {
+  Name?: string;
+  NetworkSettings?: { Networks?: Record<string, { EndpointID?: string }> };
+}
+
+/** Pause before reconnecting a broken event stream (dockerd restarting). */
+const EVENTS_RETRY_MS = 1000;
 
 interface NetworkInspect {
   Containers?: Record<string, { Name?: string; EndpointID?: string }>;
@@ -24,6 +39,57 @@ export class DockerEngineClient implements DockerEngine {
     const net = await this.get<NetworkInspect>(`/networks/${encodeURIComponent(networkId)}`);
     const hit = Object.values(net?.Containers ?? {}).find((c) => c.EndpointID === endpointId);
     return hit?.Name?.replace(/^\//, "") || undefined;
+  }
+
+  async endpointsOf(containerId: string): Promise<{ name: string; endpoints: string[] } | undefined> {
+    const c = await this.get<ContainerInspect>(`/containers/${encodeURIComponent(containerId)}/json`);
+    if (!c?.Name) return undefined;
+    const endpoints = Object.values(c.NetworkSettings?.Networks ?? {}).map((n) => n.EndpointID ?? "");
+    return { name: c.Name.replace(/^\//, ""), endpoints: endpoints.filter((e) => e !== "") };
+  }
+
+  watchStarts(listener: (containerId: string) => void): () => void {
+    let stopped = false;
+    let current: ClientRequest | undefined;
+    const filters = encodeURIComponent(JSON.stringify({ type: ["container"], event: ["start"] }));
+    const connect = () => {
+      if (stopped) return;
+      let over = false;
+      const retry = () => {
+        if (over) return; // "end" and "error" may both come
+        over = true;
+        current = undefined;
+        if (!stopped) setTimeout(connect, EVENTS_RETRY_MS).unref();
+      };
+      const req = request({ socketPath: this.socketPath, path: `/events?filters=${filters}` }, (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          return retry();
+        }
+        // One JSON object per line.
+        let pending = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          pending += chunk;
+          const lines = pending.split("\n");
+          pending = lines.pop() ?? "";
+          for (const line of lines) {
+            const id = eventId(line);
+            if (id !== undefined) listener(id);
+          }
+        });
+        res.on("error", () => undefined); // "close" follows
+        res.on("close", retry);
+      });
+      req.on("error", retry);
+      req.end();
+      current = req;
+    };
+    connect();
+    return () => {
+      stopped = true;
+      current?.destroy();
+    };
   }
 
   /** GET path: the parsed body, undefined on 404; throws when Docker cannot be asked. */
@@ -52,5 +118,15 @@ export class DockerEngineClient implements DockerEngine {
       req.on("error", reject);
       req.end();
     });
+  }
+}
+
+function eventId(line: string): string | undefined {
+  try {
+    const e = JSON.parse(line) as { id?: unknown; Actor?: { ID?: unknown } };
+    const id = e.id ?? e.Actor?.ID;
+    return typeof id === "string" && id !== "" ? id : undefined;
+  } catch {
+    return undefined;
   }
 }

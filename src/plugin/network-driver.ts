@@ -52,6 +52,13 @@ function canMark(b: NetworkBackend): b is NetworkBackend & PortMarker {
  * says which container holds an endpoint, it becomes interface CONTAINER:IF of the lab, so lab
  * links wire it like any other interface.
  */
+/** First look for the container of an endpoint joined while its container starts (no start event seen). */
+const FIRST_LOOK_MS = 1500;
+/** ... and of one joined to a running container (`docker network connect`), or after a restart. */
+const RUNNING_FIRST_LOOK_MS = 250;
+/** Spares are made this long after a container started or a network was created (quiet). */
+const START_REFILL_MS = 50;
+
 export class NetworkDriver {
   private closed = false;
   private readonly resolving = new Set<string>();
@@ -60,14 +67,21 @@ export class NetworkDriver {
   /** Serialises work per endpoint; its own locks, so lab locks taken inside cannot deadlock. */
   private readonly endpointLocks = new Locks();
   private readonly spares: SparePool;
+  private readonly pauses = new Set<() => void>();
+  /** Endpoints adopted by this process (and the container they were adopted for). */
+  private readonly adopted = new Map<string, string>();
+  private readonly stopWatching: (() => void) | undefined;
 
   constructor(private readonly d: DriverDeps) {
     this.spares = new SparePool(d);
+    this.stopWatching = d.docker.watchStarts?.((id) => this.onContainerStart(id));
   }
 
   close(): void {
     this.closed = true;
     this.spares.close();
+    this.stopWatching?.();
+    for (const w of [...this.pauses]) w();
   }
 
   /** Answers one protocol call (`NetworkDriver.Join`, ...). Errors are thrown as AgentError. */
@@ -123,7 +137,7 @@ export class NetworkDriver {
     }
     if (!known) {
       this.d.store.pluginNetworks.set(id, { networkId: id, lab, interfaceName, createdAt: Date.now() });
-      this.spares.refillSoon();
+      this.spares.refillSoon(START_REFILL_MS); // containers usually follow their networks at once
     }
     this.d.logger.info({ network: id, lab, interface: interfaceName }, "plugin network created");
     return {};
@@ -203,8 +217,9 @@ export class NetworkDriver {
         this.d.store.pluginEndpoints.set(ep.endpointId, ep);
       }
     });
-    this.resolveLater(ep.endpointId);
-    if (isRunningSandbox(req.SandboxKey)) this.renameLater(req.SandboxKey, net.interfaceName, ep.peerName);
+    const running = isRunningSandbox(req.SandboxKey);
+    this.resolveLater(ep.endpointId, running);
+    if (running) this.renameLater(req.SandboxKey as string, net.interfaceName, ep.peerName);
     return {
       InterfaceName: { SrcName: ep.peerName, DstPrefix: "eth" },
       DisableGatewayService: true,
@@ -234,7 +249,7 @@ export class NetworkDriver {
     for (const ep of this.d.store.pluginEndpoints.values()) {
       const net = this.d.store.pluginNetworks.get(ep.networkId);
       if (net && present.has(ep.hostPort)) {
-        this.resolveLater(ep.endpointId);
+        this.resolveLater(ep.endpointId, true);
         continue;
       }
       if (net && ep.sandboxKey === undefined) continue;
@@ -273,34 +288,72 @@ export class NetworkDriver {
       );
   }
 
-  /** Looks for the container of a joined endpoint in the background, then adopts it. */
-  private resolveLater(endpointId: string): void {
+  /**
+   * Looks for the container of a joined endpoint in the background, then adopts it. A container
+   * being started is adopted when Docker reports that it started (onContainerStart): asking
+   * Docker while it starts the container slows the start down. This loop is the fallback.
+   */
+  private resolveLater(endpointId: string, running: boolean): void {
     if (this.resolving.has(endpointId)) return;
     this.resolving.add(endpointId);
-    void this.resolve(endpointId)
+    void this.resolve(endpointId, running ? RUNNING_FIRST_LOOK_MS : FIRST_LOOK_MS)
       .catch((e) => this.d.logger.warn({ err: e, endpoint: endpointId }, "adopting a plugin endpoint failed"))
       .finally(() => this.resolving.delete(endpointId));
   }
 
-  private async resolve(endpointId: string): Promise<void> {
+  private async resolve(endpointId: string, firstLookMs: number): Promise<void> {
     const deadline = Date.now() + (this.d.resolveTimeoutMs ?? 120_000);
-    // The first look waits a little: Docker is busy starting the container it would be asked about.
-    let wait = 250;
-    await new Promise((r) => setTimeout(r, wait));
+    let wait = RUNNING_FIRST_LOOK_MS;
+    await this.pause(firstLookMs);
     while (!this.closed && Date.now() < deadline) {
       const ep = this.d.store.pluginEndpoints.get(endpointId);
       if (!ep) return;
       if (ep.node !== undefined) return this.adopt(ep, ep.node);
       const name = await this.d.docker.containerOfEndpoint(ep.networkId, endpointId).catch(() => undefined);
       if (name !== undefined) return this.adopt(ep, name);
-      await new Promise((r) => setTimeout(r, wait));
+      await this.pause(wait);
       wait = Math.min(wait * 2, 1000);
     }
   }
 
+  /** Resolves after `ms`, or at once when the driver closes. */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.pauses.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.pauses.add(done);
+    });
+  }
+
+  /**
+   * A container started: its endpoints that wait for their container are adopted (one inspect
+   * for all of them), and spares are made again.
+   */
+  private onContainerStart(containerId: string): void {
+    this.spares.refillSoon(START_REFILL_MS);
+    const waiting = this.d.store.pluginEndpoints
+      .values()
+      .filter((e) => this.resolving.has(e.endpointId) && e.node === undefined);
+    if (waiting.length === 0 || !this.d.docker.endpointsOf) return;
+    void this.d.docker
+      .endpointsOf(containerId)
+      .then(async (c) => {
+        if (!c) return;
+        const mine = waiting.filter((e) => c.endpoints.includes(e.endpointId));
+        for (const ep of mine) await this.adopt(ep, c.name);
+      })
+      .catch((e) =>
+        this.d.logger.warn({ err: errorText(e), container: containerId }, "adopting endpoints failed"),
+      );
+  }
+
   /** The endpoint becomes interface NAME:IF of its lab (links waiting for it are wired). */
   private async adopt(ep: PluginEndpointRecord, name: string): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || this.adopted.get(ep.endpointId) === name) return;
     const net = this.d.store.pluginNetworks.get(ep.networkId);
     if (!net) return;
     try {
@@ -335,11 +388,13 @@ export class NetworkDriver {
         { lab: net.lab, node: name, interface: net.interfaceName },
         "plugin interface adopted",
       );
+      this.adopted.set(ep.endpointId, name);
     });
   }
 
   /** The endpoint stops being a lab interface (its links wait for it again). */
   private async forget(ep: PluginEndpointRecord): Promise<void> {
+    this.adopted.delete(ep.endpointId);
     const net = this.d.store.pluginNetworks.get(ep.networkId);
     if (net && ep.node !== undefined) {
       await this.d.labs.releasePluginInterface(net.lab, ep.node, net.interfaceName, ep.hostPort);

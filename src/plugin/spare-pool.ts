@@ -16,8 +16,11 @@ export interface SparePoolDeps {
   logger: Logger;
 }
 
-/** Refill once Docker has been quiet this long: a container start calls CreateEndpoint in a burst. */
-const QUIET_MS = 150;
+/**
+ * Refill once Docker has been quiet this long (a container start calls CreateEndpoint in a burst
+ * and then needs the CPU): the driver asks sooner when Docker reports the container started.
+ */
+const QUIET_MS = 1000;
 
 /**
  * Pre-made interfaces per plugin network (ARCHETYPE_AGENT_PLUGIN_SPARES). Docker calls
@@ -67,11 +70,11 @@ export class SparePool {
     for (const s of spares) await this.d.backend.removeDetached(s.hostPort);
   }
 
-  /** Schedules a refill once Docker is quiet (each call pushes it back). */
-  refillSoon(): void {
+  /** Schedules a refill after `ms` of quiet (each call pushes it back). */
+  refillSoon(ms = QUIET_MS): void {
     if (this.closed || this.d.config.pluginSpares === 0) return;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.refill(), QUIET_MS);
+    this.timer = setTimeout(() => void this.refill(), ms);
     this.timer.unref();
   }
 
