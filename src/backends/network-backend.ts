@@ -111,7 +111,8 @@ export interface NetworkBackend {
   /** Docker plugin endpoints (capability "plugin"). */
   /** All or nothing: one kernel batch and one transaction for the lot. */
   createDetached(eps: readonly DetachedEndpoint[]): Promise<void>;
-  removeDetached(hostPort: string): Promise<void>;
+  /** One transaction and one kernel batch; ports and veths already gone are fine. */
+  removeDetached(hostPorts: readonly string[]): Promise<void>;
 
   /** Cleanup: what is orphaned (removes nothing), and removing a list of orphans. */
   audit(ctx: CleanupContext): Promise<Orphan[]>;

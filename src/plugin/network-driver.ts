@@ -13,6 +13,7 @@ import type { PluginEndpointRecord, PluginNetworkRecord } from "../state/records
 import type { StateStore } from "../state/state-store.js";
 import type { DockerEngine } from "./docker-engine.js";
 import { isRunningSandbox, renameWhenMoved } from "./live-rename.js";
+import { PortReaper } from "./port-reaper.js";
 import {
   ALIAS_PREFIX,
   type CreateNetworkRequest,
@@ -67,21 +68,26 @@ export class NetworkDriver {
   /** Serialises work per endpoint; its own locks, so lab locks taken inside cannot deadlock. */
   private readonly endpointLocks = new Locks();
   private readonly spares: SparePool;
+  /** Removes host ends in the background: Docker waits on DeleteEndpoint, one after the other. */
+  private readonly reaper: PortReaper;
   private readonly pauses = new Set<() => void>();
   /** Endpoints adopted by this process (and the container they were adopted for). */
   private readonly adopted = new Map<string, string>();
   private readonly stopWatching: (() => void) | undefined;
 
   constructor(private readonly d: DriverDeps) {
-    this.spares = new SparePool(d);
+    this.reaper = new PortReaper((ports) => d.backend.removeDetached(ports), d.logger);
+    this.spares = new SparePool({ ...d, reaper: this.reaper });
     this.stopWatching = d.docker.watchStarts?.((id) => this.onContainerStart(id));
   }
 
-  close(): void {
+  /** Stops background work; resolves once queued removals are done. */
+  async close(): Promise<void> {
     this.closed = true;
     this.spares.close();
     this.stopWatching?.();
     for (const w of [...this.pauses]) w();
+    await this.reaper.drain();
   }
 
   /** Answers one protocol call (`NetworkDriver.Join`, ...). Errors are thrown as AgentError. */
@@ -200,7 +206,7 @@ export class NetworkDriver {
       this.d.logger.warn({ err: errorText(e), port: spare.hostPort }, "could not claim a spare interface");
     }
     this.d.store.pluginEndpoints.delete(id);
-    await this.d.backend.removeDetached(spare.hostPort).catch(() => undefined);
+    this.reaper.add([spare.hostPort]);
     return false;
   }
 
@@ -266,11 +272,12 @@ export class NetworkDriver {
         for (const iface of Object.values(node.interfaces)) {
           if (known.has(iface.hostPort)) continue;
           await this.d.labs.releasePluginInterface(lab.lab, node.name, iface.name, iface.hostPort);
-          await this.d.backend.removeDetached(iface.hostPort);
+          await this.d.backend.removeDetached([iface.hostPort]);
         }
       }
     }
     this.spares.recover(present);
+    await this.reaper.drain(); // start-up leaves nothing half-removed behind it
   }
 
   /** A running container joined (`docker network connect`): name its interface once moved in. */
@@ -410,7 +417,7 @@ export class NetworkDriver {
     this.made.delete(ep.endpointId);
     await this.endpointLocks.withKey(endpointKey(ep.endpointId), async () => {
       await this.forget(ep);
-      await this.d.backend.removeDetached(ep.hostPort);
+      this.reaper.add([ep.hostPort]);
       this.d.store.pluginEndpoints.delete(ep.endpointId);
     });
   }

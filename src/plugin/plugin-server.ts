@@ -51,7 +51,7 @@ export async function startPlugin(socketPath: string, deps: PluginDeps): Promise
   deps.logger.info({ socket: socketPath }, "Docker network plugin listening");
   return {
     async close() {
-      driver.close();
+      await driver.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

@@ -7,6 +7,7 @@ import type { AgentConfig } from "../config/config.js";
 import { pluginPortNames } from "../labs/names.js";
 import type { PluginNetworkRecord, SpareInterface } from "../state/records.js";
 import type { StateStore } from "../state/state-store.js";
+import type { PortReaper } from "./port-reaper.js";
 import { ALIAS_PREFIX } from "./protocol.js";
 
 export interface SparePoolDeps {
@@ -14,6 +15,7 @@ export interface SparePoolDeps {
   store: StateStore;
   backend: NetworkBackend;
   logger: Logger;
+  reaper: PortReaper;
 }
 
 /**
@@ -67,7 +69,7 @@ export class SparePool {
   async drain(net: PluginNetworkRecord): Promise<void> {
     const spares = net.spares ?? [];
     net.spares = [];
-    for (const s of spares) await this.d.backend.removeDetached(s.hostPort);
+    this.d.reaper.add(spares.map((s) => s.hostPort));
   }
 
   /** Schedules a refill after `ms` of quiet (each call pushes it back). */
@@ -122,7 +124,7 @@ export class SparePool {
     for (const m of made) {
       const net = this.d.store.pluginNetworks.get(m.networkId);
       if (!net) {
-        await this.d.backend.removeDetached(m.spare.hostPort); // the network went away meanwhile
+        this.d.reaper.add([m.spare.hostPort]); // the network went away meanwhile
         continue;
       }
       net.spares = [...(net.spares ?? []), m.spare];

@@ -232,7 +232,7 @@ export class LocalBackend implements NetworkBackend {
   async createDetached(_eps: readonly DetachedEndpoint[]): Promise<void> {
     throw new AgentError("NOT_SUPPORTED", UNSUPPORTED.plugin!);
   }
-  async removeDetached(_hostPort: string): Promise<void> {}
+  async removeDetached(_hostPorts: readonly string[]): Promise<void> {}
 
   /**
    * Orphans: pairs the agent made whose link the desired state no longer has (`veth`), and

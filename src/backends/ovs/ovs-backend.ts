@@ -375,13 +375,19 @@ export class OvsBackend implements NetworkBackend {
     }
   }
 
-  async removeDetached(hostPort: string): Promise<void> {
-    const p = this.port(hostPort);
-    if (p) {
-      await this.transact(removePorts(this.bridge().uuid, [p.uuid]));
-      this.releasePortVlans(p);
+  async removeDetached(hostPorts: readonly string[]): Promise<void> {
+    if (hostPorts.length === 0) return;
+    const rows = hostPorts.map((h) => this.port(h)).filter((p) => p !== undefined);
+    if (rows.length > 0) {
+      await this.transact(
+        removePorts(
+          this.bridge().uuid,
+          rows.map((p) => p.uuid),
+        ),
+      );
+      for (const p of rows) this.releasePortVlans(p);
     }
-    await deleteLinks([hostPort], { ignoreMissing: true, netns: this.hostNs });
+    await deleteLinks(hostPorts, { ignoreMissing: true, netns: this.hostNs });
   }
 
   /**
