@@ -137,12 +137,19 @@ export class NetworkDriver {
     }
     const lab = validateId(opts.lab_id, "lab");
     const interfaceName = validateIfName(String(opts.interface_name), "interface_name");
+    const mtu = networkMtu(opts);
     const known = this.d.store.pluginNetworks.get(id);
-    if (known && (known.lab !== lab || known.interfaceName !== interfaceName)) {
+    if (known && (known.lab !== lab || known.interfaceName !== interfaceName || known.mtu !== mtu)) {
       throw new AgentError("CONFLICT", `network ${id} exists for ${known.lab} ${known.interfaceName}`);
     }
     if (!known) {
-      this.d.store.pluginNetworks.set(id, { networkId: id, lab, interfaceName, createdAt: Date.now() });
+      this.d.store.pluginNetworks.set(id, {
+        networkId: id,
+        lab,
+        interfaceName,
+        ...(mtu === undefined ? {} : { mtu }),
+        createdAt: Date.now(),
+      });
       this.spares.refillSoon(START_REFILL_MS); // containers usually follow their networks at once
     }
     this.d.logger.info({ network: id, lab, interface: interfaceName }, "plugin network created");
@@ -172,7 +179,7 @@ export class NetworkDriver {
         networkId: net.networkId,
         hostPort,
         peerName: peer,
-        mtu: this.d.config.localMtu,
+        mtu: net.mtu ?? this.d.config.localMtu,
         createdAt: Date.now(),
       };
       // Recorded first: a crash in between leaves a record that start() clears up.
@@ -470,6 +477,23 @@ export class NetworkDriver {
     }
     return ep;
   }
+}
+
+/**
+ * `-o mtu=N` (or Docker's generic `com.docker.network.driver.mtu`): e.g. the overlay MTU for a
+ * slot that is wired across hosts, so attaching it needs no MTU change.
+ */
+function networkMtu(opts: Record<string, unknown>): number | undefined {
+  const text = opts.mtu ?? opts["com.docker.network.driver.mtu"];
+  if (text === undefined || text === "") return undefined;
+  const mtu = Number(text);
+  if (!/^\d+$/.test(String(text)) || mtu < 68 || mtu > 65535) {
+    throw new AgentError(
+      "BAD_REQUEST",
+      `archetype-ovs: option mtu ${JSON.stringify(text)} is not a whole number from 68 to 65535`,
+    );
+  }
+  return mtu;
 }
 
 function endpointKey(id: string): string {

@@ -105,7 +105,12 @@ export class SparePool {
     for (const net of this.d.store.pluginNetworks.values()) {
       for (let k = net.spares?.length ?? 0; k < this.d.config.pluginSpares; k++) {
         const { hostPort, peer } = pluginPortNames(randomBytes(8).toString("hex"));
-        const spare = { hostPort, peerName: peer, mtu: this.d.config.localMtu, createdAt: Date.now() };
+        const spare = {
+          hostPort,
+          peerName: peer,
+          mtu: net.mtu ?? this.d.config.localMtu,
+          createdAt: Date.now(),
+        };
         made.push({
           networkId: net.networkId,
           spare,

@@ -61,6 +61,8 @@ export interface PluginNetworkRecord {
   networkId: string;
   lab: string;
   interfaceName: string;
+  /** MTU of its interfaces (`-o mtu=N`); the agent's local MTU when unset. */
+  mtu?: number;
   createdAt: number;
   /** Pre-made veths on the bridge that the next endpoints of this network take. */
   spares?: SpareInterface[];

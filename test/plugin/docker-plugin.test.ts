@@ -366,6 +366,23 @@ describe("Docker network plugin", { skip }, () => {
       docker(["network", "create", "-d", driver, "-o", "lab_id=-bad", "-o", "interface_name=eth1", n3]),
       /lab id/,
     );
+    const n4 = res.network(uniqueName("ne"));
+    await assert.rejects(
+      docker([
+        "network",
+        "create",
+        "-d",
+        driver,
+        "-o",
+        "lab_id=l1",
+        "-o",
+        "interface_name=eth1",
+        "-o",
+        "mtu=9k",
+        n4,
+      ]),
+      /option mtu "9k" is not a whole number/,
+    );
     const unknown = await pluginCall(
       socket,
       "NetworkDriver.CreateEndpoint",
@@ -386,6 +403,27 @@ describe("Docker network plugin", { skip }, () => {
     const caps = await pluginCall(socket, "NetworkDriver.GetCapabilities", "");
     assert.deepEqual(caps.json, { Scope: "local", ConnectivityScope: "local" });
     assert.equal(t.agent.store.pluginNetworks.values().length, networksBefore);
+  });
+
+  test("a network's mtu option sets its interfaces' MTU (e.g. the overlay MTU)", async () => {
+    const lab = uniqueName("lab");
+    const net = uniqueName("nm");
+    await res.createNetwork(driver, net, { lab_id: lab, interface_name: "eth1", mtu: "1450" });
+    const c = res.container(uniqueName("cm"));
+    const out = await docker([
+      "run",
+      "--rm",
+      ...RUNTIME,
+      "--network",
+      net,
+      "--name",
+      c,
+      IMAGE,
+      "cat",
+      "/sys/class/net/eth1/mtu",
+    ]);
+    assert.equal(out.trim(), "1450");
+    await res.removeNetwork(net);
   });
 
   test("container start time: 8 plugin interfaces vs --network none (median of 5)", async () => {
