@@ -54,11 +54,16 @@ export class SparePool {
     return spare;
   }
 
-  /** Forgets spares whose host end is gone (after a restart), then refills. */
+  /**
+   * After a restart: forgets spares whose host end is gone, removes those beyond the configured
+   * count (the setting may have been lowered), then refills.
+   */
   recover(present: ReadonlySet<string>): void {
     for (const net of this.d.store.pluginNetworks.values()) {
-      const kept = (net.spares ?? []).filter((s) => present.has(s.hostPort));
-      if (kept.length === (net.spares ?? []).length) continue;
+      const spares = net.spares ?? [];
+      const kept = spares.filter((s) => present.has(s.hostPort)).slice(0, this.d.config.pluginSpares);
+      if (kept.length === spares.length) continue;
+      this.d.reaper.add(spares.filter((s) => !kept.includes(s)).map((s) => s.hostPort));
       net.spares = kept;
       this.d.store.pluginNetworks.set(net.networkId, net);
     }
