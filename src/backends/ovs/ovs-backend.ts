@@ -157,8 +157,10 @@ export class OvsBackend implements NetworkBackend {
     return this.client.portByName(name);
   }
 
+  /** Rollback of a failed provisioning: the ports go, their VLANs are the caller's to release. */
   private async removePortsNamed(names: readonly string[]): Promise<void> {
     const rows = names.map((n) => this.port(n)).filter((p): p is PortRow => p !== undefined);
+    if (rows.length === 0) return;
     await this.transact(
       removePorts(
         this.bridge().uuid,
@@ -213,14 +215,7 @@ export class OvsBackend implements NetworkBackend {
   }
 
   async release(_lab: LabRecord, ends: readonly LinkEnd[]): Promise<void> {
-    const rows = ends.map((e) => this.port(e.iface.hostPort)).filter((p): p is PortRow => p !== undefined);
-    await this.transact(
-      removePorts(
-        this.bridge().uuid,
-        rows.map((p) => p.uuid),
-      ),
-    );
-    for (const p of rows) this.releasePortVlans(p);
+    await this.removePortRows(ends.map((e) => this.port(e.iface.hostPort)));
     await deleteLinks(
       ends.map((e) => e.iface.hostPort),
       { ignoreMissing: true, netns: this.hostNs },
@@ -282,17 +277,10 @@ export class OvsBackend implements NetworkBackend {
     // Ports and kernel devices go at the same time, and without waiting for ovs-vswitchd to
     // finish closing the ports: nothing of the lab is used afterwards.
     await Promise.all([
-      this.transact(
-        removePorts(
-          this.bridge().uuid,
-          mine.map((p) => p.uuid),
-        ),
-        { waitApplied: false },
-      ),
+      this.removePortRows(mine, { waitApplied: false }),
       // One call removes every host veth of the lab (and their peers in the nodes).
       deleteGroup(lab.group, { netns: this.hostNs }),
     ]);
-    for (const p of mine) this.releasePortVlans(p);
     // Plugin nodes belong to Docker: they are only separated from the lab's links.
     const plugin = this.client
       .ports()
@@ -361,8 +349,7 @@ export class OvsBackend implements NetworkBackend {
       const [o, p] = await Promise.allSettled([offload, ports]);
       if (p.status === "rejected") throw p.reason;
       if (o.status === "rejected") {
-        const rows = eps.map((ep) => this.port(ep.hostPort)?.uuid).filter((u) => u !== undefined);
-        if (rows.length > 0) await this.transact(removePorts(this.bridge().uuid, rows));
+        await this.removePortsNamed(eps.map((ep) => ep.hostPort));
         throw o.reason;
       }
     } catch (e) {
@@ -377,16 +364,7 @@ export class OvsBackend implements NetworkBackend {
 
   async removeDetached(hostPorts: readonly string[]): Promise<void> {
     if (hostPorts.length === 0) return;
-    const rows = hostPorts.map((h) => this.port(h)).filter((p) => p !== undefined);
-    if (rows.length > 0) {
-      await this.transact(
-        removePorts(
-          this.bridge().uuid,
-          rows.map((p) => p.uuid),
-        ),
-      );
-      for (const p of rows) this.releasePortVlans(p);
-    }
+    await this.removePortRows(hostPorts.map((h) => this.port(h)));
     await deleteLinks(hostPorts, { ignoreMissing: true, netns: this.hostNs });
   }
 
@@ -456,18 +434,7 @@ export class OvsBackend implements NetworkBackend {
       const lost = ends.filter((e) => e.node.origin === "api" && !kernel.has(e.iface.hostPort));
       const recreate: LinkEnd[] = [];
       for (const e of lost) if (e.node.netns && (await netnsExists(e.node.netns))) recreate.push(e);
-      const stale = recreate
-        .map((e) => this.port(e.iface.hostPort))
-        .filter((p): p is PortRow => p !== undefined);
-      if (stale.length > 0) {
-        await this.transact(
-          removePorts(
-            this.bridge().uuid,
-            stale.map((p) => p.uuid),
-          ),
-        );
-        for (const p of stale) this.releasePortVlans(p);
-      }
+      await this.removePortRows(recreate.map((e) => this.port(e.iface.hostPort)));
       if (recreate.length > 0) {
         const made = await this.recreateVeths(lab, recreate, kernel);
         repairs.push(...made.map((e) => `lab ${lab.lab}: ${e.node.name}:${e.iface.name} re-created`));
@@ -640,6 +607,23 @@ export class OvsBackend implements NetworkBackend {
       if (Number.isInteger(iso) && iso > 0) out.push(iso);
     }
     return out;
+  }
+
+  /** Takes these ports off the bridge in one transaction and frees their VLANs (missing rows: skipped). */
+  private async removePortRows(
+    found: readonly (PortRow | undefined)[],
+    opts: { waitApplied?: boolean } = {},
+  ): Promise<void> {
+    const rows = found.filter((p): p is PortRow => p !== undefined);
+    if (rows.length === 0) return;
+    await this.transact(
+      removePorts(
+        this.bridge().uuid,
+        rows.map((p) => p.uuid),
+      ),
+      opts,
+    );
+    for (const p of rows) this.releasePortVlans(p);
   }
 
   private releasePortVlans(p: PortRow): void {
