@@ -8,9 +8,12 @@ import { silentLogger } from "../../src/common/log.js";
 import type { ApiFixture, ApiFixtureFactory } from "../api/fixture.js";
 import type { CliTarget, CliTargetFactory } from "../cli/target.js";
 import { startTestAgent, type TestAgent } from "./agent.js";
-import { addAddress, NetnsPool } from "./netns.js";
+import { addAddress, NetnsPool, nsExec } from "./netns.js";
 
-/** The suites' overlay tunnels start here: it must be an address of the switch's namespace. */
+/**
+ * The suites' overlay tunnels start here: an address of the switch's namespace, on a stand-in
+ * underlay whose /24 routes to the remotes the suites use (198.18.0.2, .3).
+ */
 export const OVERLAY_LOCAL_IP = "198.18.0.1";
 
 export interface RealAgentFixture extends ApiFixture {
@@ -25,7 +28,11 @@ export async function startRealAgentFixture(opts: { secret?: string }): Promise<
   const test = await startTestAgent({ secret: opts.secret });
   const switchNs = test.ovs.netns as string;
   try {
-    await addAddress(switchNs, "lo", `${OVERLAY_LOCAL_IP}/32`);
+    // (This kernel has no dummy devices: a veth pair inside the namespace stands in.)
+    await nsExec(switchNs, ["ip", "link", "add", "ul0", "type", "veth", "peer", "name", "ul1"]);
+    await nsExec(switchNs, ["ip", "link", "set", "ul1", "up"]);
+    await nsExec(switchNs, ["ip", "link", "set", "ul0", "up"]);
+    await addAddress(switchNs, "ul0", `${OVERLAY_LOCAL_IP}/24`);
   } catch (e) {
     await test.close();
     throw e;
