@@ -74,8 +74,11 @@ interface Converged {
  */
 export class OverlayManager {
   private underlay: Promise<unknown> | undefined;
-  /** IPv4 addresses of the switch namespace, refreshed when an attach names one not in it. */
-  private addresses: Set<string> | undefined;
+  /**
+   * IPv4 addresses of the switch namespace: read in the background at every reconcile (so an
+   * attach starts no process), read again when an attach names one not in it.
+   */
+  private addresses: Promise<Set<string>> | undefined;
   /** Last drop count seen per watched interface (by name). */
   private readonly drops = new Map<string, number>();
   /** Per `local>remote`: why the switch cannot reach the remote (undefined: it can, or unchecked). */
@@ -189,7 +192,6 @@ export class OverlayManager {
     endOf: (o: OverlayRecord) => LinkEnd | undefined,
   ): Promise<string[]> {
     const repairs: string[] = [];
-    this.addresses = undefined;
     this.unroutable.clear();
     if (this.underlayConfigured()) {
       try {
@@ -198,6 +200,7 @@ export class OverlayManager {
         this.deps.logger.warn({ err: toAgentError(e).message }, "underlay not ready; retried on attach");
       }
     }
+    this.addresses = localAddresses(this.deps.switchNetns).catch(() => new Set<string>());
     for (const rec of recs) {
       const end = endOf(rec);
       // Without its node (or the node's port) the link waits; the lab's reconcile re-creates ports first.
@@ -405,9 +408,10 @@ export class OverlayManager {
    * cached list, refreshed on a miss (cheap for the common case: one address, many links).
    */
   private async requireLocalIp(ip: string): Promise<void> {
-    if (this.addresses?.has(ip)) return;
-    this.addresses = await localAddresses(this.deps.switchNetns);
-    if (this.addresses.has(ip)) return;
+    if ((await this.addresses)?.has(ip)) return;
+    const fresh = localAddresses(this.deps.switchNetns);
+    this.addresses = fresh.catch(() => new Set<string>());
+    if ((await fresh).has(ip)) return;
     const { underlay } = this.deps.config;
     const where = this.deps.switchNetns ? describeNetns(this.deps.switchNetns) : "the agent's namespace";
     throw new AgentError(
@@ -422,12 +426,18 @@ export class OverlayManager {
   /**
    * Whether the switch namespace has a route from local_ip to remote_ip (ovs-vswitchd routes
    * tunnel packets with it). Checked once per pair in the background (an `ip` process is not
-   * for the attach path): a missing route is logged with what to do and shown in the status.
+   * for the attach path): a missing route is logged with what to do and shown in the status
+   * until the next reconcile checks again.
    */
   private checkRouteLater(rec: OverlayRecord): void {
     const key = routeKey(rec);
     if (this.unroutable.has(key)) return;
     this.unroutable.set(key, undefined);
+    // Spawning blocks the event loop for ~10 ms: only after the answer has gone out.
+    setTimeout(() => this.checkRoute(rec, key), 0);
+  }
+
+  private checkRoute(rec: OverlayRecord, key: string): void {
     ipJson<{ dev?: string }[]>(["route", "get", rec.remoteIp, "from", rec.localIp], this.deps.switchNetns)
       .then((r) => {
         if (r[0]?.dev === "lo") throw new Error(`${rec.remoteIp} is an address of this host`);
