@@ -47,12 +47,6 @@ function canMark(b: NetworkBackend): b is NetworkBackend & PortMarker {
   return typeof (b as Partial<PortMarker>).markPort === "function";
 }
 
-/**
- * The archetype-ovs network driver: a Docker network is one interface slot (`interface_name`) of
- * a lab (`lab_id`); each endpoint is a veth whose host end is an isolated switch port. Once Docker
- * says which container holds an endpoint, it becomes interface CONTAINER:IF of the lab, so lab
- * links wire it like any other interface.
- */
 /** First look for the container of an endpoint joined while its container starts (no start event seen). */
 const FIRST_LOOK_MS = 1500;
 /** ... and of one joined to a running container (`docker network connect`), or after a restart. */
@@ -60,6 +54,17 @@ const RUNNING_FIRST_LOOK_MS = 250;
 /** Spares are made this long after a container started or a network was created (quiet). */
 const START_REFILL_MS = 50;
 
+/**
+ * The archetype-ovs network driver: a Docker network is one interface slot (`interface_name`) of
+ * a lab (`lab_id`); each endpoint is a veth whose host end is an isolated switch port. Once Docker
+ * says which container holds an endpoint, it becomes interface CONTAINER:IF of the lab, so lab
+ * links wire it like any other interface.
+ *
+ * Docker calls CreateEndpoint/Join and Leave/DeleteEndpoint one network after the other while it
+ * starts or stops a container, so the calls do no process work: endpoints take pre-made veths
+ * (SparePool), host ends are removed in the background (PortReaper), and a starting container's
+ * endpoints are adopted when Docker reports the start.
+ */
 export class NetworkDriver {
   private closed = false;
   private readonly resolving = new Set<string>();
@@ -70,6 +75,7 @@ export class NetworkDriver {
   private readonly spares: SparePool;
   /** Removes host ends in the background: Docker waits on DeleteEndpoint, one after the other. */
   private readonly reaper: PortReaper;
+  /** Pending pauses of the resolve loops (ended early when the driver closes). */
   private readonly pauses = new Set<() => void>();
   /** Endpoints adopted by this process (and the container they were adopted for). */
   private readonly adopted = new Map<string, string>();
