@@ -200,7 +200,9 @@ export class OverlayManager {
         this.deps.logger.warn({ err: toAgentError(e).message }, "underlay not ready; retried on attach");
       }
     }
-    this.addresses = localAddresses(this.deps.switchNetns).catch(() => new Set<string>());
+    if (recs.length > 0 || this.underlayConfigured()) {
+      this.addresses = localAddresses(this.deps.switchNetns).catch(() => new Set<string>());
+    }
     for (const rec of recs) {
       const end = endOf(rec);
       // Without its node (or the node's port) the link waits; the lab's reconcile re-creates ports first.

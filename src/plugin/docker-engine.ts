@@ -21,8 +21,9 @@ interface ContainerInspect {
   NetworkSettings?: { Networks?: Record<string, { EndpointID?: string }> };
 }
 
-/** Pause before reconnecting a broken event stream (dockerd restarting). */
+/** Pause before reconnecting a broken event stream (dockerd restarting), doubled up to the max. */
 const EVENTS_RETRY_MS = 1000;
+const EVENTS_RETRY_MAX_MS = 30_000;
 
 interface NetworkInspect {
   Containers?: Record<string, { Name?: string; EndpointID?: string }>;
@@ -51,6 +52,7 @@ export class DockerEngineClient implements DockerEngine {
   watchStarts(listener: (containerId: string) => void): () => void {
     let stopped = false;
     let current: ClientRequest | undefined;
+    let delay = EVENTS_RETRY_MS;
     const filters = encodeURIComponent(JSON.stringify({ type: ["container"], event: ["start"] }));
     const connect = () => {
       if (stopped) return;
@@ -59,13 +61,15 @@ export class DockerEngineClient implements DockerEngine {
         if (over) return; // "end" and "error" may both come
         over = true;
         current = undefined;
-        if (!stopped) setTimeout(connect, EVENTS_RETRY_MS).unref();
+        if (!stopped) setTimeout(connect, delay).unref();
+        delay = Math.min(delay * 2, EVENTS_RETRY_MAX_MS);
       };
       const req = request({ socketPath: this.socketPath, path: `/events?filters=${filters}` }, (res) => {
         if (res.statusCode !== 200) {
           res.resume();
           return retry();
         }
+        delay = EVENTS_RETRY_MS;
         // One JSON object per line.
         let pending = "";
         res.setEncoding("utf8");

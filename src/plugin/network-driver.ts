@@ -206,8 +206,9 @@ export class NetworkDriver {
    * commit, no process. False when the network has no spare (or it vanished: made afresh).
    */
   private async claimSpare(net: PluginNetworkRecord, id: string): Promise<boolean> {
+    if (!canMark(this.d.backend)) return false;
     const spare = this.spares.take(net);
-    if (!spare || !canMark(this.d.backend)) return false;
+    if (!spare) return false;
     const ep: PluginEndpointRecord = { endpointId: id, networkId: net.networkId, ...spare };
     this.d.store.pluginEndpoints.set(id, ep);
     try {
