@@ -44,6 +44,9 @@ import { VlanAllocator } from "./vlan-allocator.js";
  * of work is one transaction that also records ownership in `external_ids`, and resolves once
  * ovs-vswitchd has applied it.
  */
+/** How long carrier up waits for ovs-vswitchd to see the links up before answering anyway. */
+const CARRIER_WAIT_MS = 3000;
+
 export class OvsBackend implements NetworkBackend {
   readonly name = "ovs" as const;
   readonly datapath: "system" | "netdev";
@@ -263,11 +266,34 @@ export class OvsBackend implements NetworkBackend {
 
   async setCarrier(_lab: LabRecord, ends: readonly LinkEnd[], state: CarrierState): Promise<void> {
     // The host end down is a pulled cable: the node's end loses carrier (NO-CARRIER).
-    await setLinkUp(
-      ends.map((e) => e.iface.hostPort),
-      state === "up",
-      this.hostNs,
-    );
+    const names = ends.map((e) => e.iface.hostPort);
+    await setLinkUp(names, state === "up", this.hostNs);
+    // A cable plugged back in answers once the switch sees the ports up (it forwards then).
+    if (state === "up") await this.untilLinkUp(names);
+  }
+
+  /** Waits (on the monitor, no polling) until ovs-vswitchd reports these ports' links up. */
+  private untilLinkUp(names: readonly string[], timeoutMs = CARRIER_WAIT_MS): Promise<void> {
+    const up = () => names.every((n) => this.client.interfaceByName(n)?.link_state === "up");
+    if (up()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const onChange = () => {
+        if (up()) done();
+      };
+      const done = () => {
+        clearTimeout(timer);
+        this.client.off("change", onChange);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.logger.warn(
+          { ports: names, timeoutMs },
+          "carrier up: the switch has not reported the links up yet",
+        );
+        done();
+      }, timeoutMs);
+      this.client.on("change", onChange);
+    });
   }
 
   async teardown(lab: LabRecord): Promise<void> {
