@@ -107,25 +107,28 @@ describe("Docker network plugin across a dockerd restart", { skip }, () => {
     // each network's pre-made spare).
     const backend = t.agent.services.backend as OvsBackend;
     await until("old endpoints released", async () => t.agent.store.pluginEndpoints.values().length === 2);
-    const ports = backend.ovsdb
-      .ports()
-      .filter((p) => p.external_ids[OWNER.kind] === "plugin" && p.external_ids[OWNER.lab] === lab);
-    const endpointPorts = ports.filter((p) => p.external_ids[OWNER.endpoint] !== undefined);
-    assert.equal(endpointPorts.length, 2);
-    const spares = new Set(
-      t.agent.store.pluginNetworks
+    // Ports of released endpoints go in the background: wait for the switch to settle.
+    const settled = () => {
+      const ports = backend.ovsdb
+        .ports()
+        .filter((p) => p.external_ids[OWNER.kind] === "plugin" && p.external_ids[OWNER.lab] === lab);
+      const endpointPorts = ports.filter((p) => p.external_ids[OWNER.endpoint] !== undefined);
+      const others = ports.filter((p) => p.external_ids[OWNER.endpoint] === undefined).map((p) => p.name);
+      const spares = t.agent.store.pluginNetworks
         .values()
         .filter((n) => n.lab === lab)
-        .flatMap((n) => (n.spares ?? []).map((x) => x.hostPort)),
-    );
-    assert.deepEqual(
-      ports
-        .filter((p) => p.external_ids[OWNER.endpoint] === undefined)
-        .map((p) => p.name)
-        .sort(),
-      [...spares].sort(),
-      "every other plugin port is a recorded spare",
-    );
+        .flatMap((n) => (n.spares ?? []).map((x) => x.hostPort));
+      return { endpoints: endpointPorts.length, others: others.sort(), spares: spares.sort() };
+    };
+    await until(
+      "exactly the two endpoints' ports, and every other plugin port a recorded spare",
+      async () => {
+        const s = settled();
+        return s.endpoints === 2 && JSON.stringify(s.others) === JSON.stringify(s.spares);
+      },
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}: ${JSON.stringify(settled())}`);
+    });
     await res.removeContainer(c);
   });
 });
