@@ -168,7 +168,7 @@ export class NetworkDriver {
       await this.removeEndpoint(ep);
     }
     const net = this.d.store.pluginNetworks.get(id);
-    if (net) await this.spares.drain(net);
+    if (net) this.spares.discard(net);
     this.d.store.pluginNetworks.delete(id);
     return {};
   }

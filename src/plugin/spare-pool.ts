@@ -70,8 +70,8 @@ export class SparePool {
     this.refillSoon();
   }
 
-  /** Removes the spares of a network that is going away. */
-  async drain(net: PluginNetworkRecord): Promise<void> {
+  /** Removes the spares of a network that is going away (in the background, like endpoints). */
+  discard(net: PluginNetworkRecord): void {
     const spares = net.spares ?? [];
     net.spares = [];
     this.d.reaper.add(spares.map((s) => s.hostPort));
