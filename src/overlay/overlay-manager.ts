@@ -158,7 +158,7 @@ export class OverlayManager {
       const nodePort = nodePorts.get(`${rec.lab}/${rec.link}`);
       const wired = port !== undefined && nodePort !== undefined && nodePort.tag === port.tag;
       const s = iface?.statistics ?? {};
-      const failed = iface?.error !== undefined || iface?.ofport === -1;
+      const switchState = tunnelState(iface);
       const noRoute = this.unroutable.get(routeKey(rec));
       return {
         lab: rec.lab,
@@ -171,9 +171,12 @@ export class OverlayManager {
         node: rec.node,
         interface: rec.interface,
         mtu: rec.mtu,
-        state: !wired ? "missing" : noRoute ? "error" : tunnelState(iface),
-        ...(failed ? { error: iface?.error ?? "ovs-vswitchd could not create the port" } : {}),
-        ...(noRoute && !failed ? { error: noRoute } : {}),
+        state: !wired ? "missing" : noRoute ? "error" : switchState,
+        ...(switchState === "error"
+          ? { error: iface?.error ?? "ovs-vswitchd could not create the port" }
+          : noRoute
+            ? { error: noRoute }
+            : {}),
         rx_packets: s.rx_packets ?? 0,
         tx_packets: s.tx_packets ?? 0,
         rx_bytes: s.rx_bytes ?? 0,
