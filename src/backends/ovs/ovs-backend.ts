@@ -38,15 +38,15 @@ import { addPorts, type NewPort, removePorts, retag } from "./port-ops.js";
 import { switchStatus } from "./status.js";
 import { VlanAllocator } from "./vlan-allocator.js";
 
+/** How long carrier up waits for ovs-vswitchd to see the links up before answering anyway. */
+const CARRIER_WAIT_MS = 3000;
+
 /**
  * The Open vSwitch backend: one bridge, every node interface a veth whose host end is an access
  * port, a link = both ends share a VLAN. All OVS work goes over one OVSDB connection; each batch
  * of work is one transaction that also records ownership in `external_ids`, and resolves once
  * ovs-vswitchd has applied it.
  */
-/** How long carrier up waits for ovs-vswitchd to see the links up before answering anyway. */
-const CARRIER_WAIT_MS = 3000;
-
 export class OvsBackend implements NetworkBackend {
   readonly name = "ovs" as const;
   readonly datapath: "system" | "netdev";
@@ -160,18 +160,6 @@ export class OvsBackend implements NetworkBackend {
     return this.client.portByName(name);
   }
 
-  /** Rollback of a failed provisioning: the ports go, their VLANs are the caller's to release. */
-  private async removePortsNamed(names: readonly string[]): Promise<void> {
-    const rows = names.map((n) => this.port(n)).filter((p): p is PortRow => p !== undefined);
-    if (rows.length === 0) return;
-    await this.transact(
-      removePorts(
-        this.bridge().uuid,
-        rows.map((p) => p.uuid),
-      ),
-    );
-  }
-
   async provision(lab: LabRecord, ends: readonly LinkEnd[]): Promise<void> {
     const isolated = this.vlans.allocateMany("isolated", ends.length);
     try {
@@ -201,7 +189,8 @@ export class OvsBackend implements NetworkBackend {
         ),
       ]);
       if (offload.status === "rejected") {
-        if (ports.status === "fulfilled") await this.removePortsNamed(ends.map((e) => e.iface.hostPort));
+        if (ports.status === "fulfilled")
+          await this.takeOffBridge(ends.map((e) => this.port(e.iface.hostPort)));
         throw offload.reason;
       }
       if (ports.status === "rejected") throw ports.reason;
@@ -375,7 +364,7 @@ export class OvsBackend implements NetworkBackend {
       const [o, p] = await Promise.allSettled([offload, ports]);
       if (p.status === "rejected") throw p.reason;
       if (o.status === "rejected") {
-        await this.removePortsNamed(eps.map((ep) => ep.hostPort));
+        await this.takeOffBridge(eps.map((ep) => this.port(ep.hostPort)));
         throw o.reason;
       }
     } catch (e) {
@@ -635,13 +624,16 @@ export class OvsBackend implements NetworkBackend {
     return out;
   }
 
-  /** Takes these ports off the bridge in one transaction and frees their VLANs (missing rows: skipped). */
-  private async removePortRows(
+  /**
+   * Takes these ports off the bridge in one transaction (missing rows: skipped); their VLANs stay
+   * allocated (a failed provisioning releases its own).
+   */
+  private async takeOffBridge(
     found: readonly (PortRow | undefined)[],
     opts: { waitApplied?: boolean } = {},
-  ): Promise<void> {
+  ): Promise<PortRow[]> {
     const rows = found.filter((p): p is PortRow => p !== undefined);
-    if (rows.length === 0) return;
+    if (rows.length === 0) return rows;
     await this.transact(
       removePorts(
         this.bridge().uuid,
@@ -649,7 +641,15 @@ export class OvsBackend implements NetworkBackend {
       ),
       opts,
     );
-    for (const p of rows) this.releasePortVlans(p);
+    return rows;
+  }
+
+  /** Takes these ports off the bridge and frees their VLANs. */
+  private async removePortRows(
+    found: readonly (PortRow | undefined)[],
+    opts: { waitApplied?: boolean } = {},
+  ): Promise<void> {
+    for (const p of await this.takeOffBridge(found, opts)) this.releasePortVlans(p);
   }
 
   private releasePortVlans(p: PortRow): void {
