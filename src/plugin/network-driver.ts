@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { NetworkBackend } from "../backends/network-backend.js";
 import { OWNER } from "../backends/ovs/ownership.js";
 import { AgentError, isAgentError } from "../common/errors.js";
@@ -75,8 +76,8 @@ export class NetworkDriver {
   private readonly spares: SparePool;
   /** Removes host ends in the background: Docker waits on DeleteEndpoint, one after the other. */
   private readonly reaper: PortReaper;
-  /** Pending pauses of the resolve loops (ended early when the driver closes). */
-  private readonly pauses = new Set<() => void>();
+  /** Ends the resolve loops' pauses when the driver closes. */
+  private readonly closing = new AbortController();
   /** Endpoints adopted by this process (and the container they were adopted for). */
   private readonly adopted = new Map<string, string>();
   private readonly stopWatching: (() => void) | undefined;
@@ -92,7 +93,7 @@ export class NetworkDriver {
     this.closed = true;
     this.spares.close();
     this.stopWatching?.();
-    for (const w of [...this.pauses]) w();
+    this.closing.abort();
     await this.reaper.drain();
   }
 
@@ -339,15 +340,7 @@ export class NetworkDriver {
 
   /** Resolves after `ms`, or at once when the driver closes. */
   private pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.pauses.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.pauses.add(done);
-    });
+    return sleep(ms, undefined, { signal: this.closing.signal }).catch(() => undefined);
   }
 
   /**
