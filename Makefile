@@ -3,16 +3,20 @@ SHELL := /bin/bash
 BIN := node_modules/.bin
 export npm_config_update_notifier := false
 
-.PHONY: run test setup setup-test deps build lint typecheck unit bench bench-smoke clean
+.PHONY: run test test-under-load setup setup-test deps build install lint typecheck bench bench-smoke clean
 
-## make run: set up the host (OVS, iproute2...), build, and run the agent in the foreground.
-run: setup build
-	node dist/cli/main.js serve
+## make run: set up the host (OVS, iproute2...), build, put `archnet` on the PATH, run the agent in the foreground.
+run: setup install
+	archnet serve
 
 ## make test: the same set-up plus Docker, then lint, type-check and every test (real OVS, kernel, Docker).
 test: setup-test build lint typecheck
 	node --import tsx --test --test-concurrency=1 --test-timeout=300000 $(TESTS)
 	$(MAKE) --no-print-directory bench-smoke
+
+## make test-under-load: `make test` while busy loops keep every core busy (as a loaded CI machine).
+test-under-load:
+	bash scripts/with-cpu-hog.sh $(MAKE) --no-print-directory test
 
 TESTS ?= $(shell find test -name '*.test.ts' | sort)
 
@@ -27,13 +31,15 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-build: deps dist/archnet-txoff
-	$(BIN)/tsc -p tsconfig.json
+# TypeScript and the native helpers (native/*.c, see scripts/build-native.sh): what `npm run build` does.
+build: deps
+	npm run --silent build
 
-# TX offload off on many interfaces in one process (see src/link/offload.ts).
-dist/archnet-txoff: native/archnet-txoff.c
-	@mkdir -p dist
-	cc -O2 -Wall -Wextra -o $@ $<
+## make install: `archnet` on the PATH (a link to this checkout's build).
+PREFIX ?= /usr/local
+install: build
+	chmod +x dist/cli/main.js
+	ln -sfn $(CURDIR)/dist/cli/main.js $(PREFIX)/bin/archnet
 
 lint: deps
 	$(BIN)/biome check src test bench

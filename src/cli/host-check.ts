@@ -97,7 +97,7 @@ export async function hostChecks(backend: "ovs" | "local" = "ovs"): Promise<Host
       ok: helper,
       required: true,
       detail: helper ? TXOFF_HELPER : `${TXOFF_HELPER} not built`,
-      fix: "run `make build` (needs gcc): without it TCP through links stalls on the userspace datapath",
+      fix: "run `npm run build` or `make build` (needs gcc: `make setup` installs it): without it TCP through links stalls on the userspace datapath",
     });
   }
   const docker = tool("docker", "docker", false, "only for the Docker network plugin");
