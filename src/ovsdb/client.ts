@@ -19,7 +19,7 @@ import {
 } from "./models.js";
 import { add } from "./mutation.js";
 import { mutate, type Operation, type OperationResult, select } from "./operation.js";
-import { parseRemote } from "./remote.js";
+import { parseRemote } from "../common/remote.js";
 import { DEFAULT_CALL_TIMEOUT_MS, RpcConnection } from "./rpc.js";
 import type { DatabaseSchema } from "./schema.js";
 

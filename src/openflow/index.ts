@@ -1,0 +1,7 @@
+/** The OpenFlow 1.3 client: the agent's flows on a bridge (wires between ports). */
+export { OPENFLOW_TARGET, OpenflowClient, type OpenflowClientOptions } from "./client.js";
+export { OpenflowRequestError, type SwitchError } from "./error.js";
+export type { FlowCommand, FlowMod, OutputAction } from "./flow-mod.js";
+export type { FlowFilter, FlowStats } from "./flow-stats.js";
+export type { Match } from "./match.js";
+export { OFPP_ANY, OFPP_IN_PORT, OFPP_NORMAL } from "./ports.js";
