@@ -18,7 +18,9 @@ import {
  * The VXLAN underlay. With the userspace datapath ovs-vswitchd encapsulates tunnel traffic
  * itself and routes it with its own table, learnt from the kernel of its namespace: the local
  * tunnel IP must sit on an OVS bridge's internal port (`br-phy`) that holds the underlay NIC.
- * When ARCHETYPE_AGENT_UNDERLAY_INTERFACE and _IP are set the agent builds that itself.
+ * The kernel datapath encapsulates in the kernel, routed by the namespace's own table: there the
+ * IP sits on the NIC itself and no bridge is needed. When ARCHETYPE_AGENT_UNDERLAY_INTERFACE and
+ * _IP are set the agent builds whichever applies.
  */
 export interface UnderlayConfig {
   bridge: string;
@@ -86,14 +88,17 @@ function nicPortOps(bridge: BridgeRow, nic: string): Operation[] {
 }
 
 /**
- * Builds the underlay when both the NIC and the IP are configured: the bridge (netdev on the
- * userspace datapath) with the NIC as a port, then in the switch namespace the NIC and the
- * bridge up and the IP on the bridge (`ip addr replace`: idempotent). Returns what it changed.
+ * Builds the underlay when both the NIC and the IP are configured. Userspace datapath: the
+ * bridge with the NIC as a port, the NIC and the bridge up, the IP on the bridge. Kernel
+ * datapath: the NIC up with the IP on it. In the switch namespace, idempotent (`ip addr
+ * replace`). Returns what it changed.
  */
 export async function ensureUnderlay(cfg: UnderlayConfig, d: UnderlayDeps): Promise<string[]> {
   if (!cfg.interface || !cfg.localIp) return [];
+  const kernel = d.datapath === "system";
+  const holder = kernel ? cfg.interface : cfg.bridge;
   const changes: string[] = [];
-  const ops = underlayOps({ ...cfg, interface: cfg.interface }, d.datapath, d.client);
+  const ops = kernel ? [] : underlayOps({ ...cfg, interface: cfg.interface }, d.datapath, d.client);
   if (ops.length > 0) {
     await d.transact(ops);
     changes.push(`underlay bridge ${cfg.bridge} with ${cfg.interface} created or completed`);
@@ -105,20 +110,20 @@ export async function ensureUnderlay(cfg: UnderlayConfig, d: UnderlayDeps): Prom
   const up = (name: string) => links.find((l) => l.ifname === name)?.flags?.includes("UP") === true;
   const lines: string[][] = [];
   if (!up(cfg.interface)) lines.push(["link", "set", "dev", cfg.interface, "up"]);
-  if (!up(cfg.bridge)) lines.push(["link", "set", "dev", cfg.bridge, "up"]);
-  if (!present.has(ip)) lines.push(["addr", "replace", cidr, "dev", cfg.bridge]);
+  if (!kernel && !up(cfg.bridge)) lines.push(["link", "set", "dev", cfg.bridge, "up"]);
+  if (!present.has(ip)) lines.push(["addr", "replace", cidr, "dev", holder]);
   if (lines.length > 0) {
     try {
       await ipBatch(lines, { netns: d.switchNetns });
     } catch (e) {
       throw new AgentError(
         "COMMAND_FAILED",
-        `could not bring up the underlay (${cfg.interface} on ${cfg.bridge} with ${cidr}): ${(e as Error).message}`,
+        `could not bring up the underlay (${cfg.interface}, ${cidr} on ${holder}): ${(e as Error).message}`,
         `check that ${cfg.interface} exists in the switch namespace (ARCHETYPE_AGENT_SWITCH_NETNS)`,
         { cause: e },
       );
     }
-    changes.push(`underlay ${cfg.bridge}: ${lines.map((l) => l.join(" ")).join("; ")}`);
+    changes.push(`underlay ${holder}: ${lines.map((l) => l.join(" ")).join("; ")}`);
   }
   if (changes.length > 0) d.logger.info({ changes }, "underlay ready");
   return changes;

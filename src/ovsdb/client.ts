@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import { createConnection, type Socket } from "node:net";
 import { AgentError, toAgentError } from "../common/errors.js";
 import { type Logger, silentLogger } from "../common/log.js";
+import { parseRemote } from "../common/remote.js";
 import { type CacheChange, type Row, TableCache, type TableUpdates2 } from "./cache.js";
 import { DecodedView } from "./decoded-view.js";
 import { type OperationError, OvsdbTransactError, protocolError, timeout, unreachable } from "./error.js";
@@ -19,7 +20,6 @@ import {
 } from "./models.js";
 import { add } from "./mutation.js";
 import { mutate, type Operation, type OperationResult, select } from "./operation.js";
-import { parseRemote } from "../common/remote.js";
 import { DEFAULT_CALL_TIMEOUT_MS, RpcConnection } from "./rpc.js";
 import type { DatabaseSchema } from "./schema.js";
 

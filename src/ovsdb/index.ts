@@ -37,7 +37,6 @@ export {
   update,
   wait,
 } from "./operation.js";
-export { parseRemote } from "../common/remote.js";
 export type { DatabaseSchema } from "./schema.js";
 export {
   type Atom,

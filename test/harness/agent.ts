@@ -5,6 +5,7 @@ import { pino } from "pino";
 import { type Agent, createAgent } from "../../src/agent.js";
 import { silentLogger } from "../../src/common/log.js";
 import { type AgentConfig, defaultConfig } from "../../src/config/config.js";
+import { TEST_DATAPATH } from "./kernel-host.js";
 import { type OvsInstance, startOvs } from "./ovs-instance.js";
 
 /**
@@ -39,7 +40,7 @@ export function testAgentConfig(
   return {
     ...defaultConfig(),
     ovsdb: ovs.remote,
-    datapath: "netdev",
+    datapath: TEST_DATAPATH,
     stateDir,
     pluginSocket: undefined,
     switchNetns: ovs.netns,
