@@ -39,10 +39,13 @@ export async function expectNoPing(ns: string, ip: string, opts: PingOptions = {
   );
 }
 
+/** How long tcpdump may take to start listening (a loaded machine, an emulated VM). */
+const TCPDUMP_START_MS = 60_000;
+
 export interface CaptureOptions {
   /** Packets to wait for (`tcpdump -c`). */
   count: number;
-  /** Give up after this long and resolve with whatever was captured. */
+  /** Give up this long after `fn` has finished and resolve with whatever was captured. */
   timeoutMs: number;
 }
 
@@ -79,7 +82,11 @@ export function capture(
     let stderr = "";
     let started = false;
     let fnDone: Promise<unknown> = Promise.resolve();
-    const timer = setTimeout(() => child.kill("SIGTERM"), opts.timeoutMs);
+    let closed = false;
+    const stop = () => child.kill("SIGTERM");
+    // The wait for packets starts once the traffic was sent: a slow machine (or an emulated VM)
+    // may take seconds to start the sender. Until then only tcpdump's own start is bounded.
+    let timer = setTimeout(stop, TCPDUMP_START_MS);
     child.stdout.setEncoding("utf8").on("data", (d: string) => {
       stdout += d;
     });
@@ -87,10 +94,17 @@ export function capture(
       stderr += d;
       if (!started && /listening on/.test(stderr)) {
         started = true;
-        fnDone = fn().catch((e: unknown) => {
-          child.kill("SIGTERM");
-          throw e;
-        });
+        clearTimeout(timer);
+        fnDone = fn().then(
+          (v) => {
+            if (!closed) timer = setTimeout(stop, opts.timeoutMs);
+            return v;
+          },
+          (e: unknown) => {
+            stop();
+            throw e;
+          },
+        );
         fnDone.catch(() => {}); // handled at close; avoids an unhandled-rejection warning meanwhile
       }
     });
@@ -99,6 +113,7 @@ export function capture(
       reject(e);
     });
     child.on("close", (code, signal) => {
+      closed = true;
       clearTimeout(timer);
       if (!started)
         return reject(new Error(`tcpdump in ${ns} on ${dev} did not start (${code ?? signal}): ${stderr}`));
