@@ -18,12 +18,22 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { ipBatch, ipJson } from "../../src/link/index.js";
-import { NetnsPool } from "../harness/netns.js";
+import { startTestAgent, type TestAgent } from "../harness/agent.js";
+import {
+  DockerResources,
+  docker,
+  dockerUnavailable,
+  IMAGE,
+  pluginSocket,
+  RUNTIME,
+} from "../harness/docker.js";
+import { NetnsPool, uniqueName } from "../harness/netns.js";
 
 /**
- * bin/archetype-runc without Docker: the config.json edit on `create` (against a fake runc that
+ * bin/archetype-runc: without Docker, the config.json edit on `create` (against a fake runc that
  * records its arguments and the config.json it was given, compared byte for byte) and the
- * prestart hook's renames in throw-away namespaces.
+ * prestart hook's renames in throw-away namespaces; then, with the real dockerd (the wrapper as
+ * scripts/docker-setup.sh installs it), containers in and outside a lab with a 2^64-1 rlimit.
  */
 
 const WRAPPER = fileURLToPath(new URL("../../bin/archetype-runc", import.meta.url));
@@ -91,14 +101,14 @@ const PRETTY = `{\r\n  "ociVersion" : "1.0.2",\n  "hooks" : {\n    "createRuntim
 /** Each case: a config text, and whether the wrapper must add the hook at AT (else: unchanged). */
 const withoutHook = (text: string) => text.replace(AT, "");
 /** DOCKER without the hook marker, `from` replaced by `to` (which must be there). */
-function docker(from: string, to: string): string {
+function dockerWith(from: string, to: string): string {
   const text = withoutHook(DOCKER);
   if (!text.includes(from)) throw new Error(`${from} is not in the config`);
   return text.replace(from, to);
 }
-const hooks = (h: string) => docker(`"hooks":{"prestart":[${SETKEY}]},`, h === "" ? "" : `"hooks":${h},`);
+const hooks = (h: string) => dockerWith(`"hooks":{"prestart":[${SETKEY}]},`, h === "" ? "" : `"hooks":${h},`);
 const netns = (ns: string) =>
-  docker(
+  dockerWith(
     `"namespaces":[{"type":"mount"},{"type":"network"},{"type":"uts"},{"type":"pid"},{"type":"ipc"}]`,
     `"namespaces":${ns}`,
   );
@@ -128,7 +138,7 @@ const LAYOUTS: [string, string][] = [
   ["a joined network namespace", netns(`[{"type":"mount"},{"type":"network","path":"/proc/42/ns/net"}]`)],
   ["no network namespace (host network)", netns(`[{"type":"mount"},{"type":"pid"}]`)],
   ["two network namespaces", netns(`[{"type":"network"},{"type":"network"}]`)],
-  ["hooks twice", docker(`"hostname"`, `"hooks":{},"hostname"`)],
+  ["hooks twice", dockerWith(`"hostname"`, `"hooks":{},"hostname"`)],
   ["prestart twice", hooks(`{"prestart":[${SETKEY}],"prestart":[]}`)],
   ["a key written with escapes", hooks(`{"pre\\u0073tart":[${SETKEY}]}`)],
   ["an array", `[${SETKEY}]`],
@@ -141,8 +151,8 @@ const BROKEN: [string, string][] = [
   ["text after the object", `${withoutHook(DOCKER)}x`],
   ["two objects", `${withoutHook(DOCKER)}{}`],
   ["empty", ""],
-  ["a raw control byte", docker(`"h\\"ö"`, `"h\u0001"`)],
-  ["a brace too many", docker(`"pids":{"limit":0}}`, `"pids":{"limit":0}}}`)],
+  ["a raw control byte", dockerWith(`"h\\"ö"`, `"h\u0001"`)],
+  ["a brace too many", dockerWith(`"pids":{"limit":0}}`, `"pids":{"limit":0}}}`)],
 ];
 
 describe("archetype-runc: the config.json edit", () => {
@@ -520,5 +530,64 @@ describe("archetype-runc hook: renames in the container's namespace", () => {
     } finally {
       await rm(tools, { recursive: true, force: true });
     }
+  });
+});
+
+describe("archetype-runc under the real dockerd", { skip: await dockerUnavailable() }, () => {
+  const { socket, driver } = pluginSocket();
+  const res = new DockerResources();
+  let t: TestAgent | undefined;
+
+  before(async () => {
+    const runtimes = JSON.parse(await docker(["info", "--format", "{{json .Runtimes}}"]));
+    const installed = await readFile(runtimes.archetype.path, "utf8");
+    assert.ok(
+      installed === (await readFile(WRAPPER, "utf8")),
+      `dockerd's archetype runtime ${runtimes.archetype.path} is not this checkout's bin/archetype-runc: run scripts/docker-setup.sh`,
+    );
+    t = await startTestAgent({ pluginSocket: socket });
+  });
+  after(async () => {
+    await res.cleanup();
+    await t?.close();
+  });
+
+  test("--ulimit core=-1 (2^64-1 in config.json): a container outside any lab starts", async () => {
+    const c = res.container(uniqueName("cn"));
+    await docker([
+      "run",
+      "--rm",
+      "--name",
+      c,
+      ...RUNTIME,
+      "--ulimit",
+      "core=-1",
+      IMAGE,
+      "sh",
+      "-c",
+      "exit 0",
+    ]);
+  });
+
+  test("a lab container with --ulimit core=-1 gets its interface name and keeps the limit", async () => {
+    const net = res.network(uniqueName("nm"));
+    await res.createNetwork(driver, net, { lab_id: uniqueName("lab"), interface_name: "eth7" });
+    const c = res.container(uniqueName("cn"));
+    const out = await docker([
+      "run",
+      "--rm",
+      "--name",
+      c,
+      ...RUNTIME,
+      "--ulimit",
+      "core=-1",
+      "--network",
+      net,
+      IMAGE,
+      "sh",
+      "-c",
+      "ulimit -c; cd /sys/class/net && echo *",
+    ]);
+    assert.deepEqual(out.split("\n"), ["unlimited", "eth7 lo"]);
   });
 });
