@@ -20,8 +20,8 @@ runtime_path="$install_dir/archetype-runc"
 install -d -m 0755 "$install_dir"
 install -m 0755 "$root/bin/archetype-runc" "$install_dir/archetype-runc"
 rm -f "$install_dir/archetype-runc.cjs" # the former node implementation
-for cmd in jq nsenter ip; do
-  command -v $cmd >/dev/null || { log "the runtime wrapper needs jq, nsenter and ip (scripts/host-setup.sh)"; exit 1; }
+for cmd in awk grep jq nsenter ip; do
+  command -v $cmd >/dev/null || { log "the runtime wrapper needs awk, grep, jq, nsenter and ip (scripts/host-setup.sh)"; exit 1; }
 done
 
 if ! $DOCKER info >/dev/null 2>&1; then
