@@ -44,9 +44,9 @@ function loadFile<T>(path: string, valid: (v: unknown) => v is T, loader: Loader
   }
   loader.logger.warn(
     { file: path, movedTo, reason },
-    `state: ${path} is damaged (${reason}) and was set aside; the agent runs without what it described. ` +
-      "PUT the lab (or attach the overlay link) again, or restore the file from a backup and restart; " +
-      "the damaged copy is kept for inspection",
+    `state: ${path} is damaged and was set aside${movedTo ? ` as ${movedTo}` : ""}; the agent runs ` +
+      "without what it described. PUT the lab (or attach the overlay link) again, or repair the kept " +
+      "copy, rename it back and restart",
   );
   return undefined;
 }

@@ -93,8 +93,8 @@ test("a damaged file (empty, truncated, not JSON, not a record) is set aside, lo
   assert.equal(readFileSync(again.setAside.find((f) => f.includes("text.json"))!, "utf8"), "not json at all");
   assert.equal(lines.length, 5);
   for (const l of lines) {
-    assert.match(l.msg, /is damaged .* set aside; the agent runs without what it described/);
-    assert.match(l.msg, /PUT the lab \(or attach the overlay link\) again, or restore the file/);
+    assert.match(l.msg, /is damaged and was set aside as .*; the agent runs without what it described/);
+    assert.match(l.msg, /PUT the lab \(or attach the overlay link\) again, or repair the kept copy/);
     assert.ok(l.movedTo && again.setAside.includes(l.movedTo));
   }
   // The set-aside copies are not read again.
