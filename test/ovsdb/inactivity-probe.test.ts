@@ -7,7 +7,8 @@ import { startOvs } from "../harness/ovs-instance.js";
 import { until } from "./fake-server.js";
 import { startFreezableProxy } from "./freezable-proxy.js";
 
-const PROBE_MS = 200;
+/** Long enough that a loaded machine answers every probe in time, short enough for a quick test. */
+const PROBE_MS = 1000;
 
 /** ovsdb-server listening on an ephemeral TCP port of 127.0.0.1 (its log names the port). */
 async function tcpPort(ovs: Awaited<ReturnType<typeof startOvs>>): Promise<number> {
@@ -36,7 +37,7 @@ test("tcp: a half-open connection is found by the inactivity probe; the client r
 
   // Idle, the client probes; answered probes keep the connection.
   const echoes = () => proxy.forwarded.filter((r) => r.includes('"method":"echo"')).length;
-  await until(() => echoes() >= 2);
+  await until(() => echoes() >= 2, 10 * PROBE_MS);
   assert.equal(disconnects, 0);
   assert.ok(client.isConnected);
 
