@@ -13,6 +13,7 @@ import { hotLinks } from "./scenarios/hot-links.js";
 import { labLifecycle } from "./scenarios/lab-lifecycle.js";
 import { overlayThroughput } from "./scenarios/overlay-throughput.js";
 import { startupMemory } from "./scenarios/startup-memory.js";
+import { stateWrite } from "./scenarios/state-write.js";
 
 const { values } = parseArgs({
   options: {
@@ -67,6 +68,7 @@ const steps: Step[] = [
     name: "overlay and throughput",
     run: () => overlayThroughput({ overlays: p.overlays, iperfSeconds: p.iperfSeconds }),
   },
+  { ids: [8], name: "state write durability", run: () => stateWrite(smoke ? 20 : 500) },
 ];
 
 async function main(): Promise<number> {

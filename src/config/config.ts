@@ -11,6 +11,8 @@ export interface AgentConfig {
   listen: { host: string; port: number };
   secret: string | undefined;
   ovsdb: string;
+  /** Inactivity probe of a `tcp:` OVSDB remote in ms (0: none); `unix:` remotes need none. */
+  ovsdbProbeMs: number;
   bridge: string;
   datapath: Datapath;
   stateDir: string;
@@ -115,6 +117,15 @@ export const SETTINGS: readonly Setting[] = [
     describe: "OVSDB remote (unix:PATH or tcp:HOST:PORT)",
     apply: (c, t) => {
       c.ovsdb = parseOvsdbRemote(t, "ARCHETYPE_AGENT_OVSDB");
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_OVSDB_PROBE_MS",
+    flag: "ovsdb-probe-ms",
+    describe:
+      "ms without traffic after which a tcp: OVSDB connection is probed (echo), and dropped when no answer comes within as long again (0 disables)",
+    apply: (c, t) => {
+      c.ovsdbProbeMs = intIn("ARCHETYPE_AGENT_OVSDB_PROBE_MS", 0, 3_600_000)(t);
     },
   },
   {
@@ -303,6 +314,7 @@ export function defaultConfig(): AgentConfig {
     listen: { host: "127.0.0.1", port: 8001 },
     secret: undefined,
     ovsdb: "unix:/var/run/openvswitch/db.sock",
+    ovsdbProbeMs: 5000,
     bridge: "arch-ovs",
     datapath: "auto",
     stateDir: "/var/lib/archetype-network",

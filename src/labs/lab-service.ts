@@ -278,14 +278,13 @@ export class LabService implements LabOperations {
         return a && b ? [{ link, a, b }] : [];
       });
 
-    // Links that go away, or lose an end, are undone on the network before the records drop.
+    // Links that go away, or lose an end, are undone on the network after the records drop.
     const leaving = new Set(plan.removeEnds.map((e) => `${e.node.name}:${e.iface.name}`));
     const touched = Object.values(rec.links).filter((l) => leaving.has(l.a) || leaving.has(l.b));
     const unlinking = wired([...new Set([...plan.removeLinks, ...touched])]);
-    if (unlinking.length > 0) await backend.disconnect(rec, unlinking);
     // Docker plugin interfaces belong to their endpoint: the plugin removes them, not the lab.
     const releasing = plan.removeEnds.filter((e) => e.node.origin === "api");
-    if (releasing.length > 0) await backend.release(rec, releasing);
+    const before = JSON.stringify(rec);
     for (const l of plan.removeLinks) delete rec.links[l.id];
     for (const e of plan.removeEnds) delete e.node.interfaces[e.iface.name];
     for (const n of plan.removeNodes) delete rec.nodes[n];
@@ -300,7 +299,15 @@ export class LabService implements LabOperations {
       }
     }
     for (const l of plan.addLinks) rec.links[l.id] = l;
-    store.saveLab(rec);
+    // Stored before the switch changes: a write that fails (full disk) leaves the lab as it was.
+    try {
+      store.saveLab(rec);
+    } catch (e) {
+      Object.assign(rec, JSON.parse(before) as LabRecord);
+      throw e;
+    }
+    if (unlinking.length > 0) await backend.disconnect(rec, unlinking);
+    if (releasing.length > 0) await backend.release(rec, releasing);
 
     // Nothing of a failed addition stays: neither records nor what the backend made.
     const undoAdded = async (built: readonly LinkEnd[]): Promise<void> => {

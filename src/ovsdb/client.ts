@@ -36,6 +36,12 @@ export interface OvsdbClientOptions {
   connectTimeoutMs?: number;
   /** Largest JSON message accepted from the server. Default 64 MiB. */
   maxMessageBytes?: number;
+  /**
+   * `tcp:` remotes only: after this long without traffic the client sends `echo`, and treats no
+   * answer within as long again as a dead connection (then reconnects). Default 5 s; 0 disables.
+   * `unix:` remotes need none: the kernel closes a local socket whose peer is gone.
+   */
+  probeIntervalMs?: number;
 }
 
 export interface TransactOptions {
@@ -56,6 +62,7 @@ const MONITOR_ID = "archetype-network";
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 5_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+const DEFAULT_PROBE_INTERVAL_MS = 5_000;
 
 /**
  * The OVSDB client: one connection to ovsdb-server, a `monitor_cond` on Open_vSwitch, Bridge,
@@ -76,6 +83,7 @@ export class OvsdbClient extends EventEmitter {
   private readonly connectTimeoutMs: number;
   private readonly reconnectEnabled: boolean;
   private readonly maxMessageBytes: number | undefined;
+  private readonly probeIntervalMs: number;
 
   private rpc: RpcConnection | undefined;
   private dialing: Socket | undefined;
@@ -103,6 +111,9 @@ export class OvsdbClient extends EventEmitter {
     this.connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.reconnectEnabled = opts.reconnect ?? true;
     this.maxMessageBytes = opts.maxMessageBytes;
+    this.probeIntervalMs = this.remote.startsWith("tcp:")
+      ? (opts.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS)
+      : 0;
   }
 
   /** Connects, fetches the schema and loads the cache. Rejects with OVS_UNREACHABLE if that fails. */
@@ -281,6 +292,7 @@ export class OvsdbClient extends EventEmitter {
       remote: this.remote,
       callTimeoutMs: this.callTimeoutMs,
       logger: this.logger,
+      probeIntervalMs: this.probeIntervalMs,
       ...(this.maxMessageBytes === undefined ? {} : { maxMessageBytes: this.maxMessageBytes }),
     });
     this.rpc = rpc;

@@ -9,6 +9,8 @@ import { DEFAULT_MAX_MESSAGE_BYTES, JsonStreamSplitter } from "./json-stream.js"
  * JSON-RPC 1.0 over a stream socket, as RFC 7047 section 4 uses it: numbered requests with a
  * pending map and a per-call timeout, `echo` requests from the server answered, notifications
  * (`id: null`, e.g. `update2`) emitted as "notification". Any disconnect rejects every pending call.
+ * With `probeIntervalMs`, a connection that received nothing for that long sends `echo` and is
+ * closed as dead when no answer comes within as long again (like ovsdb-server's inactivity probe).
  *
  * Events: "notification" (method, params), "close" (error | undefined).
  */
@@ -20,6 +22,11 @@ export interface RpcOptions {
   callTimeoutMs?: number;
   maxMessageBytes?: number;
   logger?: Logger;
+  /**
+   * Inactivity probe: a TCP connection whose peer vanished (host down, NAT or firewall state
+   * lost) stays open without ever failing a write; the probe notices. Unset or 0: none.
+   */
+  probeIntervalMs?: number;
 }
 
 interface Pending {
@@ -44,6 +51,7 @@ export class RpcConnection extends EventEmitter {
   private closed = false;
   private readonly socketClosed: Promise<void>;
   private closeError: AgentError | undefined;
+  private readonly probe: NodeJS.Timeout | undefined;
   readonly remote: string;
   readonly callTimeoutMs: number;
 
@@ -59,7 +67,12 @@ export class RpcConnection extends EventEmitter {
       (e) => this.fail(e),
       opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     );
-    socket.on("data", (chunk: Buffer) => this.splitter.push(chunk));
+    const probeMs = opts.probeIntervalMs ?? 0;
+    if (probeMs > 0) this.probe = setTimeout(() => this.sendProbe(probeMs), probeMs).unref();
+    socket.on("data", (chunk: Buffer) => {
+      this.probe?.refresh();
+      this.splitter.push(chunk);
+    });
     socket.on("error", (e) => this.fail(unreachable(this.remote, e.message, e)));
     this.socketClosed = new Promise((resolve) => socket.once("close", () => resolve()));
     socket.on("close", () => this.finish());
@@ -144,6 +157,19 @@ export class RpcConnection extends EventEmitter {
     }
   }
 
+  /** Anything received re-arms the probe (refresh), the answer included. */
+  private sendProbe(ms: number): void {
+    this.call("echo", ["archetype-network-probe"], ms).catch((e: AgentError) => {
+      if (e.code !== "OVSDB_TIMEOUT") return; // closed meanwhile
+      this.fail(
+        unreachable(
+          this.remote,
+          `no answer to an inactivity probe within ${ms} ms after ${ms} ms without traffic: the connection is dead`,
+        ),
+      );
+    });
+  }
+
   private fail(e: AgentError): void {
     if (this.closed) return;
     this.opts.logger?.warn({ err: e.message, remote: this.remote }, "ovsdb: connection failed");
@@ -155,6 +181,7 @@ export class RpcConnection extends EventEmitter {
   private finish(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.probe);
     const e = this.closeError ?? unreachable(this.remote, "connection closed by ovsdb-server");
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);

@@ -1,29 +1,86 @@
 import { mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { readJson, removeFile, writeAtomic } from "./atomic-file.js";
+import { type Logger, silentLogger } from "../common/log.js";
+import { readJson, removeFile, setAside, writeAtomic } from "./atomic-file.js";
 import type { LabRecord, OverlayRecord, PluginEndpointRecord, PluginNetworkRecord } from "./records.js";
+
+/** Where the store reports what it could not load, and what was set aside. */
+interface Loader {
+  logger: Logger;
+  setAside: string[];
+}
+
+/**
+ * The documents of `*.json` files in `dir` (leftovers of an interrupted write are other names
+ * and ignored). A file that is empty, truncated or not the document expected is moved aside
+ * and reported, and the rest loads: one damaged file must not keep the agent from starting.
+ */
+function loadDir<T>(dir: string, valid: (v: unknown) => v is T, loader: Loader): [string, T][] {
+  const out: [string, T][] = [];
+  for (const f of readdirSync(dir)) {
+    if (!f.endsWith(".json")) continue;
+    const doc = loadFile(join(dir, f), valid, loader);
+    if (doc !== undefined) out.push([f.slice(0, -".json".length), doc]);
+  }
+  return out;
+}
+
+function loadFile<T>(path: string, valid: (v: unknown) => v is T, loader: Loader): T | undefined {
+  let reason: string;
+  try {
+    const doc = readJson(path);
+    if (doc === undefined || valid(doc)) return doc as T | undefined;
+    reason = "not the document expected";
+  } catch (e) {
+    if (!(e instanceof SyntaxError)) throw e;
+    reason = `not valid JSON (${e.message})`;
+  }
+  let movedTo: string | undefined;
+  try {
+    movedTo = setAside(path);
+    loader.setAside.push(movedTo);
+  } catch (e) {
+    loader.logger.error({ file: path, err: (e as Error).message }, "state: cannot move a damaged file aside");
+  }
+  loader.logger.warn(
+    { file: path, movedTo, reason },
+    `state: ${path} is damaged and was set aside${movedTo ? ` as ${movedTo}` : ""}; the agent runs ` +
+      "without what it described. PUT the lab (or attach the overlay link) again, or repair the kept " +
+      "copy, rename it back and restart",
+  );
+  return undefined;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+const isLab = (v: unknown): v is LabRecord =>
+  isObject(v) &&
+  typeof v.lab === "string" &&
+  typeof v.group === "number" &&
+  isObject(v.nodes) &&
+  isObject(v.links);
 
 /**
  * A keyed collection kept as one small JSON file per item in a directory: a change writes only
  * its own item (atomically), so its cost does not grow with the collection (overlay attach and
- * Docker's CreateEndpoint sit on latency-critical paths).
+ * Docker's CreateEndpoint sit on latency-critical paths). Memory follows the disk: a write that
+ * fails leaves the collection as it was.
  */
 class FileCollection<T> {
   private readonly items = new Map<string, T>();
   constructor(
     private readonly dir: string,
-    private readonly fsync: boolean,
+    loader: Loader,
   ) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    for (const f of readdirSync(dir)) {
-      if (!f.endsWith(".json")) continue; // leftovers of an interrupted write are ignored
-      const item = readJson<T>(join(dir, f));
-      if (item !== undefined) this.items.set(decodeURIComponent(f.slice(0, -".json".length)), item);
+    for (const [name, item] of loadDir(dir, isObject, loader)) {
+      this.items.set(decodeURIComponent(name), item as T);
     }
     // Earlier versions kept the whole collection in DIR.json.
     const legacy = `${dir}.json`;
-    for (const [k, v] of Object.entries(readJson<Record<string, T>>(legacy) ?? {})) {
-      if (!this.items.has(k)) this.set(k, v);
+    for (const [k, v] of Object.entries(loadFile(legacy, isObject, loader) ?? {})) {
+      if (!this.items.has(k)) this.set(k, v as T);
     }
     removeFile(legacy);
   }
@@ -34,11 +91,13 @@ class FileCollection<T> {
     return [...this.items.values()];
   }
   set(key: string, value: T): void {
+    writeAtomic(this.file(key), JSON.stringify(value));
     this.items.set(key, value);
-    writeAtomic(this.file(key), JSON.stringify(value), this.fsync);
   }
   delete(key: string): void {
-    if (this.items.delete(key)) removeFile(this.file(key));
+    if (!this.items.has(key)) return;
+    removeFile(this.file(key));
+    this.items.delete(key);
   }
   private file(key: string): string {
     return join(this.dir, `${encodeURIComponent(key)}.json`);
@@ -47,8 +106,9 @@ class FileCollection<T> {
 
 /**
  * The agent's durable desired state: one file per lab (big labs rewrite only their own file),
- * per overlay link, and per Docker plugin network and endpoint.
- * Callers pass records they own; the store keeps the objects it was given.
+ * per overlay link, and per Docker plugin network and endpoint. Every write is flushed to disk
+ * before it returns (power loss keeps it); a write that fails throws STATE_WRITE_FAILED and
+ * changes nothing. Callers pass records they own; the store keeps the objects it was given.
  */
 export class StateStore {
   private readonly labsDir: string;
@@ -56,21 +116,21 @@ export class StateStore {
   readonly overlays: FileCollection<OverlayRecord>;
   readonly pluginNetworks: FileCollection<PluginNetworkRecord>;
   readonly pluginEndpoints: FileCollection<PluginEndpointRecord>;
+  /** Damaged files moved aside while loading (their new paths). */
+  readonly setAside: readonly string[];
 
   constructor(
     readonly dir: string,
-    private readonly fsync = false,
+    opts: { logger?: Logger } = {},
   ) {
+    const loader: Loader = { logger: opts.logger ?? silentLogger(), setAside: [] };
+    this.setAside = loader.setAside;
     this.labsDir = join(dir, "labs");
     mkdirSync(this.labsDir, { recursive: true, mode: 0o700 });
-    for (const f of readdirSync(this.labsDir)) {
-      if (!f.endsWith(".json")) continue; // leftovers of an interrupted write are ignored
-      const rec = readJson<LabRecord>(join(this.labsDir, f));
-      if (rec) this.labMap.set(rec.lab, rec);
-    }
-    this.overlays = new FileCollection(join(dir, "overlays"), fsync);
-    this.pluginNetworks = new FileCollection(join(dir, "plugin-networks"), fsync);
-    this.pluginEndpoints = new FileCollection(join(dir, "plugin-endpoints"), fsync);
+    for (const [, rec] of loadDir(this.labsDir, isLab, loader)) this.labMap.set(rec.lab, rec);
+    this.overlays = new FileCollection(join(dir, "overlays"), loader);
+    this.pluginNetworks = new FileCollection(join(dir, "plugin-networks"), loader);
+    this.pluginEndpoints = new FileCollection(join(dir, "plugin-endpoints"), loader);
   }
 
   labs(): LabRecord[] {
@@ -83,13 +143,13 @@ export class StateStore {
 
   /** Persists a lab record (lab ids are validated names, safe as file names). */
   saveLab(rec: LabRecord): void {
+    writeAtomic(this.labFile(rec.lab), JSON.stringify(rec));
     this.labMap.set(rec.lab, rec);
-    writeAtomic(this.labFile(rec.lab), JSON.stringify(rec), this.fsync);
   }
 
   deleteLab(id: string): void {
-    this.labMap.delete(id);
     removeFile(this.labFile(id));
+    this.labMap.delete(id);
   }
 
   private labFile(id: string): string {

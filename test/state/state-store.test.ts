@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, test } from "node:test";
-import type { OverlayRecord } from "../../src/state/records.js";
+import { after, before, describe, test } from "node:test";
+import { pino } from "pino";
+import { isAgentError } from "../../src/common/errors.js";
+import type { LabRecord, OverlayRecord } from "../../src/state/records.js";
 import { StateStore } from "../../src/state/state-store.js";
+import { mountSmallDisk, type SmallDisk } from "./small-disk.js";
 
 const root = mkdtempSync(join(tmpdir(), "archnet-state-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -45,4 +48,104 @@ test("a collection kept in one file by an earlier version is moved to per-item f
   assert.deepEqual(s.overlays.values(), [overlay("l1", 5001)]);
   assert.equal(existsSync(join(dir, "overlays.json")), false);
   assert.deepEqual(new StateStore(dir).overlays.values(), [overlay("l1", 5001)]);
+});
+
+/** A logger whose warnings the test can read. */
+function capturingLogger() {
+  const lines: { msg: string; file?: string; movedTo?: string }[] = [];
+  const logger = pino({ level: "warn" }, { write: (s: string) => lines.push(JSON.parse(s)) });
+  return { logger, lines };
+}
+
+const lab = (id: string, pad = ""): LabRecord => ({
+  lab: id,
+  group: 7,
+  createdAt: 1,
+  nodes: {},
+  links: pad === "" ? {} : { l1: { id: "l1", a: "r1:eth1", b: `r2:${pad}`, carrier: "up", createdAt: 1 } },
+});
+
+test("a damaged file (empty, truncated, not JSON, not a record) is set aside, logged, and the rest loads", () => {
+  const dir = join(root, "c");
+  const s = new StateStore(dir);
+  for (const id of ["good", "empty", "torn", "text", "array"]) s.saveLab(lab(id));
+  s.overlays.set("lab1/l1", overlay("l1", 5001));
+  s.overlays.set("lab1/l2", overlay("l2", 5002));
+  writeFileSync(join(dir, "labs", "empty.json"), "");
+  writeFileSync(join(dir, "labs", "torn.json"), JSON.stringify(lab("torn")).slice(0, 20));
+  writeFileSync(join(dir, "labs", "text.json"), "not json at all");
+  writeFileSync(join(dir, "labs", "array.json"), "[1,2]");
+  writeFileSync(join(dir, "overlays", "lab1%2Fl2.json"), "\0\0\0");
+
+  const { logger, lines } = capturingLogger();
+  const again = new StateStore(dir, { logger });
+  assert.deepEqual(
+    again.labs().map((l) => l.lab),
+    ["good"],
+  );
+  assert.deepEqual(again.overlays.values(), [overlay("l1", 5001)]);
+  assert.equal(again.setAside.length, 5);
+  assert.deepEqual(
+    readdirSync(join(dir, "labs")).filter((f) => f.endsWith(".json")),
+    ["good.json"],
+  );
+  for (const moved of again.setAside) assert.match(moved, /\.json\.corrupt-\d{8}T\d{9}Z$/);
+  assert.equal(readFileSync(again.setAside.find((f) => f.includes("text.json"))!, "utf8"), "not json at all");
+  assert.equal(lines.length, 5);
+  for (const l of lines) {
+    assert.match(l.msg, /is damaged and was set aside as .*; the agent runs without what it described/);
+    assert.match(l.msg, /PUT the lab \(or attach the overlay link\) again, or repair the kept copy/);
+    assert.ok(l.movedTo && again.setAside.includes(l.movedTo));
+  }
+  // The set-aside copies are not read again.
+  assert.deepEqual(new StateStore(dir).setAside, []);
+});
+
+describe("a full disk", () => {
+  let disk: SmallDisk;
+  before(async () => {
+    disk = await mountSmallDisk();
+  });
+  after(() => disk?.remove());
+
+  test("a write that does not fit throws STATE_WRITE_FAILED (507), keeps the old file and memory, leaves no temp file", () => {
+    const s = new StateStore(disk.dir);
+    const old = lab("big");
+    s.saveLab(old);
+    s.overlays.set("lab1/l1", overlay("l1", 5001));
+    const stored = readFileSync(join(disk.dir, "labs", "big.json"), "utf8");
+    // One page free: the first write(2) of a larger document is short, the next one ENOSPC.
+    disk.fill(4096);
+    try {
+      assert.throws(
+        () => s.saveLab(lab("big", "x".repeat(10_000))),
+        (e) => {
+          assert.ok(isAgentError(e, "STATE_WRITE_FAILED"));
+          assert.equal(e.status, 507);
+          assert.match(e.message, new RegExp(`in ${join(disk.dir, "labs")} \\(ENOSPC`));
+          assert.match(e.hint ?? "", new RegExp(`free space in ${join(disk.dir, "labs")}`));
+          return true;
+        },
+      );
+      assert.equal(s.lab("big"), old);
+      assert.throws(
+        () => s.saveLab(lab("new", "x".repeat(10_000))),
+        (e) => isAgentError(e, "STATE_WRITE_FAILED"),
+      );
+      assert.equal(s.lab("new"), undefined);
+      assert.throws(
+        () => s.overlays.set("lab1/l2", { ...overlay("l2", 5002), node: "x".repeat(10_000) }),
+        (e) => isAgentError(e, "STATE_WRITE_FAILED"),
+      );
+      assert.equal(s.overlays.get("lab1/l2"), undefined);
+      assert.equal(readFileSync(join(disk.dir, "labs", "big.json"), "utf8"), stored);
+      assert.deepEqual(readdirSync(join(disk.dir, "labs")).sort(), ["big.json"]);
+      assert.deepEqual(readdirSync(join(disk.dir, "overlays")), ["lab1%2Fl1.json"]);
+    } finally {
+      disk.drain();
+    }
+    const again = new StateStore(disk.dir);
+    assert.deepEqual(again.lab("big"), old);
+    assert.deepEqual(again.overlays.values(), [overlay("l1", 5001)]);
+  });
 });

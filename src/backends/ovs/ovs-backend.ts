@@ -84,7 +84,11 @@ export class OvsBackend implements NetworkBackend {
   }
 
   async start(labs: readonly LabRecord[], overlays: readonly OverlayRecord[]): Promise<void> {
-    this.client = await OvsdbClient.connect({ remote: this.config.ovsdb, logger: this.logger }).catch((e) => {
+    this.client = await OvsdbClient.connect({
+      remote: this.config.ovsdb,
+      probeIntervalMs: this.config.ovsdbProbeMs,
+      logger: this.logger,
+    }).catch((e) => {
       if (!(e instanceof AgentError) || e.code !== "OVS_UNREACHABLE") throw e;
       throw new AgentError(
         "OVS_UNREACHABLE",
