@@ -93,12 +93,8 @@ function jsonBodyParser(parseJson: FastifyBodyParser<string>): FastifyBodyParser
       return;
     }
     parseJson(req, body, (err, value) => {
-      if (err)
-        done(
-          new AgentError("BAD_REQUEST", `the body is not valid JSON: ${jsonProblem(body, err)}`),
-          undefined,
-        );
-      else done(null, value);
+      if (!err) return done(null, value);
+      done(new AgentError("BAD_REQUEST", `the body is not valid JSON: ${jsonProblem(body, err)}`), undefined);
     });
   };
 }
