@@ -13,7 +13,7 @@ log() { echo "host-setup: $*"; }
 declare -A pkg=(
   [ovs-vsctl]=openvswitch-switch [ip]=iproute2 [ping]=iputils-ping [tcpdump]=tcpdump
   [nsenter]=util-linux [lldpd]=lldpd [iperf3]=iperf3 [ethtool]=ethtool [cc]=gcc [jq]=jq
-  [awk]=mawk [grep]=grep
+  [awk]=mawk [grep]=grep [strace]=strace
 )
 if $want_docker; then pkg[dockerd]=docker.io; pkg[busybox]=busybox-static; fi
 missing=()

@@ -86,10 +86,18 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
     "backend ready",
   );
   cleanup.start();
-  const plugin =
-    config.pluginSocket && !backend.unsupported("plugin")
-      ? await startPlugin(config.pluginSocket, { config, store, backend, labs, locks, logger })
-      : undefined;
+  let plugin: Awaited<ReturnType<typeof startPlugin>> | undefined;
+  try {
+    if (config.pluginSocket && !backend.unsupported("plugin")) {
+      plugin = await startPlugin(config.pluginSocket, { config, store, backend, labs, locks, logger });
+    }
+  } catch (e) {
+    // e.g. another agent serves the socket: stop what started, or the process would not exit
+    clearTimeout(pending);
+    cleanup.stop();
+    await backend.stop().catch(() => undefined);
+    throw e;
+  }
 
   const services: AgentServices = { version: VERSION, config, backend, labs, overlays, cleanup, metrics };
   return {

@@ -1,15 +1,14 @@
 /**
- * Bearer-token auth: when the agent has a secret, every route but the public ones (/health,
- * /openapi.json and the /docs UI) needs `Authorization: Bearer <secret>`.
+ * Bearer-token auth: when the agent has a secret, every route but /health needs
+ * `Authorization: Bearer <secret>` (the API's description too: it tells what the agent runs).
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { AgentError } from "../common/errors.js";
 
-/** Routes anyone may call: liveness, and the API's own description. */
+/** The one route anyone may call: liveness. */
 export function isPublicRoute(url: string | undefined): boolean {
-  if (url === undefined) return false;
-  return url === "/health" || url === "/openapi.json" || url === "/docs" || url.startsWith("/docs/");
+  return url === "/health";
 }
 
 const digest = (s: string): Buffer => createHash("sha256").update(s, "utf8").digest();
@@ -33,7 +32,7 @@ export function authHook(secret: string | undefined) {
       throw new AgentError(
         "UNAUTHORIZED",
         token === undefined ? "this agent needs a bearer token" : "the bearer token is wrong",
-        "pass --token (or set ARCHETYPE_AGENT_SECRET) to the agent's secret; HTTP: Authorization: Bearer <secret>",
+        "pass --token-file FILE (or set ARCHETYPE_AGENT_SECRET) with the agent's secret; HTTP: Authorization: Bearer <secret>",
       );
     }
   };

@@ -15,6 +15,7 @@ import { AgentError } from "../common/errors.js";
 import type { Logger } from "../common/log.js";
 import type { AgentServices } from "../services.js";
 import { authHook } from "./auth.js";
+import { browserGuardHook } from "./browser-guard.js";
 import { errorHandler, sendError } from "./errors.js";
 import { httpHistogram, recordRequest } from "./http-metrics.js";
 import { cleanupRoutes } from "./routes/cleanup.js";
@@ -63,33 +64,37 @@ class MethodIndex {
   }
 }
 
-/** Lenient JSON bodies: any Content-Type (or none) is parsed as JSON; an empty body is no body. */
+/** The one media type bodies may have: JSON, optionally saying it is UTF-8. */
+const JSON_MEDIA_TYPE = /^application\/json[ \t]*(;[ \t]*charset[ \t]*=[ \t]*"?utf-?8"?[ \t]*)?$/i;
+
+/**
+ * JSON bodies with Content-Type application/json only: any other type, or none, is 415 however
+ * the body looks. Those are what a web page may send to another site without asking (text/plain,
+ * forms), so parsing them as JSON would let any page drive the agent. An empty body is no body.
+ */
 function jsonBodyParser(parseJson: FastifyBodyParser<string>): FastifyBodyParser<string> {
   return (req, body, done) => {
+    const type = req.headers["content-type"];
+    if (type === undefined ? body !== "" : !JSON_MEDIA_TYPE.test(type)) {
+      done(
+        new AgentError(
+          "UNSUPPORTED_MEDIA_TYPE",
+          type === undefined
+            ? "the body has no Content-Type"
+            : `bodies must be application/json, not ${type.split(";")[0]}`,
+          "send the body with Content-Type: application/json",
+        ),
+        undefined,
+      );
+      return;
+    }
     if (body.trim() === "") {
       done(null, undefined);
       return;
     }
-    const type = req.headers["content-type"] ?? "";
-    const jsonish = type === "" || /json|^text\/plain/i.test(type);
     parseJson(req, body, (err, value) => {
-      if (!err) {
-        done(null, value);
-      } else if (jsonish) {
-        done(
-          new AgentError("BAD_REQUEST", `the body is not valid JSON: ${jsonProblem(body, err)}`),
-          undefined,
-        );
-      } else {
-        done(
-          new AgentError(
-            "UNSUPPORTED_MEDIA_TYPE",
-            `bodies must be JSON, not ${type.split(";")[0]}`,
-            "send a JSON body with Content-Type: application/json",
-          ),
-          undefined,
-        );
-      }
+      if (!err) return done(null, value);
+      done(new AgentError("BAD_REQUEST", `the body is not valid JSON: ${jsonProblem(body, err)}`), undefined);
     });
   };
 }
@@ -156,6 +161,8 @@ export function buildServer(services: AgentServices, opts: ServerOptions): App {
     );
   });
 
+  // before auth: a page's request is refused as such, whatever token it may carry
+  app.addHook("onRequest", browserGuardHook(services.config));
   app.addHook("onRequest", authHook(services.config.secret));
   const histogram = httpHistogram(metrics.registry);
   const record = recordRequest(histogram);
@@ -179,8 +186,10 @@ export function buildServer(services: AgentServices, opts: ServerOptions): App {
         title: "archetype-network agent",
         version: services.version,
         description:
-          "Network agent for lab containers. Every route but /health, /openapi.json and /docs needs " +
-          "`Authorization: Bearer <secret>` when the agent has a secret (ARCHETYPE_AGENT_SECRET).",
+          "Network agent for lab containers. Every route but /health needs " +
+          "`Authorization: Bearer <secret>` when the agent has a secret (ARCHETYPE_AGENT_SECRET or " +
+          "ARCHETYPE_AGENT_SECRET_FILE). Bodies are `application/json`; requests from web pages of " +
+          "other origins, and Host names the agent does not know, are refused.",
       },
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
       security: [{ bearer: [] }],

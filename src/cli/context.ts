@@ -1,10 +1,12 @@
 /** What every command gets from the global options: the client and the output mode. */
 import { type Command, InvalidArgumentError } from "commander";
+import { readSecretFile } from "../config/config.js";
 import { AgentClient, UsageError } from "./client.js";
 
 export interface GlobalOptions {
   url: string;
   token?: string;
+  tokenFile?: string;
   json?: boolean;
 }
 
@@ -22,13 +24,25 @@ export function ctxOf(cmd: Command): Ctx {
   const out = (text: string) => process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
   const json = g.json === true;
   return {
-    client: new AgentClient(g.url, g.token),
+    client: new AgentClient(g.url, tokenOf(g)),
     json,
     out,
     show(answer, human) {
       out(json ? JSON.stringify(answer, null, 2) : human());
     },
   };
+}
+
+/** The agent's secret: --token / ARCHETYPE_AGENT_SECRET, or read from --token-file / ARCHETYPE_AGENT_SECRET_FILE. */
+function tokenOf(g: GlobalOptions): string | undefined {
+  if (g.tokenFile === undefined || g.tokenFile === "") return g.token;
+  if (g.token !== undefined && g.token !== "") {
+    throw new UsageError(
+      "the secret is given twice: --token (ARCHETYPE_AGENT_SECRET) and --token-file (ARCHETYPE_AGENT_SECRET_FILE)",
+      "pass one of them",
+    );
+  }
+  return readSecretFile(g.tokenFile, "--token-file");
 }
 
 /** `NODE:IF` from the command line. */

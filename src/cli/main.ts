@@ -22,7 +22,14 @@ export function buildProgram(): Command {
     .description("archetype-network: lab container networking on one OVS bridge")
     .version(VERSION, "-V, --version")
     .addOption(new Option("--url <url>", "the agent's API").env("ARCHETYPE_AGENT_URL").default(DEFAULT_URL))
-    .addOption(new Option("--token <token>", "the agent's secret").env("ARCHETYPE_AGENT_SECRET"))
+    .addOption(
+      new Option("--token <token>", "the agent's secret (other users see it in ps: prefer the variable)").env(
+        "ARCHETYPE_AGENT_SECRET",
+      ),
+    )
+    .addOption(
+      new Option("--token-file <file>", "file holding the agent's secret").env("ARCHETYPE_AGENT_SECRET_FILE"),
+    )
     .option("--json", "print the agent's raw JSON answer")
     .showHelpAfterError("(run archnet --help for usage)")
     .exitOverride();

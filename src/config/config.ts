@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { AgentError } from "../common/errors.js";
 import { formatRange, parseVlanRange, rangesOverlap, type VlanRange } from "./vlan-range.js";
@@ -9,6 +9,11 @@ export type BackendName = "ovs" | "local";
 /** The agent's whole configuration: one typed, validated object. */
 export interface AgentConfig {
   listen: { host: string; port: number };
+  /**
+   * Names (lowercase, no port) a request's Host header may carry besides the listen address and
+   * the loopback names: anything else is refused, which defeats DNS rebinding.
+   */
+  allowedHosts: string[];
   secret: string | undefined;
   ovsdb: string;
   /** Inactivity probe of a `tcp:` OVSDB remote in ms (0: none); `unix:` remotes need none. */
@@ -44,7 +49,8 @@ export interface AgentConfig {
 /** Setting name (environment variable) -> how to apply its text to the config. */
 interface Setting {
   env: string;
-  flag: string;
+  /** The `archnet serve` flag; none for secrets (`ps` shows a process's arguments). */
+  flag?: string;
   describe: string;
   apply: (cfg: AgentConfig, text: string) => void;
 }
@@ -89,6 +95,66 @@ function parseBridgeName(text: string, setting: string): string {
   );
 }
 
+function parseHostList(text: string, setting: string): string[] {
+  const names = text
+    .split(",")
+    .map((n) =>
+      n
+        .trim()
+        .toLowerCase()
+        .replace(/^\[(.*)\]$/, "$1"),
+    )
+    .filter((n) => n !== "");
+  for (const n of names) {
+    if (
+      isIP(n) === 0 &&
+      !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(n)
+    ) {
+      throw new AgentError(
+        "INVALID_CONFIG",
+        `${setting}: "${n}" is not a host name or IP address`,
+        "list names without scheme or port, e.g. agent.lab.example,198.18.0.5",
+      );
+    }
+  }
+  return names;
+}
+
+/**
+ * The secret in a file (one line; surrounding whitespace dropped). Refused when other users may
+ * read or write it: the file would then give the secret away, or let them choose it.
+ */
+export function readSecretFile(path: string, setting: string): string {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new AgentError(
+      "INVALID_CONFIG",
+      `${setting}: ${path} ${code === "ENOENT" ? "does not exist" : `cannot be read (${code})`}`,
+    );
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new AgentError("INVALID_CONFIG", `${setting}: ${path} is not a regular file`);
+    if ((st.mode & 0o007) !== 0) {
+      throw new AgentError(
+        "INVALID_CONFIG",
+        `${setting}: ${path} is open to every user (mode ${(st.mode & 0o777).toString(8).padStart(4, "0")})`,
+        `chmod 600 ${path} (or 640 to share it with a group)`,
+      );
+    }
+    const secret = readFileSync(fd, "utf8").trim();
+    if (secret === "" || /[\r\n]/.test(secret)) {
+      throw new AgentError("INVALID_CONFIG", `${setting}: ${path} must hold the secret on one line`);
+    }
+    return secret;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function oneOf<T extends string>(text: string, setting: string, allowed: readonly T[]): T {
   if ((allowed as readonly string[]).includes(text)) return text as T;
   throw new AgentError("INVALID_CONFIG", `${setting}: "${text}" must be one of ${allowed.join(", ")}`);
@@ -105,10 +171,40 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     env: "ARCHETYPE_AGENT_SECRET",
-    flag: "secret",
     describe: "bearer token required by every route but /health",
     apply: (c, t) => {
       c.secret = t === "" ? undefined : t;
+    },
+  },
+  // after ARCHETYPE_AGENT_SECRET: settings apply in this order, so a secret from both is seen here
+  {
+    env: "ARCHETYPE_AGENT_SECRET_FILE",
+    flag: "secret-file",
+    describe: "file holding the bearer token (not readable by other users)",
+    apply: (c, t) => {
+      if (t === "") return;
+      if (!t.startsWith("/")) {
+        throw new AgentError(
+          "INVALID_CONFIG",
+          `ARCHETYPE_AGENT_SECRET_FILE: "${t}" must be an absolute path`,
+        );
+      }
+      if (c.secret !== undefined) {
+        throw new AgentError(
+          "INVALID_CONFIG",
+          "ARCHETYPE_AGENT_SECRET_FILE: the secret is also set by ARCHETYPE_AGENT_SECRET",
+          "set one of the two",
+        );
+      }
+      c.secret = readSecretFile(t, "ARCHETYPE_AGENT_SECRET_FILE");
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_ALLOWED_HOSTS",
+    flag: "allowed-hosts",
+    describe: "comma-separated host names the API answers to besides its listen address and localhost",
+    apply: (c, t) => {
+      c.allowedHosts = parseHostList(t, "ARCHETYPE_AGENT_ALLOWED_HOSTS");
     },
   },
   {
@@ -312,6 +408,7 @@ export const SETTINGS: readonly Setting[] = [
 export function defaultConfig(): AgentConfig {
   return {
     listen: { host: "127.0.0.1", port: 8001 },
+    allowedHosts: [],
     secret: undefined,
     ovsdb: "unix:/var/run/openvswitch/db.sock",
     ovsdbProbeMs: 5000,
@@ -350,7 +447,7 @@ export function loadConfig(sources: ConfigSources = {}): AgentConfig {
   const env = sources.env ?? process.env;
   const fileValues = sources.file ? readConfigFile(sources.file) : {};
   for (const s of SETTINGS) {
-    const fromFlag = sources.flags?.[s.flag];
+    const fromFlag = s.flag === undefined ? undefined : sources.flags?.[s.flag];
     const value = fromFlag ?? env[s.env] ?? fileValues[s.env];
     if (value !== undefined) s.apply(cfg, String(value));
   }
@@ -408,7 +505,7 @@ function checkConsistency(cfg: AgentConfig): void {
     throw new AgentError(
       "INVALID_CONFIG",
       `ARCHETYPE_AGENT_LISTEN: refusing to serve on ${cfg.listen.host} without a secret`,
-      "set ARCHETYPE_AGENT_SECRET, or listen on 127.0.0.1",
+      "set ARCHETYPE_AGENT_SECRET_FILE (or ARCHETYPE_AGENT_SECRET), or listen on 127.0.0.1",
     );
   }
 }

@@ -1,7 +1,9 @@
-import { chmodSync, mkdirSync, rmSync } from "node:fs";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { dirname } from "node:path";
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, renameSync, rmSync, type Stats } from "node:fs";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { connect } from "node:net";
+import { dirname, join } from "node:path";
 import type { NetworkBackend } from "../backends/network-backend.js";
+import { AgentError } from "../common/errors.js";
 import type { Locks } from "../common/locks.js";
 import type { Logger } from "../common/log.js";
 import type { AgentConfig } from "../config/config.js";
@@ -29,36 +31,121 @@ const MEDIA_TYPE = "application/vnd.docker.plugins.v1+json";
 /**
  * Serves the libnetwork remote driver protocol on a unix socket (root only). Docker finds the
  * driver by the socket's basename in /run/docker/plugins: `archetype-ovs.sock` is driver
- * `archetype-ovs`. Requests carry no Content-Type; bodies are parsed as JSON regardless.
+ * `archetype-ovs`. Requests carry no Content-Type; bodies are parsed as JSON regardless (unlike
+ * the HTTP API: only root reaches this socket, no web page can).
  */
 export async function startPlugin(socketPath: string, deps: PluginDeps): Promise<{ close(): Promise<void> }> {
   const driver = new NetworkDriver({ ...deps, docker: deps.docker ?? new DockerEngineClient() });
-  await driver.recover();
-
+  // The socket is taken first (refusing early when another agent serves it); calls wait for recovery.
+  let startRecovery = () => {};
+  const recovered = new Promise<void>((resolve) => {
+    startRecovery = resolve;
+  }).then(() => driver.recover());
   const server = createServer((req, res) => {
-    void serve(driver, deps.logger, req, res);
+    recovered.then(
+      () => serve(driver, deps.logger, req, res),
+      () => res.destroy(),
+    );
   });
-  mkdirSync(dirname(socketPath), { recursive: true, mode: 0o755 });
-  rmSync(socketPath, { force: true }); // a stale socket of an earlier run
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(socketPath, () => {
-      server.off("error", reject);
-      resolve();
+  let mine: Stats;
+  try {
+    mine = await listenPrivately(server, socketPath);
+  } catch (e) {
+    await driver.close(); // it watches Docker's events
+    throw e;
+  }
+  const close = async () => {
+    await driver.close();
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+    // only our own socket: never one another agent put there since
+    const now = lstatOrUndefined(socketPath);
+    if (now !== undefined && now.ino === mine.ino && now.dev === mine.dev)
+      rmSync(socketPath, { force: true });
+  };
+  startRecovery();
+  try {
+    await recovered;
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  deps.logger.info({ socket: socketPath }, "Docker network plugin listening");
+  return { close };
+}
+
+function lstatOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
+  }
+}
+
+/** Whether something accepts connections on the unix socket at `path` (false: a stale file). */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const probe = connect(path);
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", (e: NodeJS.ErrnoException) => {
+      // EAGAIN: a listener with a full backlog
+      if (e.code === "EAGAIN") resolve(true);
+      else if (e.code === "ECONNREFUSED" || e.code === "ENOENT") resolve(false);
+      else reject(e);
     });
   });
-  chmodSync(socketPath, 0o600);
-  deps.logger.info({ socket: socketPath }, "Docker network plugin listening");
-  return {
-    async close() {
-      await driver.close();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
+}
+
+/**
+ * Listens on `socketPath` with mode 0600 from the first moment: the socket is bound inside a
+ * fresh 0700 directory beside it (no other user can reach it there), chmod-ed, then renamed into
+ * place, which also replaces a stale socket atomically. (A umask around listen() would be
+ * process-wide: files and directories libuv's threads create meanwhile would get it too.)
+ * Refuses when another process answers on the path. Returns the socket's identity.
+ */
+async function listenPrivately(server: Server, socketPath: string): Promise<Stats> {
+  const dir = dirname(socketPath);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const existing = lstatOrUndefined(socketPath);
+  if (existing !== undefined && !existing.isSocket()) {
+    throw new AgentError(
+      "CONFLICT",
+      `the plugin socket ${socketPath} exists and is not a socket`,
+      "remove it, or set ARCHETYPE_AGENT_PLUGIN_SOCKET to another path",
+    );
+  }
+  if (existing !== undefined && (await socketAnswers(socketPath))) {
+    throw new AgentError(
+      "CONFLICT",
+      `another process (an agent?) serves the plugin socket ${socketPath}`,
+      "stop it, or give this agent another ARCHETYPE_AGENT_PLUGIN_SOCKET (empty disables the plugin)",
+    );
+  }
+  const privateDir = mkdtempSync(join(dir, ".archnet-"));
+  try {
+    const inside = join(privateDir, "s");
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(inside, () => {
+        server.off("error", reject);
+        resolve();
       });
-      rmSync(socketPath, { force: true });
-    },
-  };
+    });
+    chmodSync(inside, 0o600);
+    renameSync(inside, socketPath);
+    return lstatSync(socketPath);
+  } catch (e) {
+    server.close();
+    throw e;
+  } finally {
+    rmSync(privateDir, { recursive: true, force: true });
+  }
 }
 
 async function serve(

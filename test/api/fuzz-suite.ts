@@ -1,7 +1,7 @@
 /**
  * Bounded fuzz of the API: thousands of requests from a seeded PRNG, each invalid by
- * construction (unknown paths, wrong methods, odd ids, bad bodies, unknown resources, bad
- * tokens). Every answer must be a 4xx with a JSON error code, never a 5xx, and the agent's
+ * construction (unknown paths, wrong methods, odd ids, bad bodies, unknown resources, valid
+ * requests as a web page sends them, bad tokens). Every answer must be a 4xx with a JSON error code, never a 5xx, and the agent's
  * state must not change.
  */
 import assert from "node:assert/strict";
@@ -240,9 +240,51 @@ export interface FuzzRequest {
   why: string;
 }
 
+/** A valid request as a web page could send it: cross-site, DNS-rebound, or a form's body. */
+function fromWebPage(route: Route, r: Rand): FuzzRequest {
+  const req: FuzzRequest = {
+    method: route.method as "GET",
+    url: fill(route.path, r, undefined, false),
+    why: "",
+  };
+  const headers: Record<string, string> = {};
+  const body = route.body ? JSON.stringify(route.body()) : undefined;
+  if (body !== undefined) {
+    req.payload = body;
+    headers["content-type"] = "application/json";
+  }
+  const how = pick(r, ["origin", "host", "sec-fetch-site", ...(body === undefined ? [] : ["content-type"])]);
+  req.why = `from a web page (${how})`;
+  if (how === "origin") {
+    headers.origin = pick(r, [
+      "http://evil.example",
+      "null",
+      "http://127.0.0.1:3000",
+      "http://localhost.evil.example",
+    ]);
+  } else if (how === "host") {
+    headers.host = pick(r, [
+      "attacker.example:8001",
+      "evil.example",
+      "127.0.0.1.nip.io:8001",
+      "localhost.:8001",
+    ]);
+  } else if (how === "sec-fetch-site") {
+    headers["sec-fetch-site"] = pick(r, ["cross-site", "same-site"]);
+  } else {
+    headers["content-type"] = pick(r, [
+      "text/plain;charset=UTF-8",
+      "application/x-www-form-urlencoded",
+      "text/plain",
+    ]);
+  }
+  req.headers = headers;
+  return req;
+}
+
 /** One request that no agent may accept. */
 export function invalidRequest(r: Rand): FuzzRequest {
-  const category = Math.floor(r() * 6);
+  const category = Math.floor(r() * 7);
   const headers: Record<string, string> = {};
   if (category === 0) {
     const segs = Array.from({ length: 1 + Math.floor(r() * 4) }, () =>
@@ -252,6 +294,7 @@ export function invalidRequest(r: Rand): FuzzRequest {
     return { method: pick(r, METHODS) as "GET", url: `/${first}/${segs.join("/")}`, why: "unknown path" };
   }
   const route = pick(r, ROUTES);
+  if (category === 6) return fromWebPage(route, r);
   if (category === 1) {
     const allowed = new Set(ROUTES.filter((x) => x.path === route.path).map((x) => x.method));
     const wrong = METHODS.filter((m) => !allowed.has(m) && !(m === "GET" && allowed.has("HEAD")));
@@ -434,6 +477,8 @@ export function fuzzSuite(
         "405 METHOD_NOT_ALLOWED",
         "404 LAB_NOT_FOUND",
         "415",
+        "403 FORBIDDEN",
+        "421 MISDIRECTED_REQUEST",
       ]) {
         assert.ok(kinds.includes(want), `${want} never seen in: ${kinds}`);
       }
@@ -460,7 +505,7 @@ export function fuzzSuite(
       for (let n = 0; n < Math.ceil(count / 6); n++) {
         const route = pick(
           r,
-          ROUTES.filter((x) => x.path !== "/health" && x.path !== "/openapi.json"),
+          ROUTES.filter((x) => x.path !== "/health"),
         );
         const auth = pick(r, [
           undefined,

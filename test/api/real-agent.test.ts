@@ -1,6 +1,7 @@
 /**
  * The API against the real agent (private OVS, real namespaces): the route suite, a bounded fuzz
- * (auth on and off), and what the contract promises of the network itself, through HTTP.
+ * (auth on and off), web browsers' requests, and what the contract promises of the network
+ * itself, through HTTP.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -16,10 +17,12 @@ import {
   startRealAgentFixture,
 } from "../harness/real-agent-fixture.js";
 import { expectNoPing, expectPing } from "../harness/traffic.js";
+import { browserSuite } from "./browser-suite.js";
 import { fuzzSuite } from "./fuzz-suite.js";
 import { routeSuite } from "./route-suite.js";
 
 routeSuite("real agent", realAgentFactory);
+browserSuite("real agent", realAgentFactory);
 fuzzSuite("real agent", realAgentFactory, { count: 1500 });
 fuzzSuite("real agent", realAgentFactory, { count: 1500, secret: "fuzz-token", http: true });
 

@@ -351,11 +351,38 @@ export function routeSuite(name: string, factory: ApiFixtureFactory): void {
         400,
         "BAD_REQUEST",
       );
-      const lenient = await call("PUT", `/labs/${lab}-b`, JSON.stringify({ nodes: [], links: [] }));
-      assert.equal(lenient.statusCode, 200, lenient.body);
+      const empty = JSON.stringify({ nodes: [], links: [] });
+      for (const type of [
+        "application/json",
+        "application/json; charset=utf-8",
+        'Application/JSON;charset="UTF-8"',
+      ]) {
+        const ok = await call("PUT", `/labs/${lab}-b`, empty, { "content-type": type });
+        assert.equal(ok.statusCode, 200, `${type}: ${ok.body}`);
+      }
       await call("DELETE", `/labs/${lab}-b`);
+      // JSON under any other type, or none, is refused: what web pages may send to any site
+      for (const type of [
+        undefined,
+        "text/plain",
+        "text/plain;charset=UTF-8",
+        "application/x-www-form-urlencoded",
+        "application/json; charset=latin1",
+        "application/jsonp",
+        "text/json",
+      ]) {
+        const res = await call(
+          "PUT",
+          `/labs/${lab}-b`,
+          empty,
+          type === undefined ? {} : { "content-type": type },
+        );
+        assertError(res, 415, "UNSUPPORTED_MEDIA_TYPE");
+        assert.match(json<{ error: { hint: string } }>(res).error.hint, /application\/json/);
+      }
+      assertError(await call("GET", `/labs/${lab}-b`), 404, "LAB_NOT_FOUND");
       assertError(
-        await call("PUT", `/labs/${lab}`, "a=b", { "content-type": "application/x-www-form-urlencoded" }),
+        await call("PUT", `/labs/${lab}`, "", { "content-type": "text/plain" }),
         415,
         "UNSUPPORTED_MEDIA_TYPE",
       );
@@ -457,7 +484,7 @@ export function routeSuite(name: string, factory: ApiFixtureFactory): void {
       await fx.close();
     });
 
-    it("without a token every route but /health and the docs is 401", async () => {
+    it("without a token every route but /health is 401, the API's description too", async () => {
       const anon = caller(app);
       for (const [method, path] of CONTRACT_ROUTES) {
         const url = path.replace(/\{[^}]+\}/g, "x1");
@@ -470,8 +497,12 @@ export function routeSuite(name: string, factory: ApiFixtureFactory): void {
         assert.match(json<{ error: { hint: string } }>(res).error.hint, /--token/);
         assert.match(json<{ error: { hint: string } }>(res).error.hint, /ARCHETYPE_AGENT_SECRET/);
       }
-      assert.equal((await anon("GET", "/openapi.json")).statusCode, 200);
-      assert.ok([200, 302].includes((await anon("GET", "/docs")).statusCode));
+      for (const url of ["/openapi.json", "/docs", "/docs/", "/docs/json", "/docs/static/index.html"]) {
+        assertError(await anon("GET", url), 401, "UNAUTHORIZED");
+      }
+      const authed = caller(app, secret);
+      assert.equal((await authed("GET", "/openapi.json")).statusCode, 200);
+      assert.ok([200, 302].includes((await authed("GET", "/docs")).statusCode));
     });
 
     it("a wrong token is 401, the right one passes", async () => {

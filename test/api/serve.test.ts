@@ -5,8 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
+import { readFileSync } from "node:fs";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -32,14 +33,14 @@ interface Serve {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** `archnet serve` with exactly these ARCHETYPE_* settings (none inherited). */
-function serve(settings: Record<string, string>): Serve {
+/** `archnet serve ARGS` with exactly these ARCHETYPE_* settings (none inherited). */
+function serve(settings: Record<string, string>, args: string[] = []): Serve {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (v !== undefined && !k.startsWith("ARCHETYPE_")) env[k] = v;
   }
   Object.assign(env, { NO_COLOR: "1", ARCHETYPE_LOG_LEVEL: "warn" }, settings);
-  const child = spawn(process.execPath, [...cliEntry(), "serve"], {
+  const child = spawn(process.execPath, [...cliEntry(), "serve", ...args], {
     cwd: ROOT,
     env,
     stdio: ["ignore", "pipe", "pipe"],
@@ -143,6 +144,76 @@ describe("archnet serve (child process)", () => {
     t.diagnostic(`listening ${startMs} ms after spawn, exited ${stopMs} ms after SIGTERM`);
   });
 
+  it("--secret-file: the secret from a 0600 file guards every route but /health; argv holds no secret", async () => {
+    const port = await freePort();
+    const secret = "file-s3cret";
+    const file = join(stateDir, "secret");
+    await writeFile(file, `${secret}\n`, { mode: 0o600 });
+    s = serve(
+      {
+        ARCHETYPE_AGENT_OVSDB: ovs.remote,
+        ARCHETYPE_AGENT_SWITCH_NETNS: ovs.netns as string,
+        ARCHETYPE_AGENT_STATE_DIR: stateDir,
+        ARCHETYPE_AGENT_PLUGIN_SOCKET: "",
+        ARCHETYPE_AGENT_LISTEN: `127.0.0.1:${port}`,
+      },
+      ["--secret-file", file],
+    );
+    const running = s;
+    const url = await waitFor("the listening line", 30_000, () => {
+      if (running.child.exitCode !== null) {
+        throw new Error(`serve exited ${running.child.exitCode}: ${running.stderr()}${running.stdout()}`);
+      }
+      return /agent listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(running.stdout())?.[1];
+    });
+    // what `ps` shows of the agent
+    const argv = readFileSync(`/proc/${running.child.pid}/cmdline`, "utf8").split("\0");
+    assert.ok(argv.includes(file), argv.join(" "));
+    assert.ok(!argv.some((a) => a.includes(secret)), argv.join(" "));
+
+    assert.equal((await fetch(`${url}/health`)).status, 200);
+    for (const path of ["/labs", "/openapi.json", "/docs"]) {
+      assert.equal((await fetch(`${url}${path}`)).status, 401, path);
+      const authed = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${secret}` } });
+      assert.equal(authed.status, 200, path);
+    }
+    running.child.kill("SIGTERM");
+    assert.deepEqual(await running.exited, { code: 0, signal: null }, running.stderr());
+  });
+
+  it("a plugin socket another process serves stops start-up with exit code 1, naming it", async () => {
+    const port = await freePort();
+    const socket = join(stateDir, "live.sock");
+    const live = createServer((c) => c.end());
+    await new Promise<void>((resolve) => live.listen(socket, resolve));
+    try {
+      const r = serve({
+        ARCHETYPE_AGENT_OVSDB: ovs.remote,
+        ARCHETYPE_AGENT_SWITCH_NETNS: ovs.netns as string,
+        ARCHETYPE_AGENT_STATE_DIR: stateDir,
+        ARCHETYPE_AGENT_PLUGIN_SOCKET: socket,
+        ARCHETYPE_AGENT_LISTEN: `127.0.0.1:${port}`,
+      });
+      const { code } = await r.exited;
+      assert.equal(code, 1, r.stderr());
+      assert.match(
+        r.stderr(),
+        new RegExp(`^error: another process \\(an agent\\?\\) serves the plugin socket ${socket}\nhint: `),
+      );
+      assert.doesNotMatch(r.stdout(), /listening/);
+      // the other process still has its socket
+      await new Promise<void>((resolve, reject) => {
+        const c = createConnection(socket, () => {
+          c.destroy();
+          resolve();
+        });
+        c.on("error", reject);
+      });
+    } finally {
+      await new Promise<void>((resolve) => live.close(() => resolve()));
+    }
+  });
+
   it("an invalid setting stops start-up with exit code 2 and names the setting", async () => {
     const port = await freePort();
     const base = {
@@ -164,6 +235,19 @@ describe("archnet serve (child process)", () => {
         /^error: ARCHETYPE_AGENT_OVSDB: /,
       ],
     ];
+    const openFile = join(stateDir, "secret-644");
+    await writeFile(openFile, "s3cret");
+    await chmod(openFile, 0o644);
+    cases.push([
+      { ...base, ARCHETYPE_AGENT_LISTEN: `127.0.0.1:${port}`, ARCHETYPE_AGENT_SECRET_FILE: openFile },
+      new RegExp(
+        `^error: ARCHETYPE_AGENT_SECRET_FILE: ${openFile} is open to every user \\(mode 0644\\)\nhint: chmod 600`,
+      ),
+    ]);
+    // the secret has no flag: `ps` would show it
+    const flag = serve({ ...base, ARCHETYPE_AGENT_LISTEN: `127.0.0.1:${port}` }, ["--secret", "s3cret"]);
+    assert.equal((await flag.exited).code, 2, flag.stderr());
+    assert.match(flag.stderr(), /unknown option '--secret'/);
     await Promise.all(
       cases.map(async ([settings, message]) => {
         const r = serve(settings);

@@ -3,7 +3,10 @@
  * the target factory): tables, --json, exit codes, errors with hints.
  */
 import assert from "node:assert/strict";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { LabView } from "../../src/labs/views.js";
 import { type CliResult, type CliTarget, type CliTargetFactory, runCli } from "./target.js";
@@ -270,10 +273,22 @@ export function cliSuite(name: string, factory: CliTargetFactory): void {
   describe(`archnet CLI with auth (${name})`, () => {
     let target: CliTarget;
     const secret = "cli-secret";
+    let dir: string;
+    /** A file holding `text`, with this mode. */
+    const file = (name: string, text: string, mode: number): string => {
+      const path = join(dir, name);
+      writeFileSync(path, text);
+      chmodSync(path, mode);
+      return path;
+    };
     before(async () => {
+      dir = mkdtempSync(join(tmpdir(), "archnet-cli-token-"));
       target = await factory({ secret });
     });
-    after(async () => target.close());
+    after(async () => {
+      rmSync(dir, { recursive: true, force: true });
+      await target.close();
+    });
 
     it("no token: 401 with a hint; --token or ARCHETYPE_AGENT_SECRET pass", async () => {
       const [none, flag, env, wrong] = await Promise.all([
@@ -287,6 +302,51 @@ export function cliSuite(name: string, factory: CliTargetFactory): void {
       assertOk(flag);
       assertOk(env);
       assert.equal(wrong.code, 1);
+    });
+
+    it("the token from a file: --token-file or ARCHETYPE_AGENT_SECRET_FILE (never in argv)", async () => {
+      const own = file("token", `${secret}\n`, 0o600);
+      const [flag, env, shared] = await Promise.all([
+        runCli(["--url", target.url, "--token-file", own, "lab", "ls"]),
+        runCli(["--url", target.url, "lab", "ls"], { env: { ARCHETYPE_AGENT_SECRET_FILE: own } }),
+        runCli(["--url", target.url, "--token-file", file("token-640", secret, 0o640), "lab", "ls"]),
+      ]);
+      assertOk(flag);
+      assertOk(env);
+      assertOk(shared);
+      const wrong = await runCli([
+        "--url",
+        target.url,
+        "--token-file",
+        file("wrong", "nope", 0o600),
+        "lab",
+        "ls",
+      ]);
+      assert.equal(wrong.code, 1);
+      assert.match(wrong.stderr, /^error: the bearer token is wrong/);
+    });
+
+    it("a token file others may read, a missing one, or two secrets: exit 2, nothing sent", async () => {
+      const open = file("token-644", secret, 0o644);
+      const own = file("token-own", secret, 0o600);
+      const [readable, missing, both] = await Promise.all([
+        runCli(["--url", target.url, "--token-file", open, "lab", "ls"]),
+        runCli(["--url", target.url, "--token-file", join(dir, "nope"), "lab", "ls"]),
+        runCli(["--url", target.url, "--token-file", own, "lab", "ls"], {
+          env: { ARCHETYPE_AGENT_SECRET: secret },
+        }),
+      ]);
+      assert.equal(readable.code, 2, readable.stderr);
+      assert.match(
+        readable.stderr,
+        new RegExp(
+          `^error: --token-file: ${open} is open to every user \\(mode 0644\\)\nhint: chmod 600 ${open}`,
+        ),
+      );
+      assert.equal(missing.code, 2, missing.stderr);
+      assert.match(missing.stderr, /^error: --token-file: .* does not exist/);
+      assert.equal(both.code, 2, both.stderr);
+      assert.match(both.stderr, /^error: the secret is given twice.*\nhint: pass one of them/);
     });
   });
 }

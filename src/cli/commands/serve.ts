@@ -5,12 +5,17 @@ import { loadConfig, SETTINGS } from "../../config/config.js";
 export function registerServe(program: Command): void {
   const serve = program
     .command("serve")
-    .description("run the agent in the foreground (settings: flags > environment > --config file > defaults)")
+    .description(
+      "run the agent in the foreground (settings: flags > environment > --config file > defaults; " +
+        "the secret: ARCHETYPE_AGENT_SECRET or --secret-file)",
+    )
     .option("--config <file>", 'JSON file of settings, e.g. {"ARCHETYPE_AGENT_BRIDGE": "arch-ovs"}');
-  const flags = SETTINGS.map((s) => {
-    const option = new Option(`--${s.flag} <value>`, `${s.describe} [${s.env}]`);
+  // settings without a flag (the secret) come from the environment or a file only
+  const flags = SETTINGS.flatMap(({ flag, describe, env }) => {
+    if (flag === undefined) return [];
+    const option = new Option(`--${flag} <value>`, `${describe} [${env}]`);
     serve.addOption(option);
-    return { flag: s.flag, key: option.attributeName() };
+    return [{ flag, key: option.attributeName() }];
   });
 
   serve.action(async (opts: Record<string, string | undefined>) => {
