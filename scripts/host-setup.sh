@@ -13,9 +13,10 @@ log() { echo "host-setup: $*"; }
 declare -A pkg=(
   [ovs-vsctl]=openvswitch-switch [ip]=iproute2 [ping]=iputils-ping [tcpdump]=tcpdump
   [nsenter]=util-linux [lldpd]=lldpd [iperf3]=iperf3 [ethtool]=ethtool [cc]=gcc [jq]=jq
-  [awk]=mawk [grep]=grep [strace]=strace
+  [awk]=mawk [grep]=grep
 )
-if $want_docker; then pkg[dockerd]=docker.io; pkg[busybox]=busybox-static; fi
+# Only the tests need these.
+if $want_docker; then pkg[dockerd]=docker.io; pkg[busybox]=busybox-static; pkg[strace]=strace; fi
 missing=()
 for cmd in "${!pkg[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${pkg[$cmd]}")
