@@ -54,12 +54,13 @@ run() {
   [ "$(id -u)" = 0 ] || { echo "kernel-vm: run as root" >&2; exit 1; }
   [ -f "$guest" ] || { echo "kernel-vm: no guest script $guest" >&2; exit 2; }
   ensure_packages
-  local vmlinuz kver work
+  local vmlinuz kver
   vmlinuz=$(kernel)
   kver=${vmlinuz#/boot/vmlinuz-}
+  # Globals: the EXIT trap runs after this function has returned.
   work=$(mktemp -d /tmp/kernel-vm.XXXXXX)
   qpid=""
-  trap '[ -n "$qpid" ] && kill "$qpid" 2>/dev/null; rm -rf "$work"' EXIT INT TERM
+  trap 'if [ -n "$qpid" ]; then kill "$qpid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT INT TERM
   mkdir -p "$work/initrd"/{bin,dev,proc,sys,newroot,mods} "$out"
   cp /bin/busybox "$work/initrd/bin/"
   # Modules to mount the shared root, in dependency order.

@@ -26,7 +26,12 @@ exec node --import tsx --test --test-concurrency=1 --test-timeout=900000 $files
 EOF
 started=$(date +%s)
 echo "test-kernel: booting a VM (qemu, software emulation) for: $*"
-rc=$(bash scripts/kernel-vm.sh run "$out/guest.sh" "$out") || { tail -n 40 "$out/console.log" >&2 || true; exit 1; }
-cat "$out/guest.log"
+rc=$(bash scripts/kernel-vm.sh run "$out/guest.sh" "$out") || rc=""
+cat "$out/guest.log" 2>/dev/null || true
+if [ -z "$rc" ]; then
+  echo "test-kernel: the VM did not finish; its console:" >&2
+  tail -n 40 "$out/console.log" >&2 || true
+  exit 1
+fi
 echo "test-kernel: guest exit code ${rc:-?}, $(($(date +%s) - started)) s in the VM"
 exit "${rc:-1}"
