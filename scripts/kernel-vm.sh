@@ -6,6 +6,9 @@
 #   scripts/kernel-vm.sh check                    # can a VM start here? (exit 0, or 1 with why)
 #   scripts/kernel-vm.sh run GUEST_SCRIPT OUTDIR  # runs GUEST_SCRIPT (bash) inside; prints its exit code
 #
+# KERNEL_VM_SHARE=DIR also shares DIR (read-only) at the same path: needed when DIR lies under a
+# folder the guest covers with tmpfs (/tmp, /run, /root ...), e.g. a checkout in /tmp.
+#
 # Why each choice (measured on the project's machines):
 # - Software emulation (TCG): /dev/kvm opens there but a KVM guest hangs after the BIOS.
 # - 4 vCPUs: with 2, OVS 3.1's kernel datapath (per-cpu upcall dispatch) loses every upcall.
@@ -69,6 +72,11 @@ run() {
     i=$((i + 1))
     cp "$f" "$work/initrd/mods/$(printf %02d $i)-$(basename "$f")"
   done
+  local share=${KERNEL_VM_SHARE:-} share_dev=()
+  if [ -n "$share" ]; then
+    share=$(cd "$share" && pwd -P)
+    share_dev=(-fsdev "local,id=s,path=$share,security_model=passthrough,readonly=on,multidevs=remap" -device virtio-9p-pci,fsdev=s,mount_tag=share)
+  fi
   cat >"$work/initrd/init" <<'EOF'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -79,12 +87,15 @@ for d in tmp run root var/lib/openvswitch etc/openvswitch var/log/openvswitch va
   [ -d /newroot/$d ] && mount -t tmpfs tmpfs /newroot/$d
 done
 mkdir -p /newroot/tmp/out; mount -t 9p -o trans=virtio,version=9p2000.L out /newroot/tmp/out
+share=$(cat /share-path)
+[ -n "$share" ] && mkdir -p "/newroot$share" && mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose share "/newroot$share"
 umount /proc /sys
 mount -t proc proc /newroot/proc; mount -t sysfs sys /newroot/sys; mount -t devtmpfs dev /newroot/dev
 mkdir -p /newroot/dev/pts /newroot/dev/shm; mount -t devpts devpts /newroot/dev/pts; mount -t tmpfs tmpfs /newroot/dev/shm
 ln -sf /proc/self/fd /newroot/dev/fd; ln -sf /proc/self/fd/0 /newroot/dev/stdin; ln -sf /proc/self/fd/1 /newroot/dev/stdout; ln -sf /proc/self/fd/2 /newroot/dev/stderr
 exec switch_root /newroot /bin/sh -c 'mkdir -p /run/netns /run/openvswitch; export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root; /bin/bash /tmp/out/.guest.sh > /tmp/out/guest.log 2>&1; echo "$?" > /tmp/out/guest.rc; poweroff -f'
 EOF
+  printf '%s' "$share" >"$work/initrd/share-path"
   chmod +x "$work/initrd/init"
   (cd "$work/initrd" && find . | cpio -o -H newc 2>/dev/null | gzip -1 >"$work/initrd.gz")
   cp "$guest" "$out/.guest.sh"
@@ -94,7 +105,7 @@ EOF
     -append "console=ttyS0 panic=-1 quiet" \
     -fsdev local,id=r,path=/,security_model=passthrough,readonly=on,multidevs=remap -device virtio-9p-pci,fsdev=r,mount_tag=hostroot \
     -fsdev local,id=o,path="$out",security_model=passthrough -device virtio-9p-pci,fsdev=o,mount_tag=out \
-    </dev/null >"$out/console.log" 2>&1 &
+    "${share_dev[@]}" </dev/null >"$out/console.log" 2>&1 &
   qpid=$!
   wait "$qpid" || true
   qpid=""

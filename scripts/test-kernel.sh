@@ -26,7 +26,7 @@ exec node --import tsx --test --test-concurrency=1 --test-timeout=900000 $files
 EOF
 started=$(date +%s)
 echo "test-kernel: booting a VM (qemu, software emulation) for: $*"
-rc=$(bash scripts/kernel-vm.sh run "$out/guest.sh" "$out") || rc=""
+rc=$(KERNEL_VM_SHARE=$PWD bash scripts/kernel-vm.sh run "$out/guest.sh" "$out") || rc=""
 cat "$out/guest.log" 2>/dev/null || true
 if [ -z "$rc" ]; then
   echo "test-kernel: the VM did not finish; its console:" >&2
