@@ -348,9 +348,9 @@ export class LabService implements LabOperations {
   /**
    * The network part of a plan, from the old record `rec` to `next`; every step done leaves its
    * inverse in `undo`. Links that go away or lose an end are undone first and nothing stays
-   * linked to an interface being removed. Interfaces are released after the new ones are built
-   * (a failure there, the likely one, then costs no veth), except those re-created under the
-   * same host port name.
+   * linked to an interface being removed. Interfaces (and their overlay links) are removed after
+   * the new ones are built, so the likely failure (provisioning) costs no veth or tunnel; only
+   * those re-created under the same host port name go first.
    */
   private async converge(rec: LabRecord, next: LabRecord, plan: LabPlan, undo: Undo[]): Promise<void> {
     const { backend } = this.d;
@@ -360,12 +360,6 @@ export class LabService implements LabOperations {
     if (unlinking.length > 0) {
       await backend.disconnect(rec, unlinking);
       undo.push({ what: "re-linking", run: () => backend.connect(rec, unlinking) });
-    }
-    for (const o of plan.detachOverlays) {
-      await backend.detachOverlay(o, undefined);
-      const end = this.findEnd(rec, { node: o.node, iface: o.interface });
-      if (end)
-        undo.push({ what: `re-attaching overlay link ${o.link}`, run: () => backend.attachOverlay(o, end) });
     }
 
     const added: LinkEnd[] = plan.addNodes.flatMap(({ node, ifaces }) =>
@@ -401,6 +395,12 @@ export class LabService implements LabOperations {
     if (activate.length > 0) {
       undo.push({ what: "unlinking new links", run: () => backend.disconnect(next, activate) });
       await backend.connect(next, activate);
+    }
+    for (const o of plan.detachOverlays) {
+      await backend.detachOverlay(o, undefined);
+      const end = this.findEnd(rec, { node: o.node, iface: o.interface });
+      if (end)
+        undo.push({ what: `re-attaching overlay link ${o.link}`, run: () => backend.attachOverlay(o, end) });
     }
     await release(
       releasing.filter((e) => !remade.includes(e)),
