@@ -182,15 +182,27 @@ export function emptyPlan(): LabPlan {
   };
 }
 
-/** The lab's record once the plan is done, as a copy: the current one is what a rollback restores. */
+/**
+ * The lab's record once the plan is done. Copy on write: what the plan changes is copied, the
+ * rest is shared, and `current` is left as it is (a rollback restores it); cheap for a big lab.
+ */
 export function plannedRecord(current: LabRecord, plan: LabPlan): LabRecord {
-  const next = structuredClone(current);
+  const next: LabRecord = { ...current, nodes: { ...current.nodes }, links: { ...current.links } };
+  const editable = (name: string): NodeRecord | undefined => {
+    const n = next.nodes[name];
+    if (n && n === current.nodes[name]) next.nodes[name] = { ...n, interfaces: { ...n.interfaces } };
+    return next.nodes[name];
+  };
   for (const l of plan.removeLinks) delete next.links[l.id];
-  for (const e of plan.removeEnds) delete next.nodes[e.node.name]?.interfaces[e.iface.name];
+  for (const e of plan.removeEnds) {
+    const n = editable(e.node.name);
+    if (n) delete n.interfaces[e.iface.name];
+  }
   for (const n of plan.removeNodes) delete next.nodes[n];
   for (const { node, ifaces } of plan.addNodes) {
-    next.nodes[node.name] ??= { ...node, interfaces: {} };
-    for (const i of ifaces) next.nodes[node.name]!.interfaces[i.name] = i;
+    const into = editable(node.name) ?? { ...node, interfaces: {} };
+    next.nodes[node.name] = into;
+    for (const i of ifaces) into.interfaces[i.name] = i;
   }
   for (const l of plan.addLinks) next.links[l.id] = l;
   return next;
