@@ -313,10 +313,15 @@ export class LabService implements LabOperations {
   private writeDesired(next: LabRecord, dropped: readonly OverlayRecord[], old: LabRecord | undefined): void {
     try {
       this.d.store.saveLab(next);
+    } catch (e) {
+      // Nothing was written (atomic); the old record goes back in case the store kept the new one.
+      this.restoreDesired(next.lab, [], old);
+      throw rolledBack(e, []);
+    }
+    try {
       for (const o of dropped) this.d.store.overlays.delete(overlayKey(o.lab, o.link));
     } catch (e) {
-      const failed = this.restoreDesired(next.lab, dropped, old);
-      throw rolledBack(e, failed);
+      throw rolledBack(e, this.restoreDesired(next.lab, dropped, old));
     }
   }
 

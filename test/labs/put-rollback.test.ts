@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { AgentError, type ErrorCode } from "../../src/common/errors.js";
 import { run } from "../../src/common/exec.js";
@@ -208,5 +211,60 @@ describe("a PUT that fails part-way is rolled back", () => {
     await expectPing(n3, "198.18.31.4");
     await expectPing(n1, "198.18.30.2");
     assertNoSharedVlan(await ownedPorts(t.ovs));
+  });
+});
+
+describe("a PUT whose state write fails (disk full) changes nothing", () => {
+  let t: TestAgent | undefined;
+  let dir: string;
+  before(async () => {
+    // The state dir on a tiny tmpfs of its own, so the disk can be filled without harm.
+    dir = await mkdtemp(join(tmpdir(), "archnet-full-"));
+    await run("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", dir]);
+    t = await startTestAgent({ stateDir: dir });
+  });
+  after(async () => {
+    await t?.close();
+    await run("umount", [dir]).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test("ENOSPC: the error says so; network, view and stored state are the old ones", async () => {
+    const labs = t!.agent.labs;
+    const [m1, m2, m3] = (await pool.create(3)) as [string, string, string];
+    const node = (name: string, netns: string) => ({ name, netns, interfaces: [{ name: "eth1" }] });
+    await labs.putLab("full", {
+      nodes: [node("r1", m1), node("r2", m2)],
+      links: [{ a: "r1:eth1", b: "r2:eth1" }],
+    });
+    await addAddress(m1, "eth1", "198.18.32.1/24");
+    await addAddress(m2, "eth1", "198.18.32.2/24");
+    await expectPing(m1, "198.18.32.2");
+    const before1 = {
+      veths: (await hostVeths(t!.ovs)).sort(),
+      ports: await ownedPorts(t!.ovs),
+      view: JSON.stringify(labs.getLab("full")),
+      stored: JSON.stringify(t!.agent.store.lab("full")),
+    };
+    const filler = join(dir, "filler");
+    await run("dd", ["if=/dev/zero", `of=${filler}`, "bs=4k"], { okCodes: [1] });
+    try {
+      const next: LabSpec = { nodes: [node("r1", m1), node("r2", m2), node("r3", m3)], links: [] };
+      await assert.rejects(labs.putLab("full", next), /ENOSPC.*rolled back: the lab is as it was/s);
+    } finally {
+      await rm(filler);
+    }
+    assert.deepEqual(
+      {
+        veths: (await hostVeths(t!.ovs)).sort(),
+        ports: await ownedPorts(t!.ovs),
+        view: JSON.stringify(labs.getLab("full")),
+        stored: JSON.stringify(t!.agent.store.lab("full")),
+      },
+      before1,
+    );
+    await expectPing(m1, "198.18.32.2");
+    await t!.restart();
+    assert.equal(JSON.stringify(t!.agent.store.lab("full")), before1.stored);
   });
 });
