@@ -18,6 +18,7 @@ import { assertNoSharedVlan, hostVeths, kernelLinks, ovsPorts, ownedPorts } from
  * is put back as it was: interfaces, links, carrier, the stored record, and traffic.
  */
 const pool = new NetnsPool("prb");
+after(() => pool.destroyAll());
 const LAB = "rb";
 
 describe("a PUT that fails part-way is rolled back", () => {
@@ -47,10 +48,7 @@ describe("a PUT that fails part-way is rolled back", () => {
     await addAddress(n3, "eth1", "198.18.31.3/24");
     await oldLinksPing();
   });
-  after(async () => {
-    await pool.destroyAll();
-    await t?.close();
-  });
+  after(() => t?.close());
 
   async function oldLinksPing() {
     await expectPing(n1, "198.18.30.2");
