@@ -172,6 +172,7 @@ export const LabChangesSchema = Type.Object({
   interfaces_removed: Type.Array(Type.String()),
   links_added: Type.Array(Type.String()),
   links_removed: Type.Array(Type.String()),
+  overlays_detached: Type.Array(Type.String()),
 });
 
 export const PutLabAnswer = Type.Object({ ...LabViewSchema.properties, changes: LabChangesSchema });

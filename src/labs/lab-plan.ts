@@ -2,7 +2,7 @@ import type { LinkEnd } from "../backends/network-backend.js";
 import { AgentError } from "../common/errors.js";
 import { validateIfName } from "../link/names.js";
 import { parseNetnsRef } from "../link/netns.js";
-import type { InterfaceRecord, LabRecord, LinkRecord, NodeRecord } from "../state/records.js";
+import type { InterfaceRecord, LabRecord, LinkRecord, NodeRecord, OverlayRecord } from "../state/records.js";
 import { defaultLinkId, formatEnd, hostPortName, parseEnd, validateId } from "./names.js";
 import type { LabChanges, LabSpec } from "./views.js";
 
@@ -14,18 +14,22 @@ export interface LabPlan {
   removeEnds: LinkEnd[];
   addLinks: LinkRecord[];
   removeLinks: LinkRecord[];
+  /** Overlay links whose interface leaves the lab for good (not re-created): detached and dropped. */
+  detachOverlays: OverlayRecord[];
   changes: LabChanges;
 }
 
 /**
  * Diffs the lab's records against a declared spec. Throws a typed error for any bad input, so a
  * rejected spec changes nothing. Nodes made by the Docker plugin are not the spec's to remove.
+ * An overlay link (`overlays`: the lab's) goes with its interface, as a local link would: what
+ * the body leaves out is removed. An interface that is only re-created keeps its overlay link.
  */
 export function planLab(
   current: LabRecord,
   spec: LabSpec,
   defaultMtu: number,
-  overlayLinked: ReadonlySet<string>,
+  overlays: readonly OverlayRecord[],
   takenPorts: ReadonlySet<string>,
 ): LabPlan {
   const plan = emptyPlan();
@@ -66,6 +70,16 @@ export function planLab(
   }
   for (const have of Object.values(current.nodes)) {
     if (have.origin === "api" && !declared.has(have.name)) removeNode(plan, have);
+  }
+  const removed = new Set(plan.removeEnds.map((e) => `${e.node.name}:${e.iface.name}`));
+  const recreated = new Set(plan.addNodes.flatMap((a) => a.ifaces.map((i) => `${a.node.name}:${i.name}`)));
+  const overlayLinked = new Set<string>();
+  for (const o of overlays) {
+    const end = `${o.node}:${o.interface}`;
+    if (removed.has(end) && !recreated.has(end)) {
+      plan.detachOverlays.push(o);
+      c.overlays_detached.push(o.link);
+    } else overlayLinked.add(end);
   }
 
   const ids = new Set<string>();
@@ -155,6 +169,7 @@ export function emptyPlan(): LabPlan {
     removeEnds: [],
     addLinks: [],
     removeLinks: [],
+    detachOverlays: [],
     changes: {
       nodes_added: [],
       nodes_removed: [],
@@ -162,6 +177,33 @@ export function emptyPlan(): LabPlan {
       interfaces_removed: [],
       links_added: [],
       links_removed: [],
+      overlays_detached: [],
     },
   };
+}
+
+/**
+ * The lab's record once the plan is done. Copy on write: what the plan changes is copied, the
+ * rest is shared, and `current` is left as it is (a rollback restores it); cheap for a big lab.
+ */
+export function plannedRecord(current: LabRecord, plan: LabPlan): LabRecord {
+  const next: LabRecord = { ...current, nodes: { ...current.nodes }, links: { ...current.links } };
+  const editable = (name: string): NodeRecord | undefined => {
+    const n = next.nodes[name];
+    if (n && n === current.nodes[name]) next.nodes[name] = { ...n, interfaces: { ...n.interfaces } };
+    return next.nodes[name];
+  };
+  for (const l of plan.removeLinks) delete next.links[l.id];
+  for (const e of plan.removeEnds) {
+    const n = editable(e.node.name);
+    if (n) delete n.interfaces[e.iface.name];
+  }
+  for (const n of plan.removeNodes) delete next.nodes[n];
+  for (const { node, ifaces } of plan.addNodes) {
+    const into = editable(node.name) ?? { ...node, interfaces: {} };
+    next.nodes[node.name] = into;
+    for (const i of ifaces) into.interfaces[i.name] = i;
+  }
+  for (const l of plan.addLinks) next.links[l.id] = l;
+  return next;
 }

@@ -1,14 +1,29 @@
 import type { LinkEnd, NetworkBackend, WiredLink } from "../backends/network-backend.js";
-import { AgentError } from "../common/errors.js";
+import { AgentError, toAgentError } from "../common/errors.js";
 import type { Locks } from "../common/locks.js";
 import type { Logger } from "../common/log.js";
 import type { AgentConfig } from "../config/config.js";
 import { type NetnsRef, netnsExists, parseNetnsRef } from "../link/netns.js";
 import type { Metrics } from "../metrics.js";
+import { overlayKey } from "../overlay/overlay-service.js";
 import type { LabOperations } from "../services.js";
-import type { CarrierState, InterfaceRecord, LabRecord, LinkRecord, NodeRecord } from "../state/records.js";
+import type {
+  CarrierState,
+  InterfaceRecord,
+  LabRecord,
+  LinkRecord,
+  NodeRecord,
+  OverlayRecord,
+} from "../state/records.js";
 import type { StateStore } from "../state/state-store.js";
-import { emptyPlan, type LabPlan, newInterface, planLab, validateInterfaces } from "./lab-plan.js";
+import {
+  emptyPlan,
+  type LabPlan,
+  newInterface,
+  planLab,
+  plannedRecord,
+  validateInterfaces,
+} from "./lab-plan.js";
 import { defaultLinkId, type EndRef, formatEnd, labGroup, parseEnd, validateId } from "./names.js";
 import { labView, linkView, nodeView, summary } from "./render.js";
 import type {
@@ -59,12 +74,12 @@ export class LabService implements LabOperations {
           current,
           spec,
           this.d.config.localMtu,
-          this.linkedByOverlay(lab),
+          this.overlaysOf(lab),
           this.takenPorts(lab),
         );
         await this.requireNetns(plan.addNodes.map((n) => n.node));
-        await this.execute(current, plan);
-        return { lab: labView(current, this.d.backend), changes: plan.changes };
+        const next = await this.execute(current, plan);
+        return { lab: labView(next, this.d.backend), changes: plan.changes };
       }),
     );
   }
@@ -73,9 +88,9 @@ export class LabService implements LabOperations {
     await this.d.locks.withKey(lab, () =>
       this.d.metrics.time("teardown", async () => {
         const rec = this.mustLab(lab);
-        for (const o of this.d.store.overlays.values().filter((o) => o.lab === lab)) {
+        for (const o of this.overlaysOf(lab)) {
           await this.d.backend.detachOverlay(o, this.findEnd(rec, { node: o.node, iface: o.interface }));
-          this.d.store.overlays.delete(`${o.lab}/${o.link}`);
+          this.d.store.overlays.delete(overlayKey(o.lab, o.link));
         }
         await this.d.backend.teardown(rec);
         this.d.store.deleteLab(lab);
@@ -122,8 +137,8 @@ export class LabService implements LabOperations {
         plan.addNodes.push({ node: nodeRec, ifaces: fresh });
         if (!existing) plan.changes.nodes_added.push(node);
         plan.changes.interfaces_added.push(...fresh.map((f) => `${node}:${f.name}`));
-        await this.execute(rec, plan);
-        return nodeView(nodeRec, this.d.backend);
+        const next = await this.execute(rec, plan);
+        return nodeView(next.nodes[node] as NodeRecord, this.d.backend);
       }),
     );
   }
@@ -158,8 +173,8 @@ export class LabService implements LabOperations {
         const plan = emptyPlan();
         plan.addLinks.push(link);
         plan.changes.links_added.push(id);
-        await this.execute(rec, plan);
-        return linkView(rec, link, this.d.backend);
+        const next = await this.execute(rec, plan);
+        return linkView(next, link, this.d.backend);
       }),
     );
   }
@@ -266,84 +281,162 @@ export class LabService implements LabOperations {
   }
 
   /**
-   * Applies a plan: desired state first (durable), then the network in batches, ordered so that
-   * nothing is linked to an interface being removed and new links see their new ends.
+   * Applies a plan as one: the new desired state is written first (durable, so a crash mid-way
+   * is finished by reconciliation), then the network changes step by step. When a step fails,
+   * the steps done are undone in reverse and the old desired state is written back: the lab is
+   * as it was, or the error says what is left for reconciliation. Returns the lab's new record.
    */
-  private async execute(rec: LabRecord, plan: LabPlan): Promise<void> {
-    const { backend, store } = this.d;
-    const wired = (links: readonly LinkRecord[]): WiredLink[] =>
-      links.flatMap((link) => {
-        const a = this.findEnd(rec, parseEnd(link.a));
-        const b = this.findEnd(rec, parseEnd(link.b));
-        return a && b ? [{ link, a, b }] : [];
-      });
+  private async execute(rec: LabRecord, plan: LabPlan): Promise<LabRecord> {
+    const next = plannedRecord(rec, plan);
+    const old = this.d.store.lab(rec.lab) === rec ? rec : undefined;
+    this.writeDesired(next, plan.detachOverlays, old);
+    const undo: Undo[] = [];
+    try {
+      await this.converge(rec, next, plan, undo);
+    } catch (e) {
+      const failed: string[] = [];
+      for (const u of undo.reverse()) {
+        await u.run().catch((err: unknown) => failed.push(`${u.what}: ${toAgentError(err).message}`));
+      }
+      failed.push(...this.restoreDesired(rec.lab, plan.detachOverlays, old));
+      this.d.logger.warn({ lab: rec.lab, err: toAgentError(e).message, failed }, "lab change rolled back");
+      throw rolledBack(e, failed);
+    }
+    this.d.logger.debug({ lab: rec.lab, changes: plan.changes }, "lab converged");
+    return next;
+  }
 
-    // Links that go away, or lose an end, are undone on the network after the records drop.
+  /**
+   * The one place a lab change becomes desired state: the lab's new record, and its overlay
+   * links that go with removed interfaces dropped. A failed write leaves it as it was.
+   */
+  private writeDesired(next: LabRecord, dropped: readonly OverlayRecord[], old: LabRecord | undefined): void {
+    try {
+      this.d.store.saveLab(next);
+    } catch (e) {
+      // Nothing was written (atomic); the old record goes back in case the store kept the new one.
+      this.restoreDesired(next.lab, [], old);
+      throw rolledBack(e, []);
+    }
+    try {
+      for (const o of dropped) this.d.store.overlays.delete(overlayKey(o.lab, o.link));
+    } catch (e) {
+      throw rolledBack(e, this.restoreDesired(next.lab, dropped, old));
+    }
+  }
+
+  /** Writes the desired state from before a change back; returns what could not be. */
+  private restoreDesired(
+    lab: string,
+    dropped: readonly OverlayRecord[],
+    old: LabRecord | undefined,
+  ): string[] {
+    const failed: string[] = [];
+    const attempt = (what: string, fn: () => void) => {
+      try {
+        fn();
+      } catch (e) {
+        failed.push(`${what}: ${toAgentError(e).message}`);
+      }
+    };
+    attempt(`the record of lab ${lab}`, () =>
+      old ? this.d.store.saveLab(old) : this.d.store.deleteLab(lab),
+    );
+    for (const o of dropped) {
+      attempt(`the record of overlay link ${o.link}`, () =>
+        this.d.store.overlays.set(overlayKey(o.lab, o.link), o),
+      );
+    }
+    return failed;
+  }
+
+  /**
+   * The network part of a plan, from the old record `rec` to `next`; every step done leaves its
+   * inverse in `undo`. Links that go away or lose an end are undone first and nothing stays
+   * linked to an interface being removed. Interfaces (and their overlay links) are removed after
+   * the new ones are built, so the likely failure (provisioning) costs no veth or tunnel; only
+   * those re-created under the same host port name go first.
+   */
+  private async converge(rec: LabRecord, next: LabRecord, plan: LabPlan, undo: Undo[]): Promise<void> {
+    const { backend } = this.d;
     const leaving = new Set(plan.removeEnds.map((e) => `${e.node.name}:${e.iface.name}`));
     const touched = Object.values(rec.links).filter((l) => leaving.has(l.a) || leaving.has(l.b));
-    const unlinking = wired([...new Set([...plan.removeLinks, ...touched])]);
+    const unlinking = this.wired(rec, [...new Set([...plan.removeLinks, ...touched])]);
+    if (unlinking.length > 0) {
+      await backend.disconnect(rec, unlinking);
+      undo.push({ what: "re-linking", run: () => backend.connect(rec, unlinking) });
+    }
+
+    const added: LinkEnd[] = plan.addNodes.flatMap(({ node, ifaces }) =>
+      ifaces.map((i) => this.findEnd(next, { node: node.name, iface: i.name }) as LinkEnd),
+    );
+    const addedPorts = new Set(added.map((e) => e.iface.hostPort));
     // Docker plugin interfaces belong to their endpoint: the plugin removes them, not the lab.
     const releasing = plan.removeEnds.filter((e) => e.node.origin === "api");
-    const before = JSON.stringify(rec);
-    for (const l of plan.removeLinks) delete rec.links[l.id];
-    for (const e of plan.removeEnds) delete e.node.interfaces[e.iface.name];
-    for (const n of plan.removeNodes) delete rec.nodes[n];
-
-    // New interfaces and links are recorded first, then built.
-    const added: LinkEnd[] = [];
-    for (const { node, ifaces } of plan.addNodes) {
-      rec.nodes[node.name] = node;
-      for (const iface of ifaces) {
-        node.interfaces[iface.name] = iface;
-        added.push({ node, iface });
-      }
-    }
-    for (const l of plan.addLinks) rec.links[l.id] = l;
-    // Stored before the switch changes: a write that fails (full disk) leaves the lab as it was.
-    try {
-      store.saveLab(rec);
-    } catch (e) {
-      Object.assign(rec, JSON.parse(before) as LabRecord);
-      throw e;
-    }
-    if (unlinking.length > 0) await backend.disconnect(rec, unlinking);
-    if (releasing.length > 0) await backend.release(rec, releasing);
-
-    // Nothing of a failed addition stays: neither records nor what the backend made.
-    const undoAdded = async (built: readonly LinkEnd[]): Promise<void> => {
-      if (built.length > 0) await backend.release(rec, built).catch(() => undefined);
-      for (const { node, iface } of added) delete node.interfaces[iface.name];
-      for (const { node } of plan.addNodes)
-        if (Object.keys(node.interfaces).length === 0) delete rec.nodes[node.name];
-      for (const l of plan.addLinks) delete rec.links[l.id];
-      store.saveLab(rec);
+    const remade = releasing.filter((e) => addedPorts.has(e.iface.hostPort));
+    const remadeKeys = new Set(remade.map((e) => `${e.node.name}:${e.iface.name}`));
+    const keptOverlays = this.overlaysOf(rec.lab).filter((o) => remadeKeys.has(`${o.node}:${o.interface}`));
+    const release = async (ends: readonly LinkEnd[], overlays: readonly OverlayRecord[]) => {
+      if (ends.length === 0) return;
+      // Recorded first: a release can fail half-way.
+      undo.push({ what: "re-creating removed interfaces", run: () => this.rebuild(rec, ends, overlays) });
+      await backend.release(rec, ends);
     };
+    await release(remade, keptOverlays);
+
     // Docker plugin interfaces exist already (the plugin made them): only api ones are built.
     const building = added.filter((e) => e.node.origin === "api");
-    try {
-      if (building.length > 0) await backend.provision(rec, building);
-    } catch (e) {
-      await undoAdded([]);
-      throw e;
+    if (building.length > 0) {
+      await backend.provision(next, building);
+      undo.push({ what: "removing new interfaces", run: () => backend.release(next, building) });
     }
-
     // Links that can now be wired: the new ones, and pending ones whose missing end just arrived.
-    const addedPorts = new Set(added.map((e) => e.iface.hostPort));
-    const activate = wired(Object.values(rec.links)).filter(
+    const activate = this.wired(next, Object.values(next.links)).filter(
       (w) =>
         plan.addLinks.includes(w.link) ||
         addedPorts.has(w.a.iface.hostPort) ||
         addedPorts.has(w.b.iface.hostPort),
     );
     if (activate.length > 0) {
-      try {
-        await backend.connect(rec, activate);
-      } catch (e) {
-        await undoAdded(building);
-        throw e;
-      }
+      undo.push({ what: "unlinking new links", run: () => backend.disconnect(next, activate) });
+      await backend.connect(next, activate);
     }
-    this.d.logger.debug({ lab: rec.lab, changes: plan.changes }, "lab converged");
+    for (const o of plan.detachOverlays) {
+      await backend.detachOverlay(o, undefined);
+      const end = this.findEnd(rec, { node: o.node, iface: o.interface });
+      if (end)
+        undo.push({ what: `re-attaching overlay link ${o.link}`, run: () => backend.attachOverlay(o, end) });
+    }
+    await release(
+      releasing.filter((e) => !remade.includes(e)),
+      [],
+    );
+    // A re-created interface keeps its overlay link.
+    for (const o of keptOverlays) {
+      const end = this.findEnd(next, { node: o.node, iface: o.interface }) as LinkEnd;
+      undo.push({ what: `detaching overlay link ${o.link}`, run: () => backend.detachOverlay(o, undefined) });
+      await backend.attachOverlay(o, end);
+    }
+  }
+
+  /** Puts removed interfaces back as they were (after whatever of a half-done release is left). */
+  private async rebuild(rec: LabRecord, ends: readonly LinkEnd[], overlays: readonly OverlayRecord[]) {
+    const { backend } = this.d;
+    await backend.release(rec, ends);
+    await backend.provision(rec, ends);
+    for (const o of overlays) {
+      const end = this.findEnd(rec, { node: o.node, iface: o.interface });
+      if (end) await backend.attachOverlay(o, end);
+    }
+  }
+
+  /** The links of the lab whose two ends exist, with their records. */
+  private wired(rec: LabRecord, links: readonly LinkRecord[]): WiredLink[] {
+    return links.flatMap((link) => {
+      const a = this.findEnd(rec, parseEnd(link.a));
+      const b = this.findEnd(rec, parseEnd(link.b));
+      return a && b ? [{ link, a, b }] : [];
+    });
   }
 
   private newLab(lab: string): LabRecord {
@@ -392,12 +485,11 @@ export class LabService implements LabOperations {
 
   /** `NODE:IF` of the lab's interfaces that carry overlay links. */
   private linkedByOverlay(lab: string): Set<string> {
-    return new Set(
-      this.d.store.overlays
-        .values()
-        .filter((o) => o.lab === lab)
-        .map((o) => `${o.node}:${o.interface}`),
-    );
+    return new Set(this.overlaysOf(lab).map((o) => `${o.node}:${o.interface}`));
+  }
+
+  private overlaysOf(lab: string): OverlayRecord[] {
+    return this.d.store.overlays.values().filter((o) => o.lab === lab);
   }
 
   /** Host port names used by other labs' interfaces: a digest clash must never merge two. */
@@ -427,6 +519,22 @@ export class LabService implements LabOperations {
     const why = this.d.backend.unsupported("carrier");
     if (why) throw new AgentError("NOT_SUPPORTED", why);
   }
+}
+
+/** A step's inverse, named for the error message when it fails too. */
+interface Undo {
+  what: string;
+  run: () => Promise<unknown>;
+}
+
+/** The error of a failed change, saying whether the lab is as it was. */
+function rolledBack(e: unknown, failed: readonly string[]): AgentError {
+  const err = toAgentError(e);
+  const how =
+    failed.length === 0
+      ? "the change was rolled back: the lab is as it was before the request"
+      : `rolling the change back was incomplete (${failed.join("; ")}); the agent's reconciliation retries`;
+  return new AgentError(err.code, `${err.message}; ${how}`, err.hint, { cause: e });
 }
 
 function describeRef(ref: NetnsRef): string {

@@ -55,6 +55,8 @@ export interface LabChanges {
   interfaces_removed: string[];
   links_added: string[];
   links_removed: string[];
+  /** Overlay links (ids) detached because their interface left the lab. */
+  overlays_detached: string[];
 }
 
 /** Body of `PUT /labs/{lab}`. */

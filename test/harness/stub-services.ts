@@ -227,6 +227,7 @@ export function createStubServices(opts: StubOptions = {}): StubServices {
         interfaces_removed: [],
         links_added: [],
         links_removed: [],
+        overlays_detached: [],
       };
       for (const n of spec.nodes) {
         const old = existed?.nodes.get(n.name);

@@ -166,6 +166,7 @@ export class OvsBackend implements NetworkBackend {
 
   async provision(lab: LabRecord, ends: readonly LinkEnd[]): Promise<void> {
     const isolated = this.vlans.allocateMany("isolated", ends.length);
+    let made = false;
     try {
       await createVeths(
         ends.map(({ node, iface }) => {
@@ -180,6 +181,7 @@ export class OvsBackend implements NetworkBackend {
         }),
         { netns: this.hostNs },
       );
+      made = true;
       // The nodes' offload setting and the switch ports are independent: both at once.
       const [offload, ports] = await Promise.allSettled([
         this.datapath === "netdev"
@@ -200,10 +202,12 @@ export class OvsBackend implements NetworkBackend {
       if (ports.status === "rejected") throw ports.reason;
     } catch (e) {
       for (const v of isolated) this.vlans.release(v);
-      await deleteLinks(
-        ends.map((e) => e.iface.hostPort),
-        { ignoreMissing: true, netns: this.hostNs },
-      ).catch(() => undefined);
+      // createVeths undoes its own failure: a device by that name then is someone else's.
+      if (made)
+        await deleteLinks(
+          ends.map((e) => e.iface.hostPort),
+          { ignoreMissing: true, netns: this.hostNs },
+        ).catch(() => undefined);
       throw e;
     }
     const down = ends.filter((e) => e.iface.carrier === "down");

@@ -46,6 +46,7 @@ function renderChanges(c: LabChanges): string {
   add("interfaces removed", c.interfaces_removed);
   add("links added", c.links_added);
   add("links removed", c.links_removed);
+  add("overlay links detached", c.overlays_detached);
   return parts.length === 0 ? "no changes" : parts.join("\n");
 }
 
