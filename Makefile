@@ -27,11 +27,12 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-build: deps dist/archnet-txoff
+build: deps dist/archnet-txoff dist/archnet-carrier
 	$(BIN)/tsc -p tsconfig.json
 
-# TX offload off on many interfaces in one process (see src/link/offload.ts).
-dist/archnet-txoff: native/archnet-txoff.c
+# Native helpers, each one process for many interfaces: TX offload off (src/link/offload.ts),
+# waiting for carrier (src/link/carrier.ts).
+dist/archnet-%: native/archnet-%.c
 	@mkdir -p dist
 	cc -O2 -Wall -Wextra -o $@ $<
 
