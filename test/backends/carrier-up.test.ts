@@ -3,9 +3,9 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
 import { test } from "node:test";
-import { ipJson } from "../../src/link/index.js";
+import { ipBatch, ipJson, untilCarrier } from "../../src/link/index.js";
 import { startTestAgent } from "../harness/agent.js";
-import { addAddress, NetnsPool, nsExec } from "../harness/netns.js";
+import { addAddress, NetnsPool, nsExec, withNetns } from "../harness/netns.js";
 import { expectPing, ping } from "../harness/traffic.js";
 
 /**
@@ -128,3 +128,31 @@ for (const backend of ["ovs", "local"] as const) {
     assert.deepEqual(failures, [], `${failures.length} of ${CYCLES} cycles failed`);
   });
 }
+
+test("the carrier wait: reports an interface still without carrier at the deadline or missing, skips one the node keeps down", async () => {
+  await withNetns(
+    2,
+    async ([a, b]) => {
+      const [na, nb] = [{ name: a! }, { name: b! }];
+      await ipBatch([["link", "add", "va", "netns", a!, "type", "veth", "peer", "name", "vb", "netns", b!]]);
+      await ipBatch([["link", "set", "dev", "va", "up"]], { netns: na });
+      // vb is down: va has no carrier, and the node keeps vb down itself.
+      const late = await untilCarrier(
+        [
+          { dev: "va", netns: na },
+          { dev: "vb", netns: nb },
+          { dev: "nope", netns: nb },
+        ],
+        200,
+      );
+      assert.equal(late.length, 2, late.join("\n"));
+      assert.match(late[0]!, /va: no carrier after 200 ms$/);
+      assert.match(late[1]!, /nope: No such device$/);
+      await ipBatch([["link", "set", "dev", "vb", "up"]], { netns: nb });
+      assert.deepEqual(await untilCarrier([{ dev: "va", netns: na }], 3000), []);
+      const [va] = await ipJson<{ operstate: string }[]>(["link", "show", "dev", "va"], na);
+      assert.equal(va?.operstate, "UP");
+    },
+    "cuw",
+  );
+});
