@@ -5,6 +5,7 @@
 import { execFile } from "node:child_process";
 import { accessSync, constants, existsSync } from "node:fs";
 import { delimiter, join } from "node:path";
+import { CARRIER_HELPER } from "../link/carrier.js";
 import { TXOFF_HELPER } from "../link/offload.js";
 
 export interface HostCheck {
@@ -90,16 +91,19 @@ export async function hostChecks(backend: "ovs" | "local" = "ovs"): Promise<Host
       ? "system (openvswitch kernel module loaded)"
       : "netdev (userspace: kernel module not loaded)",
   });
-  if (needOvs && !kernel) {
-    const helper = existsSync(TXOFF_HELPER);
+  const helper = (name: string, file: string, why: string) => {
+    const ok = existsSync(file);
     checks.push({
-      name: "offload helper",
-      ok: helper,
+      name,
+      ok,
       required: true,
-      detail: helper ? TXOFF_HELPER : `${TXOFF_HELPER} not built`,
-      fix: "run `npm run build` or `make build` (needs gcc: `make setup` installs it): without it TCP through links stalls on the userspace datapath",
+      detail: ok ? file : `${file} not built`,
+      fix: `run \`npm run build\` or \`make build\` (needs gcc: \`make setup\` installs it): ${why}`,
     });
-  }
+  };
+  helper("carrier helper", CARRIER_HELPER, "carrier up waits with it until the node's end forwards");
+  if (needOvs && !kernel)
+    helper("offload helper", TXOFF_HELPER, "without it TCP through links stalls on the userspace datapath");
   const docker = tool("docker", "docker", false, "only for the Docker network plugin");
   if (docker) {
     const r = await runs(docker, ["info", "--format", "{{.ServerVersion}} {{json .Runtimes}}"], 5000);

@@ -1,3 +1,4 @@
+export { CARRIER_HELPER, untilCarrier } from "./carrier.js";
 export {
   type BatchFailure,
   IpBatchError,

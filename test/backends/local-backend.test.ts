@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { after, before, type TestContext, test } from "node:test";
 import { AgentError } from "../../src/common/errors.js";
 import { ipJson } from "../../src/link/index.js";
 import { startTestAgent, type TestAgent } from "../harness/agent.js";
@@ -18,6 +18,13 @@ after(async () => {
   await t?.close();
 });
 
+/** Deletes the lab when the test ends, also when it fails: a lab left behind fails the next tests. */
+function dropLabAfter(ctx: TestContext, lab: string): void {
+  ctx.after(async () => {
+    if (t.agent.labs.listLabs().some((l) => l.lab === lab)) await t.agent.labs.deleteLab(lab);
+  });
+}
+
 async function linkShow(ns: string, dev: string): Promise<string> {
   return (await nsExec(ns, ["ip", "link", "show", "dev", dev])).stdout;
 }
@@ -26,7 +33,8 @@ async function exists(ns: string, dev: string): Promise<boolean> {
   return links.some((l) => l.ifname === dev);
 }
 
-test("link pings, isolation holds, carrier down is NO-CARRIER and stops traffic, up restores", async () => {
+test("link pings, isolation holds, carrier down is NO-CARRIER and stops traffic, up restores", async (ctx) => {
+  dropLabAfter(ctx, "l1");
   const [n1, n2, n3] = (await pool.create(3)) as [string, string, string];
   const labs = t.agent.labs;
   assert.equal(t.agent.services.backend.name, "local");
@@ -122,7 +130,8 @@ test("overlay and plugin are not supported (501 with a reason)", async () => {
   );
 });
 
-test("cleanup: a pair whose namespace died is reported as stale state and forgotten", async () => {
+test("cleanup: a pair whose namespace died is reported as stale state and forgotten", async (ctx) => {
+  dropLabAfter(ctx, "l2");
   const [n1, n2] = (await pool.create(2)) as [string, string];
   await t.agent.labs.putLab("l2", {
     nodes: [

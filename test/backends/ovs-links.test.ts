@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { after, before, type TestContext, test } from "node:test";
 import { run } from "../../src/common/exec.js";
 import { startTestAgent, type TestAgent } from "../harness/agent.js";
 import { addAddress, ifindex, NetnsPool, nsExec } from "../harness/netns.js";
@@ -18,6 +18,14 @@ after(async () => {
   await t?.close();
 });
 
+/** Deletes the labs when the test ends, also when it fails: a lab left behind fails the next tests. */
+function dropLabsAfter(ctx: TestContext, ...names: string[]): void {
+  ctx.after(async () => {
+    const left = new Set(t.agent.labs.listLabs().map((l) => l.lab));
+    for (const lab of names) if (left.has(lab)) await t.agent.labs.deleteLab(lab);
+  });
+}
+
 /** Nodes n0..n(k-1) with eth1 each, all in one /24 so only the switch can isolate them. */
 async function nodes(lab: string, k: number, subnet: number): Promise<{ ns: string[]; ip: string[] }> {
   const ns = await pool.create(k);
@@ -30,7 +38,8 @@ async function nodes(lab: string, k: number, subnet: number): Promise<{ ns: stri
   return { ns, ip };
 }
 
-test("linked nodes ping; unlinked and differently linked interfaces are isolated", async () => {
+test("linked nodes ping; unlinked and differently linked interfaces are isolated", async (ctx) => {
+  dropLabsAfter(ctx, "iso");
   const labs = t.agent.labs;
   const { ns, ip } = await nodes("iso", 5, 10);
   const [a, b, c, d, e] = ns as [string, string, string, string, string];
@@ -90,7 +99,8 @@ async function sendLldp(ns: string, dev: string, count: number): Promise<void> {
   await nsExec(ns, ["python3", "-c", py, dev, String(count)]);
 }
 
-test("LLDP frames cross a link and only that link", async () => {
+test("LLDP frames cross a link and only that link", async (ctx) => {
+  dropLabsAfter(ctx, "lldp");
   const labs = t.agent.labs;
   const { ns } = await nodes("lldp", 3, 11);
   const [a, b, c] = ns as [string, string, string];
@@ -116,7 +126,8 @@ async function linkState(ns: string, dev: string): Promise<{ flags: string[]; op
   return l;
 }
 
-test("carrier down is a pulled cable inside the node; up restores; whole links too", async () => {
+test("carrier down is a pulled cable inside the node; up restores; whole links too", async (ctx) => {
+  dropLabsAfter(ctx, "car");
   const labs = t.agent.labs;
   const { ns, ip } = await nodes("car", 2, 12);
   const [a, b] = ns as [string, string];
@@ -147,7 +158,8 @@ test("carrier down is a pulled cable inside the node; up restores; whole links t
   await labs.deleteLab("car");
 });
 
-test("two labs with the same node and interface names coexist; tearing one down spares the other", async () => {
+test("two labs with the same node and interface names coexist; tearing one down spares the other", async (ctx) => {
+  dropLabsAfter(ctx, "twin1", "twin2");
   const labs = t.agent.labs;
   const one = await nodes("twin1", 2, 13);
   const two = await nodes("twin2", 2, 14);

@@ -2,6 +2,7 @@ import { AgentError } from "../../common/errors.js";
 import type { Logger } from "../../common/log.js";
 import type { AgentConfig } from "../../config/config.js";
 import type { SwitchPortView, SwitchStatusView, TunnelView } from "../../labs/views.js";
+import { type DeviceRef, untilCarrier } from "../../link/index.js";
 import { netnsExists } from "../../link/netns.js";
 import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../../state/records.js";
 import type {
@@ -25,6 +26,9 @@ import {
   type PairSide,
   setAdmin,
 } from "./pairs.js";
+
+/** How long carrier up waits for the interfaces to transmit again before answering anyway. */
+const CARRIER_WAIT_MS = 3000;
 
 const UNSUPPORTED: Partial<Record<Capability, string>> = {
   overlay:
@@ -95,17 +99,25 @@ export class LocalBackend implements NetworkBackend {
     await this.remove([...this.pairs.values()].filter((p) => p.lab === lab.lab && ids.has(p.link)));
   }
 
-  /** Carrier of an interface is its peer's admin state: down makes the interface see NO-CARRIER. */
+  /**
+   * Carrier of an interface is its peer's admin state: down makes the interface see NO-CARRIER.
+   * Up answers once the interfaces transmit again.
+   */
   async setCarrier(_lab: LabRecord, ends: readonly LinkEnd[], state: CarrierState): Promise<void> {
     const sides: PairSide[] = [];
+    const plugged: DeviceRef[] = [];
     for (const e of ends) {
       const p = this.byPort.get(e.iface.hostPort);
       if (!p) continue; // not linked: the state is applied when it is
-      const peer = p.first.hostPort === e.iface.hostPort ? p.second : p.first;
+      const [own, peer] = p.first.hostPort === e.iface.hostPort ? [p.first, p.second] : [p.second, p.first];
       peer.up = state === "up";
       sides.push(peer);
+      plugged.push({ dev: own.name, netns: own.netns });
     }
     await setAdmin(sides);
+    if (state === "down") return;
+    const late = await untilCarrier(plugged, CARRIER_WAIT_MS);
+    if (late.length > 0) this.logger.warn({ interfaces: late }, "carrier up: interfaces not ready yet");
   }
 
   async teardown(lab: LabRecord): Promise<void> {

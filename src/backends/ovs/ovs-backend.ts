@@ -10,6 +10,7 @@ import {
   disableTxOffload,
   listLinks,
   setLinkUp,
+  untilCarrier,
 } from "../../link/index.js";
 import { type NetnsRef, netnsExists } from "../../link/netns.js";
 import { OverlayManager } from "../../overlay/overlay-manager.js";
@@ -38,7 +39,7 @@ import { addPorts, type NewPort, removePorts, retag } from "./port-ops.js";
 import { switchStatus } from "./status.js";
 import { VlanAllocator } from "./vlan-allocator.js";
 
-/** How long carrier up waits for ovs-vswitchd to see the links up before answering anyway. */
+/** How long carrier up waits for ovs-vswitchd and the nodes to see the links up before answering anyway. */
 const CARRIER_WAIT_MS = 3000;
 
 /**
@@ -265,8 +266,20 @@ export class OvsBackend implements NetworkBackend {
     // The host end down is a pulled cable: the node's end loses carrier (NO-CARRIER).
     const names = ends.map((e) => e.iface.hostPort);
     await setLinkUp(names, state === "up", this.hostNs);
-    // A cable plugged back in answers once the switch sees the ports up (it forwards then).
-    if (state === "up") await this.untilLinkUp(names);
+    // A cable plugged back in answers once the switch sees the ports up (it forwards then) and
+    // the nodes' ends transmit again (Docker's nodes have no namespace on record: not waited for).
+    if (state === "up") {
+      const inNodes = ends.filter((e) => e.node.netns !== undefined);
+      const [, late] = await Promise.all([
+        this.untilLinkUp(names),
+        untilCarrier(
+          inNodes.map((e) => ({ dev: e.iface.name, netns: e.node.netns })),
+          CARRIER_WAIT_MS,
+        ),
+      ]);
+      if (late.length > 0)
+        this.logger.warn({ interfaces: late }, "carrier up: node interfaces not ready yet");
+    }
   }
 
   /** Waits (on the monitor, no polling) until ovs-vswitchd reports these ports' links up. */
