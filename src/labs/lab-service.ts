@@ -3,13 +3,14 @@ import { AgentError } from "../common/errors.js";
 import type { Locks } from "../common/locks.js";
 import type { Logger } from "../common/log.js";
 import type { AgentConfig } from "../config/config.js";
+import { type EndRef, formatEnd, parseEnd, validateId } from "../link/names.js";
 import { type NetnsRef, netnsExists, parseNetnsRef } from "../link/netns.js";
 import type { Metrics } from "../metrics.js";
 import type { LabOperations } from "../services.js";
 import type { CarrierState, InterfaceRecord, LabRecord, LinkRecord, NodeRecord } from "../state/records.js";
 import type { StateStore } from "../state/state-store.js";
 import { emptyPlan, type LabPlan, newInterface, planLab, validateInterfaces } from "./lab-plan.js";
-import { defaultLinkId, type EndRef, formatEnd, labGroup, parseEnd, validateId } from "./names.js";
+import { defaultLinkId, labGroup } from "./names.js";
 import { labView, linkView, nodeView, summary } from "./render.js";
 import type {
   InterfaceView,
