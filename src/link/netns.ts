@@ -29,12 +29,12 @@ export function netnsPath(ref: NetnsRef): string {
   return p;
 }
 
-/** What `ip link ... netns X` takes: it resolves names, paths (with a `/`) and pids itself. */
+/**
+ * What `ip link ... netns X` is given: always the file. ip tries X as a name under
+ * /var/run/netns first and as a pid second, so `123` could mean either; a path cannot.
+ */
 export function netnsArg(ref: NetnsRef): string {
-  netnsPath(ref);
-  if ("name" in ref) return ref.name;
-  if ("pid" in ref) return String(ref.pid);
-  return ref.path;
+  return netnsPath(ref);
 }
 
 export function describeNetns(ref: NetnsRef): string {

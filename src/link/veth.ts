@@ -32,7 +32,7 @@ const PEER_CONCURRENCY = 8;
 
 /**
  * Creates veth pairs in one `ip -batch` run here, with no process per namespace: the node's end
- * is the device being added (`link add PEER netns NS up`), so it appears in the namespace under its
+ * is the device being added (`link add name PEER netns NS up`), so it appears in the namespace under its
  * final name and up; our end is its veth peer. (The other way round the kernel refuses `up` on a
  * peer in another namespace: ENOTCONN.) Only aliases need one batch per namespace (8 in parallel).
  * All or nothing: on any failure what was created is deleted before the error is thrown.
@@ -48,7 +48,7 @@ export async function createVeths(specs: readonly VethSpec[], opts: HostSide = {
     const mtu = s.mtu === undefined ? [] : ["mtu", String(s.mtu)];
     const group = s.group === undefined ? [] : ["group", String(s.group)];
     const alias = s.alias === undefined ? [] : ["alias", s.alias];
-    lines.push(["link", "add", s.peer, "netns", netnsArg(s.netns), ...mtu, "up", "type", "veth"]);
+    lines.push(["link", "add", "name", s.peer, "netns", netnsArg(s.netns), ...mtu, "up", "type", "veth"]);
     lines[lines.length - 1]!.push("peer", "name", s.host, ...mtu, ...group);
     lines.push(["link", "set", "dev", s.host, "up", ...alias]);
     owner.push(i, i);
@@ -111,7 +111,7 @@ export async function createVethsInHost(specs: readonly HostVethSpec[], opts: Ho
     const mtu = s.mtu === undefined ? [] : ["mtu", String(s.mtu)];
     const group = s.group === undefined ? [] : ["group", String(s.group)];
     const alias = s.alias === undefined ? [] : ["alias", s.alias];
-    lines.push(["link", "add", s.host, ...mtu, ...group, "type", "veth", "peer", "name", s.peer, ...mtu]);
+    lines.push(["link", "add", "name", s.host, ...mtu, ...group, "type", "veth", "peer", "name", s.peer, ...mtu]);
     lines.push(["link", "set", "dev", s.host, "up", ...alias]);
     owner.push(i, i);
     if (s.alias !== undefined) {

@@ -77,6 +77,7 @@ export async function createPairs(pairs: readonly Pair[]): Promise<void> {
   const lines = pairs.map((p) => [
     "link",
     "add",
+    "name",
     p.first.name,
     "netns",
     netnsArg(p.first.netns),
