@@ -143,6 +143,10 @@ export const NodeViewSchema = Type.Object({
   name: Type.String(),
   netns: NullableString,
   origin: Type.Union([Type.Literal("api"), Type.Literal("plugin")]),
+  state: Type.Union([Type.Literal("ok"), Type.Literal("lost")], {
+    description: "lost: the node's namespace is gone, or its pid or path points to another one now",
+  }),
+  reason: Type.Optional(Type.String({ description: "why the node is lost" })),
   interfaces: Type.Array(InterfaceViewSchema),
 });
 

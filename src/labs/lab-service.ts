@@ -4,7 +4,7 @@ import type { Locks } from "../common/locks.js";
 import type { Logger } from "../common/log.js";
 import type { AgentConfig } from "../config/config.js";
 import { type EndRef, formatEnd, parseEnd, validateId } from "../link/names.js";
-import { type NetnsRef, netnsExists, parseNetnsRef } from "../link/netns.js";
+import { checkNodeNetns, type NetnsRef, netnsLost, parseNetnsRef } from "../link/netns.js";
 import type { Metrics } from "../metrics.js";
 import type { LabOperations } from "../services.js";
 import type { CarrierState, InterfaceRecord, LabRecord, LinkRecord, NodeRecord } from "../state/records.js";
@@ -63,7 +63,10 @@ export class LabService implements LabOperations {
           this.linkedByOverlay(lab),
           this.takenPorts(lab),
         );
-        await this.requireNetns(plan.addNodes.map((n) => n.node));
+        await this.requireNetns(
+          current,
+          plan.addNodes.map((n) => n.node),
+        );
         await this.execute(current, plan);
         return { lab: labView(current, this.d.backend), changes: plan.changes };
       }),
@@ -118,7 +121,7 @@ export class LabService implements LabOperations {
           fresh.push(newInterface(lab, node, w.name, w.mtu, taken));
         }
         if (fresh.length === 0) return nodeView(nodeRec, this.d.backend);
-        await this.requireNetns([nodeRec]);
+        await this.requireNetns(rec, [nodeRec]);
         const plan: LabPlan = emptyPlan();
         plan.addNodes.push({ node: nodeRec, ifaces: fresh });
         if (!existing) plan.changes.nodes_added.push(node);
@@ -405,16 +408,30 @@ export class LabService implements LabOperations {
     return out;
   }
 
-  private async requireNetns(nodes: readonly NodeRecord[]): Promise<void> {
+  /**
+   * New nodes' namespaces are checked (see checkNodeNetns) and, for pid and path references,
+   * their identity recorded; a node that exists must still be in the namespace it was made in.
+   */
+  private async requireNetns(rec: LabRecord, nodes: readonly NodeRecord[]): Promise<void> {
+    const fresh = nodes.filter((n) => n.netns && rec.nodes[n.name] !== n);
     for (const n of nodes) {
-      if (n.netns && !(await netnsExists(n.netns))) {
+      const lost = n.netns && rec.nodes[n.name] === n ? netnsLost(n.netns, n.netnsId) : undefined;
+      if (lost) {
         throw new AgentError(
           "NETNS_NOT_FOUND",
-          `the network namespace of node ${n.name} (${describeRef(n.netns)}) does not exist`,
-          "create it first (ip netns add NAME), or give the pid of the container's process",
+          `node ${n.name} of lab ${rec.lab} is lost: ${lost}`,
+          "give the node its container's current pid or namespace (PUT the lab with it)",
         );
       }
     }
+    const sw = this.d.config.switchNetns;
+    const ids = await checkNodeNetns(
+      fresh.map((n) => ({ node: n.name, netns: n.netns as NetnsRef })),
+      sw === undefined ? undefined : parseNetnsRef({ netns: sw }),
+    );
+    fresh.forEach((n, i) => {
+      if (!("name" in n.netns!)) n.netnsId = ids[i];
+    });
   }
 
   private requireCapability(): void {
