@@ -35,7 +35,7 @@ const ID_RULE = `1-${ID_MAX} characters from A-Z a-z 0-9 _ . - starting with a l
 export const PATTERN_RULES: Readonly<Record<string, string>> = {
   [IFNAME_PATTERN]: `an interface name: ${IFNAME_RULE}`,
   [ID_PATTERN]: ID_RULE,
-  [END_PATTERN]: "NODE:IF, e.g. r1:eth1",
+  [END_PATTERN]: `NODE:IF, e.g. r1:eth1: a node id of ${ID_RULE}, and an interface name of ${IFNAME_RULE}`,
 };
 
 const IFNAME = new RegExp(IFNAME_PATTERN, "u");
