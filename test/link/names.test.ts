@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { UsageError } from "../../src/cli/client.js";
 import { parseEnd as cliParseEnd } from "../../src/cli/context.js";
 import { isAgentError } from "../../src/common/errors.js";
+import { loadConfig } from "../../src/config/config.js";
 import {
   ipBatch,
   netnsPath,
@@ -125,6 +126,26 @@ describe("interface and namespace names", () => {
         return true;
       },
     );
+  });
+
+  it("the agent's settings that are names follow the same rules", () => {
+    for (const [name, value] of [
+      ["ARCHETYPE_AGENT_BRIDGE", "br#0"],
+      ["ARCHETYPE_AGENT_UNDERLAY_BRIDGE", "all"],
+      ["ARCHETYPE_AGENT_UNDERLAY_INTERFACE", "eth 0"],
+      ["ARCHETYPE_AGENT_SWITCH_NETNS", "a b"],
+      ["ARCHETYPE_AGENT_SWITCH_NETNS", "/run/netns/../x"],
+    ] as const) {
+      assert.throws(
+        () => loadConfig({ env: { [name]: value } }),
+        (e: unknown) => isAgentError(e) && e.code === "INVALID_CONFIG" && e.message.startsWith(name),
+        `${name}=${value}`,
+      );
+    }
+    const ok = loadConfig({
+      env: { ARCHETYPE_AGENT_BRIDGE: "up", ARCHETYPE_AGENT_SWITCH_NETNS: "/proc/1/ns/net" },
+    });
+    assert.equal(ok.bridge, "up");
   });
 
   it("the CLI parses NODE:IF by the same rule: a bad end is a usage error before any request", () => {
