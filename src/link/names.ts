@@ -16,7 +16,8 @@ export const ID_MAX = 63;
 // differently (`#` starts a comment there, quotes and `\` quote): \x22 " \x23 # \x25 % \x27 '
 // \x2f / \x3a : \x5c \ are left out. `.` and `..` are refused by the kernel, `all` and
 // `default` too (they are the net.*.conf sysctl directories).
-const IFNAME_BODY = `(?!(?:\\.|\\.\\.|all|default)$)[\\x21\\x24\\x26\\x28-\\x2e\\x30-\\x39\\x3b-\\x5b\\x5d-\\x7e]{1,${IFNAME_MAX}}`;
+const IFNAME_RESERVED = "\\.|\\.\\.|all|default";
+const IFNAME_BODY = `(?!(?:${IFNAME_RESERVED})$)[\\x21\\x24\\x26\\x28-\\x2e\\x30-\\x39\\x3b-\\x5b\\x5d-\\x7e]{1,${IFNAME_MAX}}`;
 const ID_BODY = `[A-Za-z0-9][A-Za-z0-9_.-]{0,${ID_MAX - 1}}`;
 
 /** Anchored patterns (ECMAScript, valid with the `u` flag JSON Schema validators use). */
@@ -51,7 +52,7 @@ function ifnameProblem(name: unknown): string {
   if (typeof name !== "string") return "it must be a string";
   if (name.length === 0) return "it must not be empty";
   if (name.length > IFNAME_MAX) return `it must be at most ${IFNAME_MAX} characters`;
-  if (/^(?:\.|\.\.|all|default)$/.test(name)) return `the kernel reserves "${name}"`;
+  if (new RegExp(`^(?:${IFNAME_RESERVED})$`).test(name)) return `the kernel reserves "${name}"`;
   if (name.includes("#")) return "it must not contain # (ip -batch reads the rest of the line as a comment)";
   if (/[%"'\\/:]/.test(name)) return "it must not contain % \" ' \\ / or :";
   return "only printable ASCII without whitespace is allowed";
