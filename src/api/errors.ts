@@ -5,8 +5,9 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { AgentError, type ErrorCode, toAgentError } from "../common/errors.js";
+import { PATTERN_RULES } from "../link/names.js";
 import type { Metrics } from "../metrics.js";
-import { END_PATTERN, IFNAME_PATTERN, IPV4_PATTERN, NAME_PATTERN } from "./schemas.js";
+import { IPV4_PATTERN } from "./schemas.js";
 
 interface ValidationIssue {
   instancePath: string;
@@ -25,9 +26,7 @@ const BY_STATUS: Record<number, ErrorCode> = {
 };
 
 const PATTERN_TEXT: Record<string, string> = {
-  [NAME_PATTERN]: "must be 1-63 of A-Z a-z 0-9 _ . -, starting with a letter or digit",
-  [IFNAME_PATTERN]: "must be an interface name: 1-15 printable ASCII characters without '/', ':' or spaces",
-  [END_PATTERN]: "must be NODE:IF, e.g. r1:eth1",
+  ...Object.fromEntries(Object.entries(PATTERN_RULES).map(([p, rule]) => [p, `must be ${rule}`])),
   [IPV4_PATTERN]: "must be an IPv4 address, e.g. 198.18.0.1",
 };
 
@@ -46,7 +45,10 @@ function fieldName(context: string, instancePath: string, extra?: string): strin
   return out === "" ? (CONTEXT_NAME[context] ?? context) : out;
 }
 
-function describeIssue(context: string, issue: ValidationIssue): { message: string; hint?: string } {
+function describeIssue(
+  context: string,
+  issue: ValidationIssue,
+): { message: string; hint?: string; code?: ErrorCode } {
   const p = issue.params;
   switch (issue.keyword) {
     case "additionalProperties":
@@ -59,6 +61,8 @@ function describeIssue(context: string, issue: ValidationIssue): { message: stri
     case "pattern":
       return {
         message: `${fieldName(context, issue.instancePath)} ${PATTERN_TEXT[String(p.pattern)] ?? issue.message}`,
+        // A name the schema refuses is the same INVALID_NAME the services give for it.
+        ...(Object.hasOwn(PATTERN_RULES, String(p.pattern)) ? { code: "INVALID_NAME" as const } : {}),
       };
     default:
       return { message: `${fieldName(context, issue.instancePath)} ${issue.message ?? "is invalid"}` };
@@ -71,7 +75,7 @@ export function asAgentError(err: unknown): AgentError {
   const fe = err as Partial<FastifyError> & { validation?: ValidationIssue[]; validationContext?: string };
   if (Array.isArray(fe.validation) && fe.validation.length > 0) {
     const d = describeIssue(fe.validationContext ?? "body", fe.validation[0] as ValidationIssue);
-    return new AgentError("BAD_REQUEST", d.message, d.hint);
+    return new AgentError(d.code ?? "BAD_REQUEST", d.message, d.hint);
   }
   const status = typeof fe.statusCode === "number" ? fe.statusCode : 500;
   if (status >= 400 && status < 500) {

@@ -19,14 +19,9 @@ import type {
   SwitchStatusView,
   TunnelView,
 } from "../labs/views.js";
+// Name patterns are the name rules' own (the services validate with the same ones).
+import { END_PATTERN, IFNAME_PATTERN, ID_PATTERN as NAME_PATTERN } from "../link/names.js";
 
-/** Lab, node and link ids. */
-export const NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$";
-/** Interface names the kernel takes: 1-15 printable ASCII characters but `/` and `:` (so no whitespace), not `.` or `..`. */
-const IFNAME = "(?!\\.\\.?$)[\\x21-\\x2e\\x30-\\x39\\x3b-\\x7e]{1,15}";
-export const IFNAME_PATTERN = `^${IFNAME}$`;
-/** `NODE:IF` */
-export const END_PATTERN = `^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}:${IFNAME}$`;
 const OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
 export const IPV4_PATTERN = `^${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`;
 
@@ -148,6 +143,10 @@ export const NodeViewSchema = Type.Object({
   name: Type.String(),
   netns: NullableString,
   origin: Type.Union([Type.Literal("api"), Type.Literal("plugin")]),
+  state: Type.Union([Type.Literal("ok"), Type.Literal("lost")], {
+    description: "lost: the node's namespace is gone, or its pid or path points to another one now",
+  }),
+  reason: Type.Optional(Type.String({ description: "why the node is lost" })),
   interfaces: Type.Array(InterfaceViewSchema),
 });
 

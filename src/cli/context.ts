@@ -1,6 +1,8 @@
 /** What every command gets from the global options: the client and the output mode. */
 import { type Command, InvalidArgumentError } from "commander";
+import { isAgentError } from "../common/errors.js";
 import { readSecretFile } from "../config/config.js";
+import { type EndRef, parseEnd as parseEndRule } from "../link/names.js";
 import { AgentClient, UsageError } from "./client.js";
 
 export interface GlobalOptions {
@@ -45,13 +47,14 @@ function tokenOf(g: GlobalOptions): string | undefined {
   return readSecretFile(g.tokenFile, "--token-file");
 }
 
-/** `NODE:IF` from the command line. */
-export function parseEnd(text: string): { node: string; iface: string } {
-  const i = text.indexOf(":");
-  if (i <= 0 || i === text.length - 1) {
-    throw new UsageError(`"${text}" is not NODE:IF`, "e.g. r1:eth1");
+/** `NODE:IF` from the command line, by the agent's own name rules: a bad end is a usage error. */
+export function parseEnd(text: string): EndRef {
+  try {
+    return parseEndRule(text);
+  } catch (e) {
+    if (isAgentError(e)) throw new UsageError(e.message, e.hint);
+    throw e;
   }
-  return { node: text.slice(0, i), iface: text.slice(i + 1) };
 }
 
 /** A positive integer option. */

@@ -1,6 +1,8 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync } from "node:fs";
 import { isIP } from "node:net";
-import { AgentError } from "../common/errors.js";
+import { AgentError, isAgentError } from "../common/errors.js";
+import { validateIfName } from "../link/names.js";
+import { parseNetnsRef } from "../link/netns.js";
 import { formatRange, parseVlanRange, rangesOverlap, type VlanRange } from "./vlan-range.js";
 
 export type Datapath = "auto" | "system" | "netdev";
@@ -87,12 +89,18 @@ function parseOvsdbRemote(text: string, setting: string): string {
   );
 }
 
+/** A refusal of the name rules (src/link/names.ts) as a config error naming the setting. */
+function byNameRule<T>(setting: string, check: () => T): T {
+  try {
+    return check();
+  } catch (e) {
+    if (!isAgentError(e)) throw e;
+    throw new AgentError("INVALID_CONFIG", `${setting}: ${e.message}`, e.hint);
+  }
+}
+
 function parseBridgeName(text: string, setting: string): string {
-  if (/^[A-Za-z0-9_.-]{1,15}$/.test(text)) return text;
-  throw new AgentError(
-    "INVALID_CONFIG",
-    `${setting}: "${text}" is not a valid bridge name (1-15 of A-Z a-z 0-9 _ . -)`,
-  );
+  return byNameRule(setting, () => validateIfName(text, "bridge name"));
 }
 
 function parseHostList(text: string, setting: string): string[] {
@@ -279,12 +287,7 @@ export const SETTINGS: readonly Setting[] = [
     describe:
       "netns (name or /path) where ovs-vswitchd runs and host-side ports live; default: the agent's own",
     apply: (c, t) => {
-      if (t !== "" && !/^(\/[^\0]+|[A-Za-z0-9_.-]{1,64})$/.test(t)) {
-        throw new AgentError(
-          "INVALID_CONFIG",
-          `ARCHETYPE_AGENT_SWITCH_NETNS: "${t}" is not a netns name or absolute path`,
-        );
-      }
+      if (t !== "") byNameRule("ARCHETYPE_AGENT_SWITCH_NETNS", () => parseNetnsRef({ netns: t }));
       c.switchNetns = t === "" ? undefined : t;
     },
   },
@@ -341,12 +344,7 @@ export const SETTINGS: readonly Setting[] = [
     flag: "underlay-interface",
     describe: "NIC the agent puts on the underlay bridge (optional)",
     apply: (c, t) => {
-      if (t !== "" && !/^[A-Za-z0-9_.-]{1,15}$/.test(t)) {
-        throw new AgentError(
-          "INVALID_CONFIG",
-          `ARCHETYPE_AGENT_UNDERLAY_INTERFACE: "${t}" is not an interface name`,
-        );
-      }
+      if (t !== "") byNameRule("ARCHETYPE_AGENT_UNDERLAY_INTERFACE", () => validateIfName(t));
       c.underlay.interface = t === "" ? undefined : t;
     },
   },

@@ -1,9 +1,9 @@
 import type { LinkEnd } from "../backends/network-backend.js";
 import { AgentError } from "../common/errors.js";
-import { validateIfName } from "../link/names.js";
+import { formatEnd, parseEnd, validateId, validateIfName } from "../link/names.js";
 import { parseNetnsRef } from "../link/netns.js";
 import type { InterfaceRecord, LabRecord, LinkRecord, NodeRecord, OverlayRecord } from "../state/records.js";
-import { defaultLinkId, formatEnd, hostPortName, parseEnd, validateId } from "./names.js";
+import { defaultLinkId, hostPortName } from "./names.js";
 import type { LabChanges, LabSpec } from "./views.js";
 
 /** What converging a lab to a declared state takes: computed and validated before any change. */

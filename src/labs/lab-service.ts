@@ -3,7 +3,8 @@ import { AgentError, toAgentError } from "../common/errors.js";
 import type { Locks } from "../common/locks.js";
 import type { Logger } from "../common/log.js";
 import type { AgentConfig } from "../config/config.js";
-import { type NetnsRef, netnsExists, parseNetnsRef } from "../link/netns.js";
+import { type EndRef, formatEnd, parseEnd, validateId } from "../link/names.js";
+import { checkNodeNetns, type NetnsRef, netnsLost, parseNetnsRef } from "../link/netns.js";
 import type { Metrics } from "../metrics.js";
 import { overlayKey } from "../overlay/overlay-service.js";
 import type { LabOperations } from "../services.js";
@@ -24,7 +25,7 @@ import {
   plannedRecord,
   validateInterfaces,
 } from "./lab-plan.js";
-import { defaultLinkId, type EndRef, formatEnd, labGroup, parseEnd, validateId } from "./names.js";
+import { defaultLinkId, labGroup } from "./names.js";
 import { labView, linkView, nodeView, summary } from "./render.js";
 import type {
   InterfaceView,
@@ -77,7 +78,10 @@ export class LabService implements LabOperations {
           this.overlaysOf(lab),
           this.takenPorts(lab),
         );
-        await this.requireNetns(plan.addNodes.map((n) => n.node));
+        await this.requireNetns(
+          current,
+          plan.addNodes.map((n) => n.node),
+        );
         const next = await this.execute(current, plan);
         return { lab: labView(next, this.d.backend), changes: plan.changes };
       }),
@@ -132,7 +136,7 @@ export class LabService implements LabOperations {
           fresh.push(newInterface(lab, node, w.name, w.mtu, taken));
         }
         if (fresh.length === 0) return nodeView(nodeRec, this.d.backend);
-        await this.requireNetns([nodeRec]);
+        await this.requireNetns(rec, [nodeRec]);
         const plan: LabPlan = emptyPlan();
         plan.addNodes.push({ node: nodeRec, ifaces: fresh });
         if (!existing) plan.changes.nodes_added.push(node);
@@ -503,16 +507,30 @@ export class LabService implements LabOperations {
     return out;
   }
 
-  private async requireNetns(nodes: readonly NodeRecord[]): Promise<void> {
+  /**
+   * New nodes' namespaces are checked (see checkNodeNetns) and, for pid and path references,
+   * their identity recorded; a node that exists must still be in the namespace it was made in.
+   */
+  private async requireNetns(rec: LabRecord, nodes: readonly NodeRecord[]): Promise<void> {
+    const fresh = nodes.filter((n) => n.netns && rec.nodes[n.name] !== n);
     for (const n of nodes) {
-      if (n.netns && !(await netnsExists(n.netns))) {
+      const lost = n.netns && rec.nodes[n.name] === n ? netnsLost(n.netns, n.netnsId) : undefined;
+      if (lost) {
         throw new AgentError(
           "NETNS_NOT_FOUND",
-          `the network namespace of node ${n.name} (${describeRef(n.netns)}) does not exist`,
-          "create it first (ip netns add NAME), or give the pid of the container's process",
+          `node ${n.name} of lab ${rec.lab} is lost: ${lost}`,
+          "give the node its container's current pid or namespace (PUT the lab with it)",
         );
       }
     }
+    const sw = this.d.config.switchNetns;
+    const ids = await checkNodeNetns(
+      fresh.map((n) => ({ node: n.name, netns: n.netns as NetnsRef })),
+      sw === undefined ? undefined : parseNetnsRef({ netns: sw }),
+    );
+    fresh.forEach((n, i) => {
+      if (!("name" in n.netns!)) n.netnsId = ids[i];
+    });
   }
 
   private requireCapability(): void {

@@ -1,36 +1,6 @@
+/** Names the agent derives: host ports, default link ids, interface groups (the rules for names it takes: link/names.ts). */
 import { createHash } from "node:crypto";
-import { AgentError } from "../common/errors.js";
-import { validateIfName } from "../link/names.js";
-
-/** Lab, node and link ids: safe in file names, OVSDB external_ids and URLs. */
-const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
-
-export function validateId(value: unknown, what: "lab" | "node" | "link"): string {
-  if (typeof value === "string" && ID.test(value)) return value;
-  throw new AgentError(
-    "INVALID_NAME",
-    `${what} id ${JSON.stringify(value)} is not valid`,
-    "use 1-63 characters from A-Z a-z 0-9 _ . - starting with a letter or digit",
-  );
-}
-
-export interface EndRef {
-  node: string;
-  iface: string;
-}
-
-/** `r1:eth1` -> {node:"r1", iface:"eth1"}. */
-export function parseEnd(text: unknown): EndRef {
-  const [node, iface, ...rest] = typeof text === "string" ? text.split(":") : [];
-  if (node === undefined || iface === undefined || rest.length > 0) {
-    throw new AgentError("INVALID_NAME", `link end ${JSON.stringify(text)} is not NODE:IF`, "e.g. r1:eth1");
-  }
-  return { node: validateId(node, "node"), iface: validateIfName(iface) };
-}
-
-export function formatEnd(e: EndRef): string {
-  return `${e.node}:${e.iface}`;
-}
+import { type EndRef, formatEnd, isValidId } from "../link/names.js";
 
 function digest(parts: readonly string[], chars: number): string {
   // base32 without padding keeps names short and safe for the kernel and OVS.
@@ -64,7 +34,7 @@ export function pluginPortNames(endpointId: string): { hostPort: string; peer: s
 export function defaultLinkId(a: EndRef, b: EndRef): string {
   const [x, y] = [formatEnd(a), formatEnd(b)].sort() as [string, string];
   const readable = `${x.replace(":", "-")}--${y.replace(":", "-")}`;
-  return ID.test(readable) ? readable : `link-${digest([x, y], 12)}`;
+  return isValidId(readable) ? readable : `link-${digest([x, y], 12)}`;
 }
 
 /** Kernel interface group of a lab's veths (bulk delete); 0 is the kernel default, avoided. */

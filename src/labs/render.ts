@@ -1,5 +1,5 @@
 import type { NetworkBackend } from "../backends/network-backend.js";
-import type { NetnsRef } from "../link/netns.js";
+import { type NetnsRef, netnsLost } from "../link/netns.js";
 import type { LabRecord, LinkRecord, NodeRecord } from "../state/records.js";
 import type { LabSummary, LabView, LinkView, NodeView } from "./views.js";
 
@@ -14,10 +14,12 @@ export function netnsText(ref: NetnsRef | undefined): string | null {
 }
 
 export function nodeView(node: NodeRecord, backend: NetworkBackend, links?: Map<string, string>): NodeView {
+  const lost = node.netns && netnsLost(node.netns, node.netnsId);
   return {
     name: node.name,
     netns: netnsText(node.netns),
     origin: node.origin,
+    ...(lost ? { state: "lost" as const, reason: lost } : { state: "ok" as const }),
     interfaces: Object.values(node.interfaces).map((i) => {
       const seen = backend.observe(i);
       return {

@@ -23,6 +23,9 @@ export interface NodeView {
   /** Netns name or path, `pid:N`, or null for Docker plugin nodes. */
   netns: string | null;
   origin: "api" | "plugin";
+  /** lost: its namespace is gone, or its pid or path points to another one now (see reason). */
+  state: "ok" | "lost";
+  reason?: string;
   interfaces: InterfaceView[];
 }
 

@@ -12,17 +12,18 @@ export { deleteGroup, deleteLinks, setGroup, setLinkUp, setMtu } from "./link-op
 export { getLink, type LinkInfo, listLinks } from "./links.js";
 export { IFNAME_MAX, NETNS_NAME_MAX, validateIfName, validateNetnsName } from "./names.js";
 export {
-  addNetns,
-  deleteNetns,
+  checkNodeNetns,
   describeNetns,
   NETNS_RUN_DIR,
+  type NetnsIdentity,
   type NetnsRef,
   netnsArg,
-  netnsExists,
+  netnsLost,
   netnsNotFound,
   netnsPath,
   parseNetnsRef,
 } from "./netns.js";
+export { addNetns, deleteNetns } from "./netns-ops.js";
 export { type DeviceRef, disableTxOffload } from "./offload.js";
 export { validateAlias, validateGroup, validateMtu } from "./values.js";
 export { createVeths, createVethsInHost, type HostVethSpec, type VethSpec } from "./veth.js";

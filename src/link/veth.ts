@@ -4,7 +4,15 @@ import { mapLimit } from "./limit.js";
 import { deleteLinks } from "./link-ops.js";
 import { getLink, listLinks } from "./links.js";
 import { validateIfName } from "./names.js";
-import { describeNetns, type NetnsRef, netnsArg, netnsExists, netnsNotFound, netnsPath } from "./netns.js";
+import {
+  describeNetns,
+  type NetnsIdentity,
+  type NetnsRef,
+  netnsArg,
+  netnsLost,
+  netnsNotFound,
+  netnsPath,
+} from "./netns.js";
 import { validateAlias, validateGroup, validateMtu } from "./values.js";
 
 /** A veth pair: `host` stays in the agent's namespace, `peer` is created in `netns` under its final name. */
@@ -12,6 +20,8 @@ export interface VethSpec {
   host: string;
   peer: string;
   netns: NetnsRef;
+  /** The namespace `netns` must still be (see netnsLost): nothing is made in another one. */
+  netnsId?: NetnsIdentity | undefined;
   mtu?: number;
   group?: number;
   /** ifalias set on both ends; it survives moves and identifies the interface inside the node. */
@@ -32,7 +42,7 @@ const PEER_CONCURRENCY = 8;
 
 /**
  * Creates veth pairs in one `ip -batch` run here, with no process per namespace: the node's end
- * is the device being added (`link add PEER netns NS up`), so it appears in the namespace under its
+ * is the device being added (`link add name PEER netns NS up`), so it appears in the namespace under its
  * final name and up; our end is its veth peer. (The other way round the kernel refuses `up` on a
  * peer in another namespace: ENOTCONN.) Only aliases need one batch per namespace (8 in parallel).
  * All or nothing: on any failure what was created is deleted before the error is thrown.
@@ -40,7 +50,7 @@ const PEER_CONCURRENCY = 8;
 export async function createVeths(specs: readonly VethSpec[], opts: HostSide = {}): Promise<void> {
   if (specs.length === 0) return;
   const paths = validateSpecs(specs);
-  await requireNamespaces(specs, paths);
+  requireNamespaces(specs, paths);
 
   const lines: string[][] = [];
   const owner: number[] = [];
@@ -48,7 +58,7 @@ export async function createVeths(specs: readonly VethSpec[], opts: HostSide = {
     const mtu = s.mtu === undefined ? [] : ["mtu", String(s.mtu)];
     const group = s.group === undefined ? [] : ["group", String(s.group)];
     const alias = s.alias === undefined ? [] : ["alias", s.alias];
-    lines.push(["link", "add", s.peer, "netns", netnsArg(s.netns), ...mtu, "up", "type", "veth"]);
+    lines.push(["link", "add", "name", s.peer, "netns", netnsArg(s.netns), ...mtu, "up", "type", "veth"]);
     lines[lines.length - 1]!.push("peer", "name", s.host, ...mtu, ...group);
     lines.push(["link", "set", "dev", s.host, "up", ...alias]);
     owner.push(i, i);
@@ -111,7 +121,20 @@ export async function createVethsInHost(specs: readonly HostVethSpec[], opts: Ho
     const mtu = s.mtu === undefined ? [] : ["mtu", String(s.mtu)];
     const group = s.group === undefined ? [] : ["group", String(s.group)];
     const alias = s.alias === undefined ? [] : ["alias", s.alias];
-    lines.push(["link", "add", s.host, ...mtu, ...group, "type", "veth", "peer", "name", s.peer, ...mtu]);
+    lines.push([
+      "link",
+      "add",
+      "name",
+      s.host,
+      ...mtu,
+      ...group,
+      "type",
+      "veth",
+      "peer",
+      "name",
+      s.peer,
+      ...mtu,
+    ]);
     lines.push(["link", "set", "dev", s.host, "up", ...alias]);
     owner.push(i, i);
     if (s.alias !== undefined) {
@@ -165,19 +188,21 @@ function validateSpecs(specs: readonly VethSpec[]): string[] {
   });
 }
 
-async function requireNamespaces(specs: readonly VethSpec[], paths: string[]): Promise<void> {
-  const first = new Map<string, VethSpec>();
+/** Every namespace is there and still the one the spec was made for, before any process runs. */
+function requireNamespaces(specs: readonly VethSpec[], paths: string[]): void {
+  const seen = new Set<string>();
   specs.forEach((s, i) => {
-    if (!first.has(paths[i]!)) first.set(paths[i]!, s);
+    const key = `${paths[i]}\0${s.netnsId?.dev}:${s.netnsId?.ino}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    const lost = netnsLost(s.netns, s.netnsId);
+    if (lost)
+      throw new AgentError(
+        "NETNS_NOT_FOUND",
+        `cannot create veth ${s.host}: ${lost}`,
+        netnsNotFound(s.netns).hint,
+      );
   });
-  const checks = await Promise.all(
-    [...first.values()].map(async (s) => [s, await netnsExists(s.netns)] as const),
-  );
-  const missing = checks.find(([, ok]) => !ok);
-  if (missing) {
-    const e = netnsNotFound(missing[0].netns);
-    throw new AgentError(e.code, `cannot create veth ${missing[0].host}: ${e.message}`, e.hint);
-  }
 }
 
 /** Undoes what the host batch created, then says which veth failed and why. */

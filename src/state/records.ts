@@ -1,4 +1,4 @@
-import type { NetnsRef } from "../link/netns.js";
+import type { NetnsIdentity, NetnsRef } from "../link/netns.js";
 
 /**
  * The desired state the agent keeps per lab. It is what the controller declared, not what the
@@ -21,6 +21,11 @@ export interface NodeRecord {
   name: string;
   /** Where the node's interfaces live; undefined for Docker plugin nodes (Docker moves them). */
   netns: NetnsRef | undefined;
+  /**
+   * The namespace `netns` pointed to when the node was created (pid and path references): once
+   * the pid or path points elsewhere the node is lost, and nothing is made there again.
+   */
+  netnsId?: NetnsIdentity;
   /** `api`: created through the lab API; `plugin`: created by the Docker network plugin. */
   origin: "api" | "plugin";
   interfaces: Record<string, InterfaceRecord>;

@@ -176,7 +176,7 @@ export function routeSuite(name: string, factory: ApiFixtureFactory): void {
         "ALREADY_LINKED",
       );
       const bad = await call("POST", `/labs/${lab}/links`, { a: "r1eth2", b: "r2:eth2" });
-      assertError(bad, 400, "BAD_REQUEST");
+      assertError(bad, 400, "INVALID_NAME");
       assert.match(json<{ error: { message: string } }>(bad).error.message, /body\.a/);
     });
 
@@ -339,7 +339,7 @@ export function routeSuite(name: string, factory: ApiFixtureFactory): void {
       ]) {
         const method: Method = url.endsWith("carrier") ? "PUT" : "GET";
         const res = await call(method, url, method === "PUT" ? { state: "up" } : undefined);
-        assertError(res, 400, "BAD_REQUEST");
+        assertError(res, 400, "INVALID_NAME");
       }
       const res = await call("GET", "/labs/-bad");
       assert.match(json<{ error: { message: string } }>(res).error.message, /lab/);

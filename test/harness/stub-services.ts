@@ -142,6 +142,7 @@ export function createStubServices(opts: StubOptions = {}): StubServices {
       name: n.name,
       netns: n.netns,
       origin: n.origin,
+      state: "ok",
       interfaces: [...n.interfaces.values()].map((i) => ifaceView(l, n.name, i)),
     };
   }

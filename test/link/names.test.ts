@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { UsageError } from "../../src/cli/client.js";
+import { parseEnd as cliParseEnd } from "../../src/cli/context.js";
 import { isAgentError } from "../../src/common/errors.js";
+import { loadConfig } from "../../src/config/config.js";
 import {
   ipBatch,
   netnsPath,
@@ -9,12 +12,151 @@ import {
   validateNetnsName,
 } from "../../src/link/index.js";
 import { parseBatchFailures } from "../../src/link/ip.js";
+import {
+  END_PATTERN,
+  formatEnd,
+  ID_PATTERN,
+  IFNAME_PATTERN,
+  parseEnd,
+  validateId,
+} from "../../src/link/names.js";
 
 const code = (c: string) => (e: unknown) => isAgentError(e) && e.code === c;
 
 describe("interface and namespace names", () => {
-  it("accepts kernel-valid interface names", () => {
-    for (const n of ["eth1", "a", "x".repeat(15), "veth-a1_b2.3", "Eth0"]) assert.equal(validateIfName(n), n);
+  it("accepts kernel-valid interface names, ip keywords among them", () => {
+    const ok = [
+      "eth1",
+      "a",
+      "x".repeat(15),
+      "veth-a1_b2.3",
+      "Eth0",
+      "up",
+      "help",
+      "dev",
+      "type",
+      "Ethernet1_1",
+    ];
+    for (const n of ok) assert.equal(validateIfName(n), n);
+  });
+
+  it("one rule: the validator and the API's pattern agree on every ASCII character", () => {
+    const pattern = new RegExp(IFNAME_PATTERN, "u");
+    const refused = new Set([..."#%\"'\\/:"]);
+    for (let c = 0; c < 128; c++) {
+      const ch = String.fromCharCode(c);
+      const name = `a${ch}b`;
+      const want = c > 0x20 && c < 0x7f && !refused.has(ch);
+      let took = true;
+      try {
+        validateIfName(name);
+      } catch (e) {
+        assert.ok(isAgentError(e) && e.code === "INVALID_NAME");
+        took = false;
+      }
+      assert.equal(took, want, `validator on ${JSON.stringify(name)}`);
+      assert.equal(pattern.test(name), want, `pattern on ${JSON.stringify(name)}`);
+    }
+    for (const n of [".", "..", "all", "default", "", "x".repeat(16)]) {
+      assert.equal(pattern.test(n), false, n);
+      assert.throws(() => validateIfName(n), code("INVALID_NAME"), n);
+    }
+  });
+
+  it("ids and NODE:IF ends: the validators and the API's patterns agree", () => {
+    const id = new RegExp(ID_PATTERN, "u");
+    const end = new RegExp(END_PATTERN, "u");
+    const ids = [
+      "r1",
+      "R",
+      "lab-1.a_b",
+      "9",
+      "x".repeat(63),
+      "",
+      "-x",
+      ".x",
+      "_x",
+      "x".repeat(64),
+      "a b",
+      "a:b",
+      "a#b",
+      "é",
+    ];
+    for (const v of ids) {
+      const took = (() => {
+        try {
+          return validateId(v, "node") === v;
+        } catch {
+          return false;
+        }
+      })();
+      assert.equal(id.test(v), took, v);
+    }
+    for (const text of [
+      "r1:eth1",
+      "r1:up",
+      "r1:eth#1",
+      "r1eth1",
+      "r1:",
+      ":eth1",
+      "r1:a:b",
+      "-r:eth1",
+      "r1:all",
+    ]) {
+      const took = (() => {
+        try {
+          return formatEnd(parseEnd(text)) === text;
+        } catch (e) {
+          assert.ok(isAgentError(e) && e.code === "INVALID_NAME", text);
+          return false;
+        }
+      })();
+      assert.equal(end.test(text), took, text);
+    }
+  });
+
+  it("eth#1 is refused with INVALID_NAME saying why (ip -batch would read eth and a comment)", () => {
+    assert.throws(
+      () => validateIfName("eth#1"),
+      (e: unknown) => {
+        assert.ok(isAgentError(e));
+        assert.equal(e.code, "INVALID_NAME");
+        assert.match(e.message, /interface name "eth#1" is not valid: .*#.*comment/);
+        assert.ok(e.hint);
+        return true;
+      },
+    );
+  });
+
+  it("the agent's settings that are names follow the same rules", () => {
+    for (const [name, value] of [
+      ["ARCHETYPE_AGENT_BRIDGE", "br#0"],
+      ["ARCHETYPE_AGENT_UNDERLAY_BRIDGE", "all"],
+      ["ARCHETYPE_AGENT_UNDERLAY_INTERFACE", "eth 0"],
+      ["ARCHETYPE_AGENT_SWITCH_NETNS", "a b"],
+      ["ARCHETYPE_AGENT_SWITCH_NETNS", "/run/netns/../x"],
+    ] as const) {
+      assert.throws(
+        () => loadConfig({ env: { [name]: value } }),
+        (e: unknown) => isAgentError(e) && e.code === "INVALID_CONFIG" && e.message.startsWith(name),
+        `${name}=${value}`,
+      );
+    }
+    const ok = loadConfig({
+      env: { ARCHETYPE_AGENT_BRIDGE: "up", ARCHETYPE_AGENT_SWITCH_NETNS: "/proc/1/ns/net" },
+    });
+    assert.equal(ok.bridge, "up");
+  });
+
+  it("the CLI parses NODE:IF by the same rule: a bad end is a usage error before any request", () => {
+    assert.deepEqual(cliParseEnd("r1:eth1"), { node: "r1", iface: "eth1" });
+    for (const text of ["r1:eth#1", "r1eth1", "r1:a b", "-r:eth1", "r1:"]) {
+      assert.throws(
+        () => cliParseEnd(text),
+        (e: unknown) => e instanceof UsageError,
+        text,
+      );
+    }
   });
 
   it("rejects names the kernel or ip -batch cannot take, naming the value and the rule", () => {
@@ -32,6 +174,11 @@ describe("interface and namespace names", () => {
       "a'b",
       "a\\b",
       "é",
+      "eth#1",
+      "#c",
+      "a%b",
+      "all",
+      "default",
     ];
     for (const n of bad) assert.throws(() => validateIfName(n, "peer interface"), code("INVALID_NAME"), n);
     assert.throws(

@@ -13,7 +13,7 @@ import {
   type LinkInfo,
   listLinks,
   type NetnsRef,
-  netnsExists,
+  netnsLost,
   setLinkUp,
   type VethSpec,
 } from "../../src/link/index.js";
@@ -74,7 +74,7 @@ describe("link layer on the real kernel", { skip }, () => {
       const sleeper = spawn("ip", ["netns", "exec", nsPid, "sleep", "300"], { stdio: "ignore" });
       sleepers.push(sleeper);
       pid = sleeper.pid!;
-      await eventually(async () => netnsExists({ pid }), "the sleeper runs");
+      await eventually(async () => netnsLost({ pid }) === undefined, "the sleeper runs");
       // ip netns exec execs sleep: the pid is in nsPid once it has switched.
       await eventually(async () => {
         const links = await listLinks({ pid });

@@ -3,7 +3,7 @@ import type { Logger } from "../../common/log.js";
 import type { AgentConfig } from "../../config/config.js";
 import type { SwitchPortView, SwitchStatusView, TunnelView } from "../../labs/views.js";
 import { type DeviceRef, untilCarrier } from "../../link/index.js";
-import { netnsExists } from "../../link/netns.js";
+import { netnsLost } from "../../link/netns.js";
 import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../../state/records.js";
 import type {
   Capability,
@@ -140,7 +140,8 @@ export class LocalBackend implements NetworkBackend {
     for (const lab of labs) {
       for (const w of wiredLinks(lab)) {
         if (!w.a.node.netns || !w.b.node.netns) continue;
-        if (!(await netnsExists(w.a.node.netns)) || !(await netnsExists(w.b.node.netns))) continue;
+        if (netnsLost(w.a.node.netns, w.a.node.netnsId) || netnsLost(w.b.node.netns, w.b.node.netnsId))
+          continue;
         wanted.set(key(lab.lab, w.link.id), pairOf(lab.lab, w));
       }
     }
@@ -267,7 +268,7 @@ export class LocalBackend implements NetworkBackend {
         continue;
       }
       for (const s of [p.first, p.second]) {
-        if (!(await netnsExists(s.netns))) {
+        if (netnsLost(s.netns, s.netnsId)) {
           out.push({
             kind: "state",
             name,
@@ -333,6 +334,7 @@ function pairOf(lab: string, w: WiredLink): Pair {
     return {
       hostPort: e.iface.hostPort,
       netns: e.node.netns,
+      netnsId: e.node.netnsId,
       name: e.iface.name,
       mtu: e.iface.mtu,
       up: other.iface.carrier === "up",

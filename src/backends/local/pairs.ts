@@ -1,7 +1,14 @@
 import { AgentError } from "../../common/errors.js";
 import { IpBatchError, ipBatch, type LinkInfo, listLinks } from "../../link/index.js";
 import { mapLimit } from "../../link/limit.js";
-import { describeNetns, type NetnsRef, netnsArg, netnsPath } from "../../link/netns.js";
+import {
+  describeNetns,
+  type NetnsIdentity,
+  type NetnsRef,
+  netnsArg,
+  netnsLost,
+  netnsPath,
+} from "../../link/netns.js";
 
 /**
  * Kernel work of the local backend: a link is one veth pair whose two ends are created directly in
@@ -13,6 +20,8 @@ export interface PairSide {
   /** The interface record's host port name: the key the lab service and views know it by. */
   hostPort: string;
   netns: NetnsRef;
+  /** The namespace `netns` must still be: a side whose pid or path points elsewhere is never entered. */
+  netnsId?: NetnsIdentity | undefined;
   /** Name inside the node. */
   name: string;
   mtu: number;
@@ -74,9 +83,21 @@ export function orient(pairs: Pair[]): void {
  */
 export async function createPairs(pairs: readonly Pair[]): Promise<void> {
   if (pairs.length === 0) return;
+  for (const p of pairs) {
+    for (const s of [p.first, p.second]) {
+      const lost = netnsLost(s.netns, s.netnsId);
+      if (lost)
+        throw new AgentError(
+          "NETNS_NOT_FOUND",
+          `cannot link ${p.link}: ${lost}`,
+          "is the container running?",
+        );
+    }
+  }
   const lines = pairs.map((p) => [
     "link",
     "add",
+    "name",
     p.first.name,
     "netns",
     netnsArg(p.first.netns),
@@ -132,10 +153,12 @@ export async function createPairs(pairs: readonly Pair[]): Promise<void> {
 
 /** Groups devices by namespace and runs one `ip -batch` inside each (in parallel, bounded). */
 async function perNetns(
-  sides: readonly { netns: NetnsRef; name: string }[],
+  all: readonly { netns: NetnsRef; netnsId?: NetnsIdentity | undefined; name: string }[],
   line: (name: string) => string[],
   opts: { ignoreMissing?: boolean } = {},
 ): Promise<void> {
+  // What a lost node's pid or path points to now is someone else's namespace.
+  const sides = all.filter((s) => !(s.netnsId && netnsLost(s.netns, s.netnsId)));
   const groups = new Map<string, { netns: NetnsRef; names: string[] }>();
   for (const s of sides) {
     const k = nsKey(s.netns);
@@ -167,10 +190,10 @@ export async function setAdmin(sides: readonly PairSide[]): Promise<void> {
   }
 }
 
-/** Deletes pairs (one end each; the peer goes with it); missing devices and namespaces are fine. */
+/** Deletes pairs (one end each, not a lost one's; the peer goes with it); missing devices and namespaces are fine. */
 export async function deletePairs(pairs: readonly Pair[]): Promise<void> {
   await perNetns(
-    pairs.map((p) => p.first),
+    pairs.map((p) => (p.first.netnsId && netnsLost(p.first.netns, p.first.netnsId) ? p.second : p.first)),
     (n) => ["link", "del", "dev", n],
     { ignoreMissing: true },
   );

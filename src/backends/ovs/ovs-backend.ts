@@ -12,7 +12,7 @@ import {
   setLinkUp,
   untilCarrier,
 } from "../../link/index.js";
-import { type NetnsRef, netnsExists } from "../../link/netns.js";
+import { type NetnsRef, netnsLost } from "../../link/netns.js";
 import { OverlayManager } from "../../overlay/overlay-manager.js";
 import {
   type BridgeRow,
@@ -176,6 +176,7 @@ export class OvsBackend implements NetworkBackend {
             host: iface.hostPort,
             peer: iface.name,
             netns: node.netns,
+            netnsId: node.netnsId,
             mtu: iface.mtu,
             group: lab.group,
           };
@@ -465,11 +466,10 @@ export class OvsBackend implements NetworkBackend {
       for (const node of Object.values(lab.nodes)) {
         for (const iface of Object.values(node.interfaces)) ends.push({ node, iface });
       }
-      // Veths that vanished are created again where their node still exists (Docker's own
-      // endpoints are the plugin's to re-create).
+      // Veths that vanished are created again where their node still exists, as the namespace it
+      // was made in (Docker's own endpoints are the plugin's to re-create).
       const lost = ends.filter((e) => e.node.origin === "api" && !kernel.has(e.iface.hostPort));
-      const recreate: LinkEnd[] = [];
-      for (const e of lost) if (e.node.netns && (await netnsExists(e.node.netns))) recreate.push(e);
+      const recreate = lost.filter((e) => e.node.netns && !netnsLost(e.node.netns, e.node.netnsId));
       await this.removePortRows(recreate.map((e) => this.port(e.iface.hostPort)));
       if (recreate.length > 0) {
         const made = await this.recreateVeths(lab, recreate, kernel);

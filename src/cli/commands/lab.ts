@@ -32,7 +32,10 @@ export function renderLab(lab: LabView): string {
     rows.length === 0
       ? "no nodes"
       : renderTable(["NODE", "NETNS", "INTERFACE", "HOST PORT", "MTU", "VLAN", "CARRIER", "LINK"], rows);
-  return `lab ${lab.lab}: ${lab.nodes.length} nodes, ${lab.links.length} links\n\n${nodes}\n\n${renderLinks(lab.links)}`;
+  const lost = lab.nodes
+    .filter((n) => n.state === "lost")
+    .map((n) => `\nnode ${n.name} is lost: ${n.reason}`);
+  return `lab ${lab.lab}: ${lab.nodes.length} nodes, ${lab.links.length} links\n\n${nodes}${lost.join("")}\n\n${renderLinks(lab.links)}`;
 }
 
 function renderChanges(c: LabChanges): string {
