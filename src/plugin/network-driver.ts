@@ -24,6 +24,7 @@ import {
   type JoinRequest,
   type JoinResponse,
   type NetworkRequest,
+  NULL_POOLS,
 } from "./protocol.js";
 import { SparePool } from "./spare-pool.js";
 
@@ -145,6 +146,7 @@ export class NetworkDriver {
     const lab = validateId(opts.lab_id, "lab");
     const interfaceName = validateIfName(String(opts.interface_name), "interface_name");
     const mtu = networkMtu(opts);
+    requireNoAddresses(req);
     const known = this.d.store.pluginNetworks.get(id);
     if (known && (known.lab !== lab || known.interfaceName !== interfaceName || known.mtu !== mtu)) {
       throw new AgentError("CONFLICT", `network ${id} exists for ${known.lab} ${known.interfaceName}`);
@@ -494,6 +496,22 @@ function networkMtu(opts: Record<string, unknown>): number | undefined {
     );
   }
   return mtu;
+}
+
+/**
+ * A network on Docker's default IPAM would put Docker's addresses (and routes) on lab
+ * interfaces, whose nodes configure their own: refused at `docker network create`.
+ */
+function requireNoAddresses(req: CreateNetworkRequest): void {
+  const pools = [...(req.IPv4Data ?? []), ...(req.IPv6Data ?? [])]
+    .map((d) => d.Pool)
+    .filter((p): p is string => typeof p === "string" && p !== "" && !NULL_POOLS.has(p));
+  if (pools.length === 0) return;
+  throw new AgentError(
+    "BAD_REQUEST",
+    `archetype-ovs: Docker's IPAM would give lab interfaces addresses from ${pools.join(", ")}`,
+    "create the network with --ipam-driver null (lab nodes configure their own addresses)",
+  );
 }
 
 function endpointKey(id: string): string {

@@ -353,17 +353,41 @@ describe("Docker network plugin", { skip }, () => {
     const networksBefore = t.agent.store.pluginNetworks.values().length;
     const n1 = res.network(uniqueName("ne"));
     await assert.rejects(
-      docker(["network", "create", "-d", driver, "-o", "interface_name=eth1", n1]),
+      docker(["network", "create", "-d", driver, "--ipam-driver", "null", "-o", "interface_name=eth1", n1]),
       /lab_id is required/,
     );
     const n2 = res.network(uniqueName("ne"));
     await assert.rejects(
-      docker(["network", "create", "-d", driver, "-o", "lab_id=l1", "-o", "interface_name=bad/name", n2]),
+      docker([
+        "network",
+        "create",
+        "-d",
+        driver,
+        "--ipam-driver",
+        "null",
+        "-o",
+        "lab_id=l1",
+        "-o",
+        "interface_name=bad/name",
+        n2,
+      ]),
       /interface_name/,
     );
     const n3 = res.network(uniqueName("ne"));
     await assert.rejects(
-      docker(["network", "create", "-d", driver, "-o", "lab_id=-bad", "-o", "interface_name=eth1", n3]),
+      docker([
+        "network",
+        "create",
+        "-d",
+        driver,
+        "--ipam-driver",
+        "null",
+        "-o",
+        "lab_id=-bad",
+        "-o",
+        "interface_name=eth1",
+        n3,
+      ]),
       /lab id/,
     );
     const n4 = res.network(uniqueName("ne"));
@@ -373,6 +397,8 @@ describe("Docker network plugin", { skip }, () => {
         "create",
         "-d",
         driver,
+        "--ipam-driver",
+        "null",
         "-o",
         "lab_id=l1",
         "-o",
@@ -383,6 +409,28 @@ describe("Docker network plugin", { skip }, () => {
       ]),
       /option mtu "9k" is not a whole number/,
     );
+    // Docker's default IPAM (what a user gets without --ipam-driver null) is refused: its
+    // addresses would land on lab interfaces. A benchmark-range subnet, so nothing else is used.
+    const n5 = res.network(uniqueName("ne"));
+    const subnet = `198.18.${160 + Math.floor(Math.random() * 90)}.0/24`;
+    await assert.rejects(
+      docker([
+        "network",
+        "create",
+        "-d",
+        driver,
+        "--subnet",
+        subnet,
+        "-o",
+        "lab_id=l1",
+        "-o",
+        "interface_name=eth1",
+        n5,
+      ]),
+      (e: Error) =>
+        e.message.includes(`addresses from ${subnet}`) && e.message.includes("--ipam-driver null"),
+    );
+    await assert.rejects(docker(["network", "inspect", n5]), /No such network|not found/i);
     const unknown = await pluginCall(
       socket,
       "NetworkDriver.CreateEndpoint",
