@@ -27,6 +27,7 @@ import {
   NULL_POOLS,
 } from "./protocol.js";
 import { SparePool } from "./spare-pool.js";
+import { VethBatcher } from "./veth-batcher.js";
 
 export interface DriverDeps {
   config: AgentConfig;
@@ -77,6 +78,8 @@ export class NetworkDriver {
   private readonly spares: SparePool;
   /** Removes host ends in the background: Docker waits on DeleteEndpoint, one after the other. */
   private readonly reaper: PortReaper;
+  /** Makes the veths of concurrent CreateEndpoint calls (and spares) in one batch. */
+  private readonly veths: VethBatcher;
   /** Ends the resolve loops' pauses when the driver closes. */
   private readonly closing = new AbortController();
   /** Endpoints adopted by this process (and the container they were adopted for). */
@@ -84,8 +87,14 @@ export class NetworkDriver {
   private readonly stopWatching: (() => void) | undefined;
 
   constructor(private readonly d: DriverDeps) {
-    this.reaper = new PortReaper((ports) => d.backend.removeDetached(ports), d.logger);
-    this.spares = new SparePool({ ...d, reaper: this.reaper });
+    // Plugin ports are made, marked and removed under the agent's locks: a reconcile or cleanup
+    // pass (exclusive) never rebuilds the VLAN allocator in the middle of them.
+    this.reaper = new PortReaper(
+      (ports) => d.locks.withKey(PORTS_KEY, () => d.backend.removeDetached(ports)),
+      d.logger,
+    );
+    this.veths = new VethBatcher((eps) => d.locks.withKey(PORTS_KEY, () => d.backend.createDetached(eps)));
+    this.spares = new SparePool({ ...d, reaper: this.reaper, create: (eps) => this.veths.create(eps) });
     this.stopWatching = d.docker.watchStarts?.((id) => this.onContainerStart(id));
   }
 
@@ -209,13 +218,17 @@ export class NetworkDriver {
    * commit, no process. False when the network has no spare (or it vanished: made afresh).
    */
   private async claimSpare(net: PluginNetworkRecord, id: string): Promise<boolean> {
-    if (!canMark(this.d.backend)) return false;
+    const backend = this.d.backend;
+    if (!canMark(backend)) return false;
     const spare = this.spares.take(net);
     if (!spare) return false;
     const ep: PluginEndpointRecord = { endpointId: id, networkId: net.networkId, ...spare };
     this.d.store.pluginEndpoints.set(id, ep);
     try {
-      if (await this.d.backend.markPort(spare.hostPort, { [OWNER.endpoint]: id }, { wait: false })) {
+      const marked = await this.d.locks.withKey(endpointKey(id), () =>
+        backend.markPort(spare.hostPort, { [OWNER.endpoint]: id }, { wait: false }),
+      );
+      if (marked) {
         this.made.add(id);
         return true;
       }
@@ -289,7 +302,7 @@ export class NetworkDriver {
         for (const iface of Object.values(node.interfaces)) {
           if (known.has(iface.hostPort)) continue;
           await this.d.labs.releasePluginInterface(lab.lab, node.name, iface.name, iface.hostPort);
-          await this.d.backend.removeDetached([iface.hostPort]);
+          this.reaper.add([iface.hostPort]);
         }
       }
     }
@@ -390,8 +403,12 @@ export class NetworkDriver {
       if (this.d.store.pluginEndpoints.get(ep.endpointId) !== ep) return; // deleted meanwhile
       ep.node = name;
       this.d.store.pluginEndpoints.set(ep.endpointId, ep);
-      if (canMark(this.d.backend)) {
-        await this.d.backend.markPort(ep.hostPort, { [OWNER.node]: name, [OWNER.iface]: net.interfaceName });
+      const backend = this.d.backend;
+      if (canMark(backend)) {
+        // The lab's lock: its links retag this port.
+        await this.d.locks.withKey(net.lab, () =>
+          backend.markPort(ep.hostPort, { [OWNER.node]: name, [OWNER.iface]: net.interfaceName }),
+        );
       }
       await this.d.labs.adoptPluginInterface(net.lab, name, {
         name: net.interfaceName,
@@ -432,7 +449,7 @@ export class NetworkDriver {
   }
 
   private async createVeth(net: PluginNetworkRecord, ep: PluginEndpointRecord): Promise<void> {
-    await this.d.backend.createDetached([
+    await this.veths.create([
       {
         lab: net.lab,
         hostPort: ep.hostPort,
@@ -513,6 +530,9 @@ function requireNoAddresses(req: CreateNetworkRequest): void {
     "create the network with --ipam-driver null (lab nodes configure their own addresses)",
   );
 }
+
+/** The agent lock key of plugin port creation and removal (other keys are labs). */
+const PORTS_KEY = "docker-plugin/ports";
 
 function endpointKey(id: string): string {
   return `docker-endpoint/${id}`;

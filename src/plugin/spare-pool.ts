@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { DetachedEndpoint, NetworkBackend } from "../backends/network-backend.js";
+import type { DetachedEndpoint } from "../backends/network-backend.js";
 import { OWNER } from "../backends/ovs/ownership.js";
 import { toAgentError } from "../common/errors.js";
 import type { Logger } from "../common/log.js";
@@ -13,9 +13,10 @@ import { ALIAS_PREFIX } from "./protocol.js";
 export interface SparePoolDeps {
   config: AgentConfig;
   store: StateStore;
-  backend: NetworkBackend;
   logger: Logger;
   reaper: PortReaper;
+  /** Makes detached veths (the driver's batcher, under the agent's locks). */
+  create(eps: DetachedEndpoint[]): Promise<void>;
 }
 
 /**
@@ -130,7 +131,7 @@ export class SparePool {
       }
     }
     if (made.length === 0 || this.closed) return;
-    await this.d.backend.createDetached(made.map((m) => m.ep));
+    await this.d.create(made.map((m) => m.ep));
     for (const m of made) {
       const net = this.d.store.pluginNetworks.get(m.networkId);
       if (!net) {
