@@ -5,6 +5,7 @@ import type { Logger } from "../common/log.js";
 import type { AgentConfig } from "../config/config.js";
 import { type NetnsRef, netnsExists, parseNetnsRef } from "../link/netns.js";
 import type { Metrics } from "../metrics.js";
+import { pluginNodesOf } from "../plugin/lab-members.js";
 import type { LabOperations } from "../services.js";
 import type { CarrierState, InterfaceRecord, LabRecord, LinkRecord, NodeRecord } from "../state/records.js";
 import type { StateStore } from "../state/state-store.js";
@@ -232,7 +233,10 @@ export class LabService implements LabOperations {
         throw new AgentError("CONFLICT", `node ${node} of lab ${lab} exists and is not a Docker container`);
       }
       const have = existing?.interfaces[iface.name];
-      if (have?.hostPort === iface.hostPort) return;
+      if (have?.hostPort === iface.hostPort) {
+        if (!this.d.store.lab(lab)) this.d.store.saveLab(rec); // a new lab that had it already
+        return;
+      }
       if (have) {
         throw new AgentError("CONFLICT", `${node}:${iface.name} in lab ${lab} belongs to another endpoint`);
       }
@@ -341,7 +345,9 @@ export class LabService implements LabOperations {
 
   private newLab(lab: string): LabRecord {
     const taken = new Set(this.d.store.labs().map((l) => l.group));
-    return { lab, group: labGroup(lab, taken), createdAt: Date.now(), nodes: {}, links: {} };
+    // Running containers' endpoints on the lab's networks are in it from the start.
+    const nodes = pluginNodesOf(this.d.store, lab);
+    return { lab, group: labGroup(lab, taken), createdAt: Date.now(), nodes, links: {} };
   }
 
   private mustLab(lab: string): LabRecord {

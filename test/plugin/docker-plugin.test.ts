@@ -13,7 +13,7 @@ import {
   pluginSocket,
   RUNTIME,
 } from "../harness/docker.js";
-import { NetnsPool, uniqueName } from "../harness/netns.js";
+import { NetnsPool, nsExec, uniqueName } from "../harness/netns.js";
 
 const skip = await dockerUnavailable();
 const { socket, driver } = pluginSocket();
@@ -241,6 +241,53 @@ describe("Docker network plugin", { skip }, () => {
     await res.removeContainer(c1);
     await res.removeContainer(c2);
     await res.removeNetwork(netName);
+  });
+
+  test("a lab deleted and PUT again: a running container's interface is in it again and pings", async () => {
+    const lab = uniqueName("lab");
+    const net = uniqueName("nd");
+    await res.createNetwork(driver, net, { lab_id: lab, interface_name: "eth1" });
+    const c = res.container(uniqueName("cd"));
+    await docker([
+      "run",
+      "-d",
+      ...RUNTIME,
+      "--cap-add",
+      "NET_ADMIN",
+      "--network",
+      net,
+      "--name",
+      c,
+      IMAGE,
+      "sh",
+      "-c",
+      "ip addr add 198.18.23.1/24 dev eth1 && ip link set eth1 up && sleep 3600",
+    ]);
+    await waitFor("adopted", () => adopted(lab, c));
+    const [ns] = (await pool.create(1)) as [string];
+    const spec = {
+      nodes: [{ name: "r1", netns: ns, interfaces: [{ name: "eth1" }] }],
+      links: [{ a: `${c}:eth1`, b: "r1:eth1" }],
+    };
+    const putAndPing = async (what: string) => {
+      await t.agent.labs.putLab(lab, spec);
+      await nsExec(ns, ["ip", "addr", "add", "198.18.23.2/24", "dev", "eth1"]);
+      await nsExec(ns, ["ip", "link", "set", "eth1", "up"]);
+      await docker(["exec", c, "ip", "neigh", "flush", "dev", "eth1"]); // r1:eth1 is new: a new MAC
+      await waitFor(`ping ${what}`, () => pingFrom(c, "198.18.23.2"), 20_000).catch(async (e) => {
+        console.log("# lab:", JSON.stringify(t.agent.labs.getLab(lab)));
+        console.log("# c neigh:", await docker(["exec", c, "ip", "neigh"]).catch(String));
+        throw e;
+      });
+    };
+    await putAndPing("after the first PUT");
+    await t.agent.labs.deleteLab(lab);
+    assert.equal(await pingFrom(c, "198.18.23.2"), false, "the lab is gone: no ping");
+    await putAndPing("after DELETE and PUT again");
+    assert.deepEqual(adopted(lab, c), ["eth1"]);
+    await t.agent.labs.deleteLab(lab);
+    await res.removeContainer(c);
+    await res.removeNetwork(net);
   });
 
   test("docker rm -f, network rm and agent restarts leave nothing behind; other labs untouched", async () => {
