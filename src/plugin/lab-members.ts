@@ -11,7 +11,8 @@ export function pluginNodesOf(store: StateStore, lab: string): Record<string, No
   for (const ep of store.pluginEndpoints.values()) {
     const net = store.pluginNetworks.get(ep.networkId);
     if (ep.node === undefined || net?.lab !== lab) continue;
-    const node = (nodes[ep.node] ??= { name: ep.node, netns: undefined, origin: "plugin", interfaces: {} });
+    const node = nodes[ep.node] ?? { name: ep.node, netns: undefined, origin: "plugin", interfaces: {} };
+    nodes[ep.node] = node;
     node.interfaces[net.interfaceName] = {
       name: net.interfaceName,
       hostPort: ep.hostPort,

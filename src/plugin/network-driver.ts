@@ -1,3 +1,4 @@
+import { basename } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { NetworkBackend } from "../backends/network-backend.js";
 import { OWNER } from "../backends/ovs/ownership.js";
@@ -56,6 +57,8 @@ const FIRST_LOOK_MS = 1500;
 const RUNNING_FIRST_LOOK_MS = 250;
 /** Spares are made this long after a container started or a network was created (quiet). */
 const START_REFILL_MS = 50;
+/** Docker is asked for created containers once its container events paused this long. */
+const DEMAND_QUIET_MS = 100;
 
 /**
  * The archetype-ovs network driver: a Docker network is one interface slot (`interface_name`) of
@@ -85,6 +88,7 @@ export class NetworkDriver {
   /** Endpoints adopted by this process (and the container they were adopted for). */
   private readonly adopted = new Map<string, string>();
   private readonly stopWatching: (() => void) | undefined;
+  private demandTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly d: DriverDeps) {
     // Plugin ports are made, marked and removed under the agent's locks: a reconcile or cleanup
@@ -95,12 +99,16 @@ export class NetworkDriver {
     );
     this.veths = new VethBatcher((eps) => d.locks.withKey(PORTS_KEY, () => d.backend.createDetached(eps)));
     this.spares = new SparePool({ ...d, reaper: this.reaper, create: (eps) => this.veths.create(eps) });
-    this.stopWatching = d.docker.watchStarts?.((id) => this.onContainerStart(id));
+    this.stopWatching = d.docker.watchContainers?.((id, action) => {
+      if (action === "start") this.onContainerStart(id);
+      else this.demandSoon(); // created or removed: the spares needed change
+    });
   }
 
   /** Stops background work; resolves once queued removals are done. */
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.demandTimer);
     this.spares.close();
     this.stopWatching?.();
     this.closing.abort();
@@ -191,6 +199,7 @@ export class NetworkDriver {
     await this.endpointLocks.withKey(endpointKey(id), async () => {
       if (this.d.store.pluginEndpoints.get(id)) return;
       if (await this.claimSpare(net, id)) return;
+      this.demandSoon(); // more containers than spares: how many are still to come?
       const { hostPort, peer } = pluginPortNames(id);
       const ep: PluginEndpointRecord = {
         endpointId: id,
@@ -307,6 +316,7 @@ export class NetworkDriver {
       }
     }
     this.spares.recover(present);
+    this.demandSoon();
     await this.reaper.drain(); // start-up leaves nothing half-removed behind it
   }
 
@@ -351,6 +361,24 @@ export class NetworkDriver {
       await this.pause(wait);
       wait = Math.min(wait * 2, 1000);
     }
+  }
+
+  /**
+   * Asks Docker (once a burst of events is over) how many containers are created on our
+   * networks and not started yet: the spare pool makes that many interfaces ahead of their start.
+   */
+  private demandSoon(): void {
+    const createdOn = this.d.docker.createdOn?.bind(this.d.docker);
+    const socket = this.d.config.pluginSocket;
+    if (!createdOn || socket === undefined || this.closed) return;
+    clearTimeout(this.demandTimer);
+    this.demandTimer = setTimeout(() => {
+      createdOn(basename(socket, ".sock")).then(
+        (created) => this.closed || this.spares.setDemand(created),
+        (e) => this.d.logger.debug({ err: errorText(e) }, "could not ask Docker for created containers"),
+      );
+    }, DEMAND_QUIET_MS);
+    this.demandTimer.unref();
   }
 
   /** Resolves after `ms`, or at once when the driver closes. */

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { after, before, test } from "node:test";
 import { OWNER } from "../../src/backends/ovs/ownership.js";
 import { silentLogger } from "../../src/common/log.js";
-import type { DockerEngine } from "../../src/plugin/docker-engine.js";
+import type { ContainerAction, DockerEngine } from "../../src/plugin/docker-engine.js";
 import { NetworkDriver } from "../../src/plugin/network-driver.js";
 import { GENERIC_OPTION } from "../../src/plugin/protocol.js";
 import { startTestAgent, type TestAgent } from "../harness/agent.js";
@@ -38,7 +38,7 @@ after(async () => {
 /** Docker as far as the driver asks it: containers by endpoint, start events on demand. */
 class FakeDocker implements DockerEngine {
   readonly byEndpoint = new Map<string, string>();
-  private listener: ((id: string) => void) | undefined;
+  private listener: ((id: string, action: ContainerAction) => void) | undefined;
   containerOfEndpoint(_net: string, ep: string) {
     return Promise.resolve(this.byEndpoint.get(ep));
   }
@@ -46,14 +46,14 @@ class FakeDocker implements DockerEngine {
     const endpoints = [...this.byEndpoint].filter(([, c]) => c === name).map(([e]) => e);
     return Promise.resolve(endpoints.length > 0 ? { name, endpoints } : undefined);
   }
-  watchStarts(l: (id: string) => void) {
+  watchContainers(l: (id: string, action: ContainerAction) => void) {
     this.listener = l;
     return () => {
       this.listener = undefined;
     };
   }
   start(name: string) {
-    this.listener?.(name);
+    this.listener?.(name, "start");
   }
 }
 
