@@ -10,7 +10,7 @@ export interface DockerEngine {
   /** A container's name and the endpoint ids of its networks (undefined: no such container). */
   endpointsOf?(containerId: string): Promise<{ name: string; endpoints: string[] } | undefined>;
   /**
-   * Calls `listener` with the id of every container that is created, started or removed
+   * Calls `listener` with the id of every container that is created or started
    * (Docker's event stream, reconnected when it breaks). Returns a function that stops watching.
    */
   watchContainers?(listener: (containerId: string, action: ContainerAction) => void): () => void;
@@ -18,8 +18,8 @@ export interface DockerEngine {
   createdOn?(driver: string): Promise<Map<string, number>>;
 }
 
-export type ContainerAction = "create" | "start" | "destroy";
-const ACTIONS: readonly string[] = ["create", "start", "destroy"] satisfies ContainerAction[];
+export type ContainerAction = "create" | "start";
+const ACTIONS: readonly string[] = ["create", "start"] satisfies ContainerAction[];
 
 interface ContainerInspect {
   Name?: string;

@@ -55,7 +55,7 @@ function canMark(b: NetworkBackend): b is NetworkBackend & PortMarker {
 const FIRST_LOOK_MS = 1500;
 /** ... and of one joined to a running container (`docker network connect`), or after a restart. */
 const RUNNING_FIRST_LOOK_MS = 250;
-/** Spares are made this long after a container started or a network was created (quiet). */
+/** Spares are made this long after a network was created (quiet). */
 const START_REFILL_MS = 50;
 /** Docker is asked for created containers once its container events paused this long. */
 const DEMAND_QUIET_MS = 100;
@@ -101,7 +101,7 @@ export class NetworkDriver {
     this.spares = new SparePool({ ...d, reaper: this.reaper, create: (eps) => this.veths.create(eps) });
     this.stopWatching = d.docker.watchContainers?.((id, action) => {
       if (action === "start") this.onContainerStart(id);
-      else this.demandSoon(); // created or removed: the spares needed change
+      else this.demandSoon(); // created: one more container to make spares for
     });
   }
 
@@ -199,7 +199,6 @@ export class NetworkDriver {
     await this.endpointLocks.withKey(endpointKey(id), async () => {
       if (this.d.store.pluginEndpoints.get(id)) return;
       if (await this.claimSpare(net, id)) return;
-      this.demandSoon(); // more containers than spares: how many are still to come?
       const { hostPort, peer } = pluginPortNames(id);
       const ep: PluginEndpointRecord = {
         endpointId: id,
@@ -391,7 +390,8 @@ export class NetworkDriver {
    * for all of them), and spares are made again.
    */
   private onContainerStart(containerId: string): void {
-    this.spares.refillSoon(START_REFILL_MS);
+    // Once Docker is quiet: others may be starting (containers created ahead have spares already).
+    this.spares.refillSoon();
     const waiting = this.d.store.pluginEndpoints
       .values()
       .filter((e) => this.resolving.has(e.endpointId) && e.node === undefined);

@@ -136,6 +136,69 @@ describe("Docker network plugin", { skip }, () => {
     assert.equal(t.agent.store.pluginEndpoints.values().length, 0);
   });
 
+  test("10 containers with 4 interfaces each started at once: all named right, spares made ahead, nothing left", async () => {
+    const lab = uniqueName("lab");
+    const p = uniqueName("np");
+    // A network is one interface slot of the lab; every container is on all of them. The
+    // networks' names sort the other way round from their interface names.
+    const slots: [string, string][] = [
+      ["eth1", `${p}-d`],
+      ["eth2", `${p}-c`],
+      ["eth3", `${p}-b`],
+      ["eth4", `${p}-a`],
+    ];
+    for (const [ifname, net] of slots)
+      await res.createNetwork(driver, net, { lab_id: lab, interface_name: ifname });
+    const containers = Array.from({ length: 10 }, () => res.container(uniqueName("cp")));
+    for (const c of containers) {
+      await docker(["create", ...RUNTIME, "--network", slots[0]![1], "--name", c, IMAGE, "sleep", "3600"]);
+      for (const [, net] of slots.slice(1)) await docker(["network", "connect", net, c]);
+    }
+    // The agent counts the containers created on the lab's networks and makes a spare for each.
+    const labNets = () => t.agent.store.pluginNetworks.values().filter((n) => n.lab === lab);
+    await waitFor("10 spares per network", () =>
+      labNets().length === 4 && labNets().every((n) => (n.spares?.length ?? 0) >= 10) ? true : undefined,
+    );
+    const premade = new Set(labNets().flatMap((n) => (n.spares ?? []).map((s) => s.hostPort)));
+    await Promise.all(containers.map((c) => docker(["start", c])));
+
+    const script = 'cd /sys/class/net && for i in *; do echo "$i=$(cat $i/ifalias)"; done';
+    for (const c of containers) {
+      const out = await docker(["exec", c, "sh", "-c", script]);
+      assert.deepEqual(
+        out.split("\n").map((l) => l.trim()),
+        ["eth1=archetype:eth1", "eth2=archetype:eth2", "eth3=archetype:eth3", "eth4=archetype:eth4", "lo="],
+        c,
+      );
+    }
+    await waitFor("all 40 interfaces adopted", () =>
+      containers.every((c) => adopted(lab, c)?.length === 4) ? true : undefined,
+    );
+    const ports = (await Promise.all(containers.map(endpointIds))).flat().map(portsOf);
+    assert.equal(ports.length, 40);
+    assert.ok(
+      ports.every((x) => premade.has(x.hostPort)),
+      "every endpoint took a spare made before the start",
+    );
+
+    await docker(["rm", "-f", ...containers]);
+    for (const [, net] of slots) await res.removeNetwork(net);
+    await waitFor("the lab's ports removed", async () =>
+      (await t.ovs.vsctl(["--columns=name", "find", "Port", `external_ids:archetype_lab=${lab}`])).trim() ===
+      ""
+        ? true
+        : undefined,
+    );
+    const kernelSwitch = new Set((await listLinks(switchNs())).map((l) => l.name));
+    const kernelHost = new Set((await listLinks()).map((l) => l.name));
+    for (const x of ports) {
+      assert.ok(!kernelSwitch.has(x.hostPort), `veth ${x.hostPort} gone`);
+      assert.ok(!kernelHost.has(x.peer), `peer ${x.peer} gone`);
+    }
+    assert.equal(labNets().length, 0);
+    for (const c of containers) assert.equal(adopted(lab, c), undefined);
+  });
+
   test("docker network connect to a running container: the interface gets its name too", async () => {
     const lab = uniqueName("lab");
     const [na, nb] = [uniqueName("nc"), uniqueName("nc")];
