@@ -57,8 +57,10 @@ const FIRST_LOOK_MS = 1500;
 const RUNNING_FIRST_LOOK_MS = 250;
 /** Spares are made this long after a network was created (quiet). */
 const START_REFILL_MS = 50;
-/** Docker is asked for created containers once its container events paused this long. */
+/** Docker is asked for created containers once its create events paused this long ... */
 const DEMAND_QUIET_MS = 100;
+/** ... and after starts once they paused this long (Docker is busy while it starts containers). */
+const START_QUIET_MS = 1000;
 
 /**
  * The archetype-ovs network driver: a Docker network is one interface slot (`interface_name`) of
@@ -89,6 +91,8 @@ export class NetworkDriver {
   private readonly adopted = new Map<string, string>();
   private readonly stopWatching: (() => void) | undefined;
   private demandTimer: NodeJS.Timeout | undefined;
+  /** A container was created since Docker was last asked: the demand may rise. */
+  private demandRaise = false;
 
   constructor(private readonly d: DriverDeps) {
     // Plugin ports are made, marked and removed under the agent's locks: a reconcile or cleanup
@@ -101,7 +105,7 @@ export class NetworkDriver {
     this.spares = new SparePool({ ...d, reaper: this.reaper, create: (eps) => this.veths.create(eps) });
     this.stopWatching = d.docker.watchContainers?.((id, action) => {
       if (action === "start") this.onContainerStart(id);
-      else this.demandSoon(); // created: one more container to make spares for
+      else this.demandSoon("create"); // one more container to make spares for
     });
   }
 
@@ -198,7 +202,7 @@ export class NetworkDriver {
     const id = requireId(req.EndpointID, "EndpointID");
     await this.endpointLocks.withKey(endpointKey(id), async () => {
       if (this.d.store.pluginEndpoints.get(id)) return;
-      if (await this.claimSpare(net, id)) return;
+      if (this.claimSpare(net, id)) return;
       const { hostPort, peer } = pluginPortNames(id);
       const ep: PluginEndpointRecord = {
         endpointId: id,
@@ -222,30 +226,30 @@ export class NetworkDriver {
   }
 
   /**
-   * The endpoint takes a pre-made veth of its network: one OVSDB transaction that answers on
-   * commit, no process. False when the network has no spare (or it vanished: made afresh).
+   * The endpoint takes a pre-made veth of its network: no process, no waiting. Docker calls
+   * CreateEndpoint one container after the other on a network, so this is on the path of every
+   * container of a lab started at once. False when the network has no spare (or its port
+   * vanished: made afresh).
    */
-  private async claimSpare(net: PluginNetworkRecord, id: string): Promise<boolean> {
+  private claimSpare(net: PluginNetworkRecord, id: string): boolean {
     const backend = this.d.backend;
     if (!canMark(backend)) return false;
     const spare = this.spares.take(net);
     if (!spare) return false;
-    const ep: PluginEndpointRecord = { endpointId: id, networkId: net.networkId, ...spare };
-    this.d.store.pluginEndpoints.set(id, ep);
-    try {
-      const marked = await this.d.locks.withKey(endpointKey(id), () =>
-        backend.markPort(spare.hostPort, { [OWNER.endpoint]: id }, { wait: false }),
-      );
-      if (marked) {
-        this.made.add(id);
-        return true;
-      }
-    } catch (e) {
-      this.d.logger.warn({ err: errorText(e), port: spare.hostPort }, "could not claim a spare interface");
+    if (!backend.observe({ ...spare, name: net.interfaceName, carrier: "up" }).present) {
+      this.reaper.add([spare.hostPort]);
+      return false;
     }
-    this.d.store.pluginEndpoints.delete(id);
-    this.reaper.add([spare.hostPort]);
-    return false;
+    this.d.store.pluginEndpoints.set(id, { endpointId: id, networkId: net.networkId, ...spare });
+    this.made.add(id);
+    // The mark only tells OVSDB's readers whose port it is (cleanup and restarts go by the
+    // store): sent now, not awaited. A mutation of this one key, so no lock is needed.
+    void backend
+      .markPort(spare.hostPort, { [OWNER.endpoint]: id }, { wait: false })
+      .catch((e) =>
+        this.d.logger.warn({ err: errorText(e), port: spare.hostPort }, "could not mark a claimed spare"),
+      );
+    return true;
   }
 
   private async join(req: JoinRequest): Promise<JoinResponse> {
@@ -315,7 +319,7 @@ export class NetworkDriver {
       }
     }
     this.spares.recover(present);
-    this.demandSoon();
+    this.demandSoon("create");
     await this.reaper.drain(); // start-up leaves nothing half-removed behind it
   }
 
@@ -364,19 +368,26 @@ export class NetworkDriver {
 
   /**
    * Asks Docker (once a burst of events is over) how many containers are created on our
-   * networks and not started yet: the spare pool makes that many interfaces ahead of their start.
+   * networks and not started yet: the spare pool makes that many interfaces ahead of their
+   * start. After starts it asks later (not while Docker is busy starting) and only to lower it.
    */
-  private demandSoon(): void {
+  private demandSoon(after: "create" | "start"): void {
     const createdOn = this.d.docker.createdOn?.bind(this.d.docker);
     const socket = this.d.config.pluginSocket;
     if (!createdOn || socket === undefined || this.closed) return;
+    this.demandRaise ||= after === "create";
     clearTimeout(this.demandTimer);
-    this.demandTimer = setTimeout(() => {
-      createdOn(basename(socket, ".sock")).then(
-        (created) => this.closed || this.spares.setDemand(created),
-        (e) => this.d.logger.debug({ err: errorText(e) }, "could not ask Docker for created containers"),
-      );
-    }, DEMAND_QUIET_MS);
+    this.demandTimer = setTimeout(
+      () => {
+        const lowerOnly = !this.demandRaise;
+        this.demandRaise = false;
+        createdOn(basename(socket, ".sock")).then(
+          (created) => this.closed || this.spares.setDemand(created, { lowerOnly }),
+          (e) => this.d.logger.debug({ err: errorText(e) }, "could not ask Docker for created containers"),
+        );
+      },
+      this.demandRaise ? DEMAND_QUIET_MS : START_QUIET_MS,
+    );
     this.demandTimer.unref();
   }
 
@@ -391,7 +402,9 @@ export class NetworkDriver {
    */
   private onContainerStart(containerId: string): void {
     // Once Docker is quiet: others may be starting (containers created ahead have spares already).
+    this.spares.startsBegan();
     this.spares.refillSoon();
+    this.demandSoon("start");
     const waiting = this.d.store.pluginEndpoints
       .values()
       .filter((e) => this.resolving.has(e.endpointId) && e.node === undefined);
@@ -434,8 +447,13 @@ export class NetworkDriver {
       const backend = this.d.backend;
       if (canMark(backend)) {
         // The lab's lock: its links retag this port.
+        // Nothing for ovs-vswitchd to do: answers on commit.
         await this.d.locks.withKey(net.lab, () =>
-          backend.markPort(ep.hostPort, { [OWNER.node]: name, [OWNER.iface]: net.interfaceName }),
+          backend.markPort(
+            ep.hostPort,
+            { [OWNER.node]: name, [OWNER.iface]: net.interfaceName },
+            { wait: false },
+          ),
         );
       }
       await this.d.labs.adoptPluginInterface(net.lab, name, {

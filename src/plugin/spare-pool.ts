@@ -43,6 +43,8 @@ export class SparePool {
   private closed = false;
   /** Network id -> endpoints expected soon (containers created and not started yet). */
   private readonly expected = new Map<string, number>();
+  /** Containers are being created: a quarter more is made ahead (the next ones are on their way). */
+  private growing = false;
 
   constructor(private readonly d: SparePoolDeps) {}
 
@@ -83,24 +85,35 @@ export class SparePool {
   /**
    * Containers created on each network and not started yet (by network id): every network of a
    * lab expects the most any of them has (a lab's containers have all its interface slots, and
-   * a container connected after its creation may not be counted yet). Refills soon.
+   * a container connected after its creation may not be counted yet), plus a quarter while
+   * containers are being created (the next ones are usually on their way). `lowerOnly` (asked
+   * after starts, when the containers starting still count as created) only lowers it.
    */
-  setDemand(created: ReadonlyMap<string, number>): void {
+  setDemand(created: ReadonlyMap<string, number>, opts: { lowerOnly?: boolean } = {}): void {
     const nets = this.d.store.pluginNetworks.values();
     const perLab = new Map<string, number>();
     for (const n of nets) perLab.set(n.lab, Math.max(perLab.get(n.lab) ?? 0, created.get(n.networkId) ?? 0));
-    this.expected.clear();
     for (const n of nets) {
-      const want = perLab.get(n.lab) ?? 0;
+      const most = perLab.get(n.lab) ?? 0;
+      const want = opts.lowerOnly ? Math.min(most, this.expected.get(n.networkId) ?? 0) : most;
       if (want > 0) this.expected.set(n.networkId, want);
+      else this.expected.delete(n.networkId);
     }
+    if (!opts.lowerOnly) this.growing = true;
     this.d.logger.debug({ expected: Object.fromEntries(this.expected) }, "plugin endpoints expected");
-    this.refillSoon(0);
+    this.refillSoon(opts.lowerOnly ? QUIET_MS : 0);
+  }
+
+  /** Containers started: the ones expected are being claimed, none are on their way any more. */
+  startsBegan(): void {
+    this.growing = false;
   }
 
   /** Spares a network should have now. */
   private target(net: PluginNetworkRecord): number {
-    return Math.min(MAX_SPARES, Math.max(this.d.config.pluginSpares, this.expected.get(net.networkId) ?? 0));
+    const expected = this.expected.get(net.networkId) ?? 0;
+    const ahead = this.growing ? Math.ceil(expected / 4) : 0;
+    return Math.min(MAX_SPARES, Math.max(this.d.config.pluginSpares, expected + ahead));
   }
 
   /** Removes the spares of a network that is going away (in the background, like endpoints). */
@@ -133,7 +146,7 @@ export class SparePool {
         this.running = undefined;
         if (this.again && !this.closed) {
           this.again = false;
-          this.refillSoon();
+          void this.refill(); // asked for while this run was under way
         }
       });
     return this.running;
