@@ -446,8 +446,8 @@ export class NetworkDriver {
       this.d.store.pluginEndpoints.set(ep.endpointId, ep);
       const backend = this.d.backend;
       if (canMark(backend)) {
-        // The lab's lock: its links retag this port.
-        // Nothing for ovs-vswitchd to do: answers on commit.
+        // Under the lab's lock (its links retag this port); answers on commit (no work for
+        // ovs-vswitchd).
         await this.d.locks.withKey(net.lab, () =>
           backend.markPort(
             ep.hostPort,

@@ -32,7 +32,7 @@ const MAX_SPARES = 64;
  * containers created on the lab's networks and not started yet (the demand, see setDemand).
  * Docker calls CreateEndpoint one network after the other while a container starts, and one
  * container after the other on the same network; making a veth there costs processes (ip, the
- * offload helper) on that critical path, taking a spare costs one OVSDB transaction. Spares are
+ * offload helper) on that critical path, taking a spare costs no process and no wait. Spares are
  * made in the background, all missing ones in one kernel batch and one transaction, and are
  * recorded in their network's record (cleanup treats them as owned).
  */
@@ -126,7 +126,7 @@ export class SparePool {
 
   /** Schedules a refill after `ms` of quiet (each call pushes it back). */
   refillSoon(ms = QUIET_MS): void {
-    if (this.closed || (this.d.config.pluginSpares === 0 && this.expected.size === 0)) return;
+    if (this.closed || this.d.config.pluginSpares === 0) return; // 0: no spares at all
     clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.refill(), ms);
     this.timer.unref();

@@ -189,12 +189,16 @@ describe("Docker network plugin", { skip }, () => {
         ? true
         : undefined,
     );
-    const kernelSwitch = new Set((await listLinks(switchNs())).map((l) => l.name));
-    const kernelHost = new Set((await listLinks()).map((l) => l.name));
-    for (const x of ports) {
-      assert.ok(!kernelSwitch.has(x.hostPort), `veth ${x.hostPort} gone`);
-      assert.ok(!kernelHost.has(x.peer), `peer ${x.peer} gone`);
-    }
+    // Their veths go right after (in the background, one batch).
+    const left = async () => {
+      const kernel = new Set([...(await listLinks(switchNs())), ...(await listLinks())].map((l) => l.name));
+      return ports.flatMap((x) => [x.hostPort, x.peer]).filter((n) => kernel.has(n));
+    };
+    await waitFor("the lab's veths removed", async () =>
+      (await left()).length === 0 ? true : undefined,
+    ).catch(async (e: Error) => {
+      throw new Error(`${e.message}: ${(await left()).join(" ")}`);
+    });
     assert.equal(labNets().length, 0);
     for (const c of containers) assert.equal(adopted(lab, c), undefined);
   });
