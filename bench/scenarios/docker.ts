@@ -272,7 +272,11 @@ export async function dockerParallelStart(
     /** Creates the containers on `nets` (none: `--network none`), outside the timing. */
     const createAll = async (tag: string, nets: readonly string[]) => {
       const names = Array.from({ length: containers }, (_, i) => `${driver}-${tag}-${i}`);
-      const remove = onCleanup(`containers ${names.join(" ")}`, () => dockerUndo(["rm", "-f", ...names]));
+      // One at a time: Docker's endpoint count of a network can go stale when its containers
+      // are removed in parallel (moby/moby#42119), and the network cannot be removed then.
+      const remove = onCleanup(`containers ${names.join(" ")}`, async () => {
+        for (const c of names) await dockerUndo(["rm", "-f", c]);
+      });
       for (const c of names) {
         await docker(
           ["create", "--name", c, "--runtime", runtime, "--network", nets[0] ?? "none", IMAGE].concat([

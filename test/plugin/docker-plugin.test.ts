@@ -181,7 +181,8 @@ describe("Docker network plugin", { skip }, () => {
       "every endpoint took a spare made before the start",
     );
 
-    await docker(["rm", "-f", ...containers]);
+    // One at a time: parallel removals can leave Docker's endpoint count stale (moby/moby#42119).
+    for (const c of containers) await res.removeContainer(c);
     for (const [, net] of slots) await res.removeNetwork(net);
     await waitFor("the lab's ports removed", async () =>
       (await t.ovs.vsctl(["--columns=name", "find", "Port", `external_ids:archetype_lab=${lab}`])).trim() ===
