@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { cleanupAll, installSignalHandlers } from "./lib/cleanup.js";
 import { machine, type ScenarioResult, table, writeJson } from "./lib/report.js";
-import { dockerStart } from "./scenarios/docker.js";
+import { dockerParallelStart, dockerStart } from "./scenarios/docker.js";
 import { hotLinks } from "./scenarios/hot-links.js";
 import { labLifecycle } from "./scenarios/lab-lifecycle.js";
 import { overlayThroughput } from "./scenarios/overlay-throughput.js";
@@ -64,11 +64,17 @@ const steps: Step[] = [
   { ids: [4, 7], name: "start-up and memory", run: () => startupMemory(Math.ceil(p.ports / 2)) },
   { ids: [5], name: "Docker", run: () => dockerStart(p.dockerIfaces, smoke ? 1 : 3) },
   {
+    ids: [8],
+    name: "Docker, containers started at once",
+    run: () =>
+      dockerParallelStart(smoke ? 2 : 10, smoke ? 2 : 4, smoke ? 1 : Number(process.env.BENCH_REPS ?? 3)),
+  },
+  {
     ids: [6],
     name: "overlay and throughput",
     run: () => overlayThroughput({ overlays: p.overlays, iperfSeconds: p.iperfSeconds }),
   },
-  { ids: [8], name: "state write durability", run: () => stateWrite(smoke ? 20 : 500) },
+  { ids: [9], name: "state write durability", run: () => stateWrite(smoke ? 20 : 500) },
 ];
 
 async function main(): Promise<number> {

@@ -217,3 +217,141 @@ export async function dockerStart(ifaces: number, reps: number): Promise<Scenari
     };
   });
 }
+
+const PARALLEL_TARGET = 1.2;
+
+/**
+ * Scenario 8: a lab's containers started at once. A network is one interface slot of a lab, so
+ * a lab of `containers` containers with `ifaces` interfaces each is `ifaces` networks with every
+ * container on all of them; all containers are started by parallel `docker start`s. The agent's
+ * overhead (wall time of the parallel starts minus the same containers on `--network none`) is
+ * compared with the floor's: the same containers on as many null-driver networks.
+ */
+export async function dockerParallelStart(
+  containers: number,
+  ifaces: number,
+  reps: number,
+): Promise<ScenarioResult> {
+  const name = `Docker: ${containers} containers x ${ifaces} plugin interfaces started at once`;
+  const skip = (reason: string): ScenarioResult => ({ id: 8, name, status: "skipped", reason, figures: [] });
+  if (!(await ok(docker(["info"])))) return skip("no Docker daemon answers");
+  if (!(await ok(docker(["image", "inspect", IMAGE])))) return skip(`image ${IMAGE} missing`);
+  return scoped(async () => {
+    const runtime = (await docker(["info", "--format", "{{.DefaultRuntime}}"])).stdout.trim() || "runc";
+    const id = randomBytes(3).toString("hex");
+    const driver = `archbench${id}`;
+    const socket = `/run/docker/plugins/${driver}.sock`;
+    await startEnv({ pluginSocket: socket });
+    for (let i = 0; i < 20 && !existsSync(socket); i++) await sleep(50);
+    if (!existsSync(socket)) return skip(`the agent created no plugin socket at ${socket}`);
+    const nul = await startNullDriver(`archnull${id}`);
+
+    const networks = async (tag: string, args: (k: number) => string[]) => {
+      const out: string[] = [];
+      for (let k = 1; k <= ifaces; k++) {
+        const net = `${driver}-${tag}${k}`;
+        await docker(["network", "create", ...args(k), net]);
+        out.push(net);
+        onCleanup(`docker network ${net}`, () => dockerUndo(["network", "rm", net]));
+      }
+      return out;
+    };
+    const lab = `benchpar${id}`;
+    const plugin = await networks("", (k) => [
+      "-d",
+      driver,
+      "--ipam-driver",
+      "null",
+      "-o",
+      `lab_id=${lab}`,
+      "-o",
+      `interface_name=eth${k}`,
+    ]);
+    const nulls = await networks("null", () => ["-d", nul.name, "--ipam-driver", "null"]);
+
+    /** Creates the containers on `nets` (none: `--network none`), outside the timing. */
+    const createAll = async (tag: string, nets: readonly string[]) => {
+      const names = Array.from({ length: containers }, (_, i) => `${driver}-${tag}-${i}`);
+      // One at a time: Docker's endpoint count of a network can go stale when its containers
+      // are removed in parallel (moby/moby#42119), and the network cannot be removed then.
+      const remove = onCleanup(`containers ${names.join(" ")}`, async () => {
+        for (const c of names) await dockerUndo(["rm", "-f", c]);
+      });
+      for (const c of names) {
+        await docker(
+          ["create", "--name", c, "--runtime", runtime, "--network", nets[0] ?? "none", IMAGE].concat([
+            "sleep",
+            "600",
+          ]),
+        );
+        for (const n of nets.slice(1)) await docker(["network", "connect", n, c]);
+      }
+      return { names, remove };
+    };
+    const startAll = (names: readonly string[]) =>
+      timed(() => Promise.all(names.map((c) => docker(["start", c]))));
+    const check = async (names: readonly string[]) => {
+      for (const c of names) {
+        const seen = (await docker(["exec", c, "ls", "/sys/class/net"])).stdout
+          .split(/\s+/)
+          .filter((x) => /^eth\d+$/.test(x));
+        if (seen.length < ifaces) throw new Error(`container ${c} has ${seen.length} of ${ifaces}: ${seen}`);
+      }
+    };
+
+    const none: number[] = [];
+    const floor: number[] = [];
+    const agent: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      const plain = await createAll(`none${r}`, []);
+      none.push((await startAll(plain.names)).ms);
+      await plain.remove();
+
+      const onFloor = async () => {
+        await nul.prepare(containers * ifaces - nul.spare());
+        const fl = await createAll(`null${r}`, nulls);
+        floor.push((await startAll(fl.names)).ms);
+        await check(fl.names);
+        await fl.remove();
+      };
+      const onAgent = async () => {
+        const ours = await createAll(`c${r}`, plugin);
+        agent.push((await startAll(ours.names)).ms);
+        await check(ours.names);
+        await ours.remove();
+      };
+      // Alternating order: what one leaves behind (Docker removing containers) slows the next.
+      for (const step of r % 2 === 0 ? [onFloor, onAgent] : [onAgent, onFloor]) await step();
+    }
+    const base = percentile(none, 50);
+    const floorOverhead = percentile(floor, 50) - base;
+    const overhead = percentile(agent, 50) - base;
+    return {
+      id: 8,
+      name,
+      status: "ran",
+      params: { containers, interfaces: ifaces, repetitions: reps, runtime },
+      figures: [
+        figure(
+          {
+            name: `${containers} parallel docker starts: overhead vs --network none (median)`,
+            unit: "ms",
+            agent: overhead,
+            floor: floorOverhead,
+            target: `<= ${PARALLEL_TARGET}x floor`,
+            note: `floor: the same containers on ${ifaces} null-driver networks; all: agent ${agent.map(Math.round)}, floor ${floor.map(Math.round)}, none ${none.map(Math.round)} ms`,
+          },
+          (f) => f.agent <= PARALLEL_TARGET * (f.floor ?? 0),
+        ),
+        figure({
+          name: `${containers} parallel docker starts with ${ifaces} plugin interfaces each (wall)`,
+          unit: "ms",
+          agent: percentile(agent, 50),
+          baseline: base,
+          floor: percentile(floor, 50),
+          note: "baseline: the same containers on --network none",
+        }),
+      ],
+    };
+  });
+}

@@ -60,7 +60,7 @@ function plainWrite(path: string, content: string): void {
 }
 
 /**
- * Scenario 8: the cost of a durable state write (the store's writeAtomic: write, fsync the file,
+ * Scenario 9: the cost of a durable state write (the store's writeAtomic: write, fsync the file,
  * rename, fsync the directory) against the same write without flushing, in the same run, in a
  * directory on the same filesystem as the default state dir. Rounds alternate the two so that
  * disk noise hits both alike. A figure, not a target.
@@ -115,7 +115,7 @@ export async function stateWrite(writes: number): Promise<ScenarioResult> {
       );
     }
     return {
-      id: 8,
+      id: 9,
       name: "state write durability",
       status: "ran",
       params: { writes, filesystem: fs },

@@ -7,6 +7,7 @@ import { type EndRef, formatEnd, parseEnd, validateId } from "../link/names.js";
 import { checkNodeNetns, type NetnsRef, netnsLost, parseNetnsRef } from "../link/netns.js";
 import type { Metrics } from "../metrics.js";
 import { overlayKey } from "../overlay/overlay-service.js";
+import { pluginNodesOf } from "../plugin/lab-members.js";
 import type { LabOperations } from "../services.js";
 import type {
   CarrierState,
@@ -251,7 +252,10 @@ export class LabService implements LabOperations {
         throw new AgentError("CONFLICT", `node ${node} of lab ${lab} exists and is not a Docker container`);
       }
       const have = existing?.interfaces[iface.name];
-      if (have?.hostPort === iface.hostPort) return;
+      if (have?.hostPort === iface.hostPort) {
+        if (!this.d.store.lab(lab)) this.d.store.saveLab(rec); // a new lab that had it already
+        return;
+      }
       if (have) {
         throw new AgentError("CONFLICT", `${node}:${iface.name} in lab ${lab} belongs to another endpoint`);
       }
@@ -445,7 +449,9 @@ export class LabService implements LabOperations {
 
   private newLab(lab: string): LabRecord {
     const taken = new Set(this.d.store.labs().map((l) => l.group));
-    return { lab, group: labGroup(lab, taken), createdAt: Date.now(), nodes: {}, links: {} };
+    // Running containers' endpoints on the lab's networks are in it from the start.
+    const nodes = pluginNodesOf(this.d.store, lab);
+    return { lab, group: labGroup(lab, taken), createdAt: Date.now(), nodes, links: {} };
   }
 
   private mustLab(lab: string): LabRecord {

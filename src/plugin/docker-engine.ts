@@ -10,11 +10,16 @@ export interface DockerEngine {
   /** A container's name and the endpoint ids of its networks (undefined: no such container). */
   endpointsOf?(containerId: string): Promise<{ name: string; endpoints: string[] } | undefined>;
   /**
-   * Calls `listener` with the id of every container that has started (Docker's event stream,
-   * reconnected when it breaks). Returns a function that stops watching.
+   * Calls `listener` with the id of every container that is created or started
+   * (Docker's event stream, reconnected when it breaks). Returns a function that stops watching.
    */
-  watchStarts?(listener: (containerId: string) => void): () => void;
+  watchContainers?(listener: (containerId: string, action: ContainerAction) => void): () => void;
+  /** How many containers created and not started yet are on each network of `driver` (by id). */
+  createdOn?(driver: string): Promise<Map<string, number>>;
 }
+
+export type ContainerAction = "create" | "start";
+const ACTIONS: readonly string[] = ["create", "start"] satisfies ContainerAction[];
 
 interface ContainerInspect {
   Name?: string;
@@ -26,7 +31,13 @@ const EVENTS_RETRY_MS = 1000;
 const EVENTS_RETRY_MAX_MS = 30_000;
 
 interface NetworkInspect {
+  Id?: string;
+  Name?: string;
   Containers?: Record<string, { Name?: string; EndpointID?: string }>;
+}
+
+interface ContainerSummary {
+  NetworkSettings?: { Networks?: Record<string, unknown> };
 }
 
 /** A minimal Docker Engine API client over its unix socket (GET + JSON only). */
@@ -49,11 +60,27 @@ export class DockerEngineClient implements DockerEngine {
     return { name: c.Name.replace(/^\//, ""), endpoints: endpoints.filter((e) => e !== "") };
   }
 
-  watchStarts(listener: (containerId: string) => void): () => void {
+  async createdOn(driver: string): Promise<Map<string, number>> {
+    const nets = await this.get<NetworkInspect[]>(`/networks?filters=${filters({ driver: [driver] })}`);
+    // A created container's networks carry no id yet, only their names.
+    const idOf = new Map((nets ?? []).map((n) => [n.Name ?? "", n.Id ?? ""]));
+    const out = new Map<string, number>();
+    if (idOf.size === 0) return out;
+    const query = filters({ status: ["created"], network: [...idOf.keys()] });
+    for (const c of (await this.get<ContainerSummary[]>(`/containers/json?all=1&filters=${query}`)) ?? []) {
+      for (const name of Object.keys(c.NetworkSettings?.Networks ?? {})) {
+        const id = idOf.get(name);
+        if (id) out.set(id, (out.get(id) ?? 0) + 1);
+      }
+    }
+    return out;
+  }
+
+  watchContainers(listener: (containerId: string, action: ContainerAction) => void): () => void {
     let stopped = false;
     let current: ClientRequest | undefined;
     let delay = EVENTS_RETRY_MS;
-    const filters = encodeURIComponent(JSON.stringify({ type: ["container"], event: ["start"] }));
+    const wanted = filters({ type: ["container"], event: [...ACTIONS] });
     const connect = () => {
       if (stopped) return;
       let over = false;
@@ -64,7 +91,7 @@ export class DockerEngineClient implements DockerEngine {
         if (!stopped) setTimeout(connect, delay).unref();
         delay = Math.min(delay * 2, EVENTS_RETRY_MAX_MS);
       };
-      const req = request({ socketPath: this.socketPath, path: `/events?filters=${filters}` }, (res) => {
+      const req = request({ socketPath: this.socketPath, path: `/events?filters=${wanted}` }, (res) => {
         if (res.statusCode !== 200) {
           res.resume();
           return retry();
@@ -78,8 +105,8 @@ export class DockerEngineClient implements DockerEngine {
           const lines = pending.split("\n");
           pending = lines.pop() ?? "";
           for (const line of lines) {
-            const id = eventId(line);
-            if (id !== undefined) listener(id);
+            const e = parseEvent(line);
+            if (e) listener(e.id, e.action);
           }
         });
         res.on("error", () => undefined); // "close" follows
@@ -125,11 +152,23 @@ export class DockerEngineClient implements DockerEngine {
   }
 }
 
-function eventId(line: string): string | undefined {
+function filters(f: Record<string, string[]>): string {
+  return encodeURIComponent(JSON.stringify(f));
+}
+
+function parseEvent(line: string): { id: string; action: ContainerAction } | undefined {
   try {
-    const e = JSON.parse(line) as { id?: unknown; Actor?: { ID?: unknown } };
+    const e = JSON.parse(line) as {
+      id?: unknown;
+      Actor?: { ID?: unknown };
+      Action?: unknown;
+      status?: unknown;
+    };
     const id = e.id ?? e.Actor?.ID;
-    return typeof id === "string" && id !== "" ? id : undefined;
+    const action = e.Action ?? e.status;
+    if (typeof id !== "string" || id === "" || typeof action !== "string" || !ACTIONS.includes(action))
+      return undefined;
+    return { id, action: action as ContainerAction };
   } catch {
     return undefined;
   }

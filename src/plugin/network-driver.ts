@@ -1,3 +1,4 @@
+import { basename } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { NetworkBackend } from "../backends/network-backend.js";
 import { OWNER } from "../backends/ovs/ownership.js";
@@ -24,8 +25,10 @@ import {
   type JoinRequest,
   type JoinResponse,
   type NetworkRequest,
+  NULL_POOLS,
 } from "./protocol.js";
 import { SparePool } from "./spare-pool.js";
+import { VethBatcher } from "./veth-batcher.js";
 
 export interface DriverDeps {
   config: AgentConfig;
@@ -52,8 +55,12 @@ function canMark(b: NetworkBackend): b is NetworkBackend & PortMarker {
 const FIRST_LOOK_MS = 1500;
 /** ... and of one joined to a running container (`docker network connect`), or after a restart. */
 const RUNNING_FIRST_LOOK_MS = 250;
-/** Spares are made this long after a container started or a network was created (quiet). */
+/** Spares are made this long after a network was created (quiet). */
 const START_REFILL_MS = 50;
+/** Docker is asked for created containers once its create events paused this long ... */
+const DEMAND_QUIET_MS = 100;
+/** ... and after starts once they paused this long (Docker is busy while it starts containers). */
+const START_QUIET_MS = 1000;
 
 /**
  * The archetype-ovs network driver: a Docker network is one interface slot (`interface_name`) of
@@ -76,21 +83,36 @@ export class NetworkDriver {
   private readonly spares: SparePool;
   /** Removes host ends in the background: Docker waits on DeleteEndpoint, one after the other. */
   private readonly reaper: PortReaper;
+  /** Makes the veths of concurrent CreateEndpoint calls (and spares) in one batch. */
+  private readonly veths: VethBatcher;
   /** Ends the resolve loops' pauses when the driver closes. */
   private readonly closing = new AbortController();
   /** Endpoints adopted by this process (and the container they were adopted for). */
   private readonly adopted = new Map<string, string>();
   private readonly stopWatching: (() => void) | undefined;
+  private demandTimer: NodeJS.Timeout | undefined;
+  /** A container was created since Docker was last asked: the demand may rise. */
+  private demandRaise = false;
 
   constructor(private readonly d: DriverDeps) {
-    this.reaper = new PortReaper((ports) => d.backend.removeDetached(ports), d.logger);
-    this.spares = new SparePool({ ...d, reaper: this.reaper });
-    this.stopWatching = d.docker.watchStarts?.((id) => this.onContainerStart(id));
+    // Plugin ports are made, marked and removed under the agent's locks: a reconcile or cleanup
+    // pass (exclusive) never rebuilds the VLAN allocator in the middle of them.
+    this.reaper = new PortReaper(
+      (ports) => d.locks.withKey(PORTS_KEY, () => d.backend.removeDetached(ports)),
+      d.logger,
+    );
+    this.veths = new VethBatcher((eps) => d.locks.withKey(PORTS_KEY, () => d.backend.createDetached(eps)));
+    this.spares = new SparePool({ ...d, reaper: this.reaper, create: (eps) => this.veths.create(eps) });
+    this.stopWatching = d.docker.watchContainers?.((id, action) => {
+      if (action === "start") this.onContainerStart(id);
+      else this.demandSoon("create"); // one more container to make spares for
+    });
   }
 
   /** Stops background work; resolves once queued removals are done. */
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.demandTimer);
     this.spares.close();
     this.stopWatching?.();
     this.closing.abort();
@@ -145,6 +167,7 @@ export class NetworkDriver {
     const lab = validateId(opts.lab_id, "lab");
     const interfaceName = validateIfName(String(opts.interface_name), "interface_name");
     const mtu = networkMtu(opts);
+    requireNoAddresses(req);
     const known = this.d.store.pluginNetworks.get(id);
     if (known && (known.lab !== lab || known.interfaceName !== interfaceName || known.mtu !== mtu)) {
       throw new AgentError("CONFLICT", `network ${id} exists for ${known.lab} ${known.interfaceName}`);
@@ -179,7 +202,7 @@ export class NetworkDriver {
     const id = requireId(req.EndpointID, "EndpointID");
     await this.endpointLocks.withKey(endpointKey(id), async () => {
       if (this.d.store.pluginEndpoints.get(id)) return;
-      if (await this.claimSpare(net, id)) return;
+      if (this.claimSpare(net, id)) return;
       const { hostPort, peer } = pluginPortNames(id);
       const ep: PluginEndpointRecord = {
         endpointId: id,
@@ -203,26 +226,30 @@ export class NetworkDriver {
   }
 
   /**
-   * The endpoint takes a pre-made veth of its network: one OVSDB transaction that answers on
-   * commit, no process. False when the network has no spare (or it vanished: made afresh).
+   * The endpoint takes a pre-made veth of its network: no process, no waiting. Docker calls
+   * CreateEndpoint one container after the other on a network, so this is on the path of every
+   * container of a lab started at once. False when the network has no spare (or its port
+   * vanished: made afresh).
    */
-  private async claimSpare(net: PluginNetworkRecord, id: string): Promise<boolean> {
-    if (!canMark(this.d.backend)) return false;
+  private claimSpare(net: PluginNetworkRecord, id: string): boolean {
+    const backend = this.d.backend;
+    if (!canMark(backend)) return false;
     const spare = this.spares.take(net);
     if (!spare) return false;
-    const ep: PluginEndpointRecord = { endpointId: id, networkId: net.networkId, ...spare };
-    this.d.store.pluginEndpoints.set(id, ep);
-    try {
-      if (await this.d.backend.markPort(spare.hostPort, { [OWNER.endpoint]: id }, { wait: false })) {
-        this.made.add(id);
-        return true;
-      }
-    } catch (e) {
-      this.d.logger.warn({ err: errorText(e), port: spare.hostPort }, "could not claim a spare interface");
+    if (!backend.observe({ ...spare, name: net.interfaceName, carrier: "up" }).present) {
+      this.reaper.add([spare.hostPort]);
+      return false;
     }
-    this.d.store.pluginEndpoints.delete(id);
-    this.reaper.add([spare.hostPort]);
-    return false;
+    this.d.store.pluginEndpoints.set(id, { endpointId: id, networkId: net.networkId, ...spare });
+    this.made.add(id);
+    // The mark only tells OVSDB's readers whose port it is (cleanup and restarts go by the
+    // store): sent now, not awaited. A mutation of this one key, so no lock is needed.
+    void backend
+      .markPort(spare.hostPort, { [OWNER.endpoint]: id }, { wait: false })
+      .catch((e) =>
+        this.d.logger.warn({ err: errorText(e), port: spare.hostPort }, "could not mark a claimed spare"),
+      );
+    return true;
   }
 
   private async join(req: JoinRequest): Promise<JoinResponse> {
@@ -287,11 +314,12 @@ export class NetworkDriver {
         for (const iface of Object.values(node.interfaces)) {
           if (known.has(iface.hostPort)) continue;
           await this.d.labs.releasePluginInterface(lab.lab, node.name, iface.name, iface.hostPort);
-          await this.d.backend.removeDetached([iface.hostPort]);
+          this.reaper.add([iface.hostPort]);
         }
       }
     }
     this.spares.recover(present);
+    this.demandSoon("create");
     await this.reaper.drain(); // start-up leaves nothing half-removed behind it
   }
 
@@ -338,6 +366,31 @@ export class NetworkDriver {
     }
   }
 
+  /**
+   * Asks Docker (once a burst of events is over) how many containers are created on our
+   * networks and not started yet: the spare pool makes that many interfaces ahead of their
+   * start. After starts it asks later (not while Docker is busy starting) and only to lower it.
+   */
+  private demandSoon(after: "create" | "start"): void {
+    const createdOn = this.d.docker.createdOn?.bind(this.d.docker);
+    const socket = this.d.config.pluginSocket;
+    if (!createdOn || socket === undefined || this.closed) return;
+    this.demandRaise ||= after === "create";
+    clearTimeout(this.demandTimer);
+    this.demandTimer = setTimeout(
+      () => {
+        const lowerOnly = !this.demandRaise;
+        this.demandRaise = false;
+        createdOn(basename(socket, ".sock")).then(
+          (created) => this.closed || this.spares.setDemand(created, { lowerOnly }),
+          (e) => this.d.logger.debug({ err: errorText(e) }, "could not ask Docker for created containers"),
+        );
+      },
+      this.demandRaise ? DEMAND_QUIET_MS : START_QUIET_MS,
+    );
+    this.demandTimer.unref();
+  }
+
   /** Resolves after `ms`, or at once when the driver closes. */
   private pause(ms: number): Promise<void> {
     return sleep(ms, undefined, { signal: this.closing.signal }).catch(() => undefined);
@@ -348,7 +401,10 @@ export class NetworkDriver {
    * for all of them), and spares are made again.
    */
   private onContainerStart(containerId: string): void {
-    this.spares.refillSoon(START_REFILL_MS);
+    // Once Docker is quiet: others may be starting (containers created ahead have spares already).
+    this.spares.startsBegan();
+    this.spares.refillSoon();
+    this.demandSoon("start");
     const waiting = this.d.store.pluginEndpoints
       .values()
       .filter((e) => this.resolving.has(e.endpointId) && e.node === undefined);
@@ -388,8 +444,17 @@ export class NetworkDriver {
       if (this.d.store.pluginEndpoints.get(ep.endpointId) !== ep) return; // deleted meanwhile
       ep.node = name;
       this.d.store.pluginEndpoints.set(ep.endpointId, ep);
-      if (canMark(this.d.backend)) {
-        await this.d.backend.markPort(ep.hostPort, { [OWNER.node]: name, [OWNER.iface]: net.interfaceName });
+      const backend = this.d.backend;
+      if (canMark(backend)) {
+        // Under the lab's lock (its links retag this port); answers on commit (no work for
+        // ovs-vswitchd).
+        await this.d.locks.withKey(net.lab, () =>
+          backend.markPort(
+            ep.hostPort,
+            { [OWNER.node]: name, [OWNER.iface]: net.interfaceName },
+            { wait: false },
+          ),
+        );
       }
       await this.d.labs.adoptPluginInterface(net.lab, name, {
         name: net.interfaceName,
@@ -430,7 +495,7 @@ export class NetworkDriver {
   }
 
   private async createVeth(net: PluginNetworkRecord, ep: PluginEndpointRecord): Promise<void> {
-    await this.d.backend.createDetached([
+    await this.veths.create([
       {
         lab: net.lab,
         hostPort: ep.hostPort,
@@ -495,6 +560,25 @@ function networkMtu(opts: Record<string, unknown>): number | undefined {
   }
   return mtu;
 }
+
+/**
+ * A network on Docker's default IPAM would put Docker's addresses (and routes) on lab
+ * interfaces, whose nodes configure their own: refused at `docker network create`.
+ */
+function requireNoAddresses(req: CreateNetworkRequest): void {
+  const pools = [...(req.IPv4Data ?? []), ...(req.IPv6Data ?? [])]
+    .map((d) => d.Pool)
+    .filter((p): p is string => typeof p === "string" && p !== "" && !NULL_POOLS.has(p));
+  if (pools.length === 0) return;
+  throw new AgentError(
+    "BAD_REQUEST",
+    `archetype-ovs: Docker's IPAM would give lab interfaces addresses from ${pools.join(", ")}`,
+    "create the network with --ipam-driver null (lab nodes configure their own addresses)",
+  );
+}
+
+/** The agent lock key of plugin port creation and removal (other keys are labs). */
+const PORTS_KEY = "docker-plugin/ports";
 
 function endpointKey(id: string): string {
   return `docker-endpoint/${id}`;

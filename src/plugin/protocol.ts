@@ -12,7 +12,13 @@ export const ALIAS_PREFIX = "archetype:";
 export interface CreateNetworkRequest {
   NetworkID: string;
   Options?: Record<string, unknown> & { [GENERIC_OPTION]?: Record<string, unknown> };
+  /** The pools Docker's IPAM chose; the null IPAM driver (`--ipam-driver null`) gives 0.0.0.0/0. */
+  IPv4Data?: { Pool?: string; Gateway?: string }[];
+  IPv6Data?: { Pool?: string; Gateway?: string }[];
 }
+
+/** The pool of the null IPAM driver: Docker assigns no addresses from it. */
+export const NULL_POOLS = new Set(["0.0.0.0/0", "::/0"]);
 
 export interface NetworkRequest {
   NetworkID: string;

@@ -13,7 +13,7 @@ import {
   pluginSocket,
   RUNTIME,
 } from "../harness/docker.js";
-import { NetnsPool, uniqueName } from "../harness/netns.js";
+import { NetnsPool, nsExec, uniqueName } from "../harness/netns.js";
 
 const skip = await dockerUnavailable();
 const { socket, driver } = pluginSocket();
@@ -136,6 +136,74 @@ describe("Docker network plugin", { skip }, () => {
     assert.equal(t.agent.store.pluginEndpoints.values().length, 0);
   });
 
+  test("10 containers with 4 interfaces each started at once: all named right, spares made ahead, nothing left", async () => {
+    const lab = uniqueName("lab");
+    const p = uniqueName("np");
+    // A network is one interface slot of the lab; every container is on all of them. The
+    // networks' names sort the other way round from their interface names.
+    const slots: [string, string][] = [
+      ["eth1", `${p}-d`],
+      ["eth2", `${p}-c`],
+      ["eth3", `${p}-b`],
+      ["eth4", `${p}-a`],
+    ];
+    for (const [ifname, net] of slots)
+      await res.createNetwork(driver, net, { lab_id: lab, interface_name: ifname });
+    const containers = Array.from({ length: 10 }, () => res.container(uniqueName("cp")));
+    for (const c of containers) {
+      await docker(["create", ...RUNTIME, "--network", slots[0]![1], "--name", c, IMAGE, "sleep", "3600"]);
+      for (const [, net] of slots.slice(1)) await docker(["network", "connect", net, c]);
+    }
+    // The agent counts the containers created on the lab's networks and makes a spare for each.
+    const labNets = () => t.agent.store.pluginNetworks.values().filter((n) => n.lab === lab);
+    await waitFor("10 spares per network", () =>
+      labNets().length === 4 && labNets().every((n) => (n.spares?.length ?? 0) >= 10) ? true : undefined,
+    );
+    const premade = new Set(labNets().flatMap((n) => (n.spares ?? []).map((s) => s.hostPort)));
+    await Promise.all(containers.map((c) => docker(["start", c])));
+
+    const script = 'cd /sys/class/net && for i in *; do echo "$i=$(cat $i/ifalias)"; done';
+    for (const c of containers) {
+      const out = await docker(["exec", c, "sh", "-c", script]);
+      assert.deepEqual(
+        out.split("\n").map((l) => l.trim()),
+        ["eth1=archetype:eth1", "eth2=archetype:eth2", "eth3=archetype:eth3", "eth4=archetype:eth4", "lo="],
+        c,
+      );
+    }
+    await waitFor("all 40 interfaces adopted", () =>
+      containers.every((c) => adopted(lab, c)?.length === 4) ? true : undefined,
+    );
+    const ports = (await Promise.all(containers.map(endpointIds))).flat().map(portsOf);
+    assert.equal(ports.length, 40);
+    assert.ok(
+      ports.every((x) => premade.has(x.hostPort)),
+      "every endpoint took a spare made before the start",
+    );
+
+    // One at a time: parallel removals can leave Docker's endpoint count stale (moby/moby#42119).
+    for (const c of containers) await res.removeContainer(c);
+    for (const [, net] of slots) await res.removeNetwork(net);
+    await waitFor("the lab's ports removed", async () =>
+      (await t.ovs.vsctl(["--columns=name", "find", "Port", `external_ids:archetype_lab=${lab}`])).trim() ===
+      ""
+        ? true
+        : undefined,
+    );
+    // Their veths go right after (in the background, one batch).
+    const left = async () => {
+      const kernel = new Set([...(await listLinks(switchNs())), ...(await listLinks())].map((l) => l.name));
+      return ports.flatMap((x) => [x.hostPort, x.peer]).filter((n) => kernel.has(n));
+    };
+    await waitFor("the lab's veths removed", async () =>
+      (await left()).length === 0 ? true : undefined,
+    ).catch(async (e: Error) => {
+      throw new Error(`${e.message}: ${(await left()).join(" ")}`);
+    });
+    assert.equal(labNets().length, 0);
+    for (const c of containers) assert.equal(adopted(lab, c), undefined);
+  });
+
   test("docker network connect to a running container: the interface gets its name too", async () => {
     const lab = uniqueName("lab");
     const [na, nb] = [uniqueName("nc"), uniqueName("nc")];
@@ -241,6 +309,53 @@ describe("Docker network plugin", { skip }, () => {
     await res.removeContainer(c1);
     await res.removeContainer(c2);
     await res.removeNetwork(netName);
+  });
+
+  test("a lab deleted and PUT again: a running container's interface is in it again and pings", async () => {
+    const lab = uniqueName("lab");
+    const net = uniqueName("nd");
+    await res.createNetwork(driver, net, { lab_id: lab, interface_name: "eth1" });
+    const c = res.container(uniqueName("cd"));
+    await docker([
+      "run",
+      "-d",
+      ...RUNTIME,
+      "--cap-add",
+      "NET_ADMIN",
+      "--network",
+      net,
+      "--name",
+      c,
+      IMAGE,
+      "sh",
+      "-c",
+      "ip addr add 198.18.23.1/24 dev eth1 && ip link set eth1 up && sleep 3600",
+    ]);
+    await waitFor("adopted", () => adopted(lab, c));
+    const [ns] = (await pool.create(1)) as [string];
+    const spec = {
+      nodes: [{ name: "r1", netns: ns, interfaces: [{ name: "eth1" }] }],
+      links: [{ a: `${c}:eth1`, b: "r1:eth1" }],
+    };
+    const putAndPing = async (what: string) => {
+      await t.agent.labs.putLab(lab, spec);
+      await nsExec(ns, ["ip", "addr", "add", "198.18.23.2/24", "dev", "eth1"]);
+      await nsExec(ns, ["ip", "link", "set", "eth1", "up"]);
+      await docker(["exec", c, "ip", "neigh", "flush", "dev", "eth1"]); // r1:eth1 is new: a new MAC
+      await waitFor(`ping ${what}`, () => pingFrom(c, "198.18.23.2"), 20_000).catch(async (e) => {
+        console.log("# lab:", JSON.stringify(t.agent.labs.getLab(lab)));
+        console.log("# c neigh:", await docker(["exec", c, "ip", "neigh"]).catch(String));
+        throw e;
+      });
+    };
+    await putAndPing("after the first PUT");
+    await t.agent.labs.deleteLab(lab);
+    assert.equal(await pingFrom(c, "198.18.23.2"), false, "the lab is gone: no ping");
+    await putAndPing("after DELETE and PUT again");
+    assert.deepEqual(adopted(lab, c), ["eth1"]);
+    await t.agent.labs.deleteLab(lab);
+    await res.removeContainer(c);
+    await res.removeNetwork(net);
   });
 
   test("docker rm -f, network rm and agent restarts leave nothing behind; other labs untouched", async () => {
@@ -353,17 +468,41 @@ describe("Docker network plugin", { skip }, () => {
     const networksBefore = t.agent.store.pluginNetworks.values().length;
     const n1 = res.network(uniqueName("ne"));
     await assert.rejects(
-      docker(["network", "create", "-d", driver, "-o", "interface_name=eth1", n1]),
+      docker(["network", "create", "-d", driver, "--ipam-driver", "null", "-o", "interface_name=eth1", n1]),
       /lab_id is required/,
     );
     const n2 = res.network(uniqueName("ne"));
     await assert.rejects(
-      docker(["network", "create", "-d", driver, "-o", "lab_id=l1", "-o", "interface_name=bad/name", n2]),
+      docker([
+        "network",
+        "create",
+        "-d",
+        driver,
+        "--ipam-driver",
+        "null",
+        "-o",
+        "lab_id=l1",
+        "-o",
+        "interface_name=bad/name",
+        n2,
+      ]),
       /interface_name/,
     );
     const n3 = res.network(uniqueName("ne"));
     await assert.rejects(
-      docker(["network", "create", "-d", driver, "-o", "lab_id=-bad", "-o", "interface_name=eth1", n3]),
+      docker([
+        "network",
+        "create",
+        "-d",
+        driver,
+        "--ipam-driver",
+        "null",
+        "-o",
+        "lab_id=-bad",
+        "-o",
+        "interface_name=eth1",
+        n3,
+      ]),
       /lab id/,
     );
     const n4 = res.network(uniqueName("ne"));
@@ -373,6 +512,8 @@ describe("Docker network plugin", { skip }, () => {
         "create",
         "-d",
         driver,
+        "--ipam-driver",
+        "null",
         "-o",
         "lab_id=l1",
         "-o",
@@ -383,6 +524,28 @@ describe("Docker network plugin", { skip }, () => {
       ]),
       /option mtu "9k" is not a whole number/,
     );
+    // Docker's default IPAM (what a user gets without --ipam-driver null) is refused: its
+    // addresses would land on lab interfaces. A benchmark-range subnet, so nothing else is used.
+    const n5 = res.network(uniqueName("ne"));
+    const subnet = `198.18.${160 + Math.floor(Math.random() * 90)}.0/24`;
+    await assert.rejects(
+      docker([
+        "network",
+        "create",
+        "-d",
+        driver,
+        "--subnet",
+        subnet,
+        "-o",
+        "lab_id=l1",
+        "-o",
+        "interface_name=eth1",
+        n5,
+      ]),
+      (e: Error) =>
+        e.message.includes(`addresses from ${subnet}`) && e.message.includes("--ipam-driver null"),
+    );
+    await assert.rejects(docker(["network", "inspect", n5]), /No such network|not found/i);
     const unknown = await pluginCall(
       socket,
       "NetworkDriver.CreateEndpoint",

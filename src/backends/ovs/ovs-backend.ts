@@ -17,6 +17,10 @@ import { OverlayManager } from "../../overlay/overlay-manager.js";
 import {
   type BridgeRow,
   type CacheChange,
+  eqUuid,
+  mapDeleteKeys,
+  mapInsert,
+  mutate,
   type Operation,
   OvsdbClient,
   type PortRow,
@@ -351,9 +355,14 @@ export class OvsBackend implements NetworkBackend {
     return this.overlay.status(recs);
   }
 
+  /**
+   * Callers hold one of the agent's locks (src/plugin does): a reconcile or cleanup pass
+   * (exclusive) rebuilds the VLAN allocator from OVSDB and would forget the isolated VLANs taken
+   * here before their ports are committed, handing them out again.
+   */
   async createDetached(eps: readonly DetachedEndpoint[]): Promise<void> {
     if (eps.length === 0) return;
-    const isolated = eps.map(() => this.vlans.allocate("isolated"));
+    const isolated = this.vlans.allocateMany("isolated", eps.length); // all or none
     try {
       await createVethsInHost(
         eps.map((ep) => ({ host: ep.hostPort, peer: ep.peerName, mtu: ep.mtu, alias: ep.owner.alias })),
@@ -408,6 +417,8 @@ export class OvsBackend implements NetworkBackend {
   /**
    * Sets external_ids of a plugin port (its endpoint when a spare is claimed, its container
    * after Join); false when the port is not on the bridge. `wait: false` answers on commit.
+   * Only these keys are written, in place (a mutation, not the cached map): the tag and the
+   * other marks stay whatever a concurrent retag made them.
    */
   async markPort(
     hostPort: string,
@@ -416,10 +427,8 @@ export class OvsBackend implements NetworkBackend {
   ): Promise<boolean> {
     const p = this.port(hostPort);
     if (!p) return false;
-    await this.transact(
-      [retag(p.uuid, p.tag ?? Number(p.external_ids[OWNER.isolated]), { ...p.external_ids, ...marks })],
-      { waitApplied: opts.wait ?? true },
-    );
+    const ids = [mapDeleteKeys("external_ids", Object.keys(marks)), mapInsert("external_ids", marks)];
+    await this.transact([mutate("Port", [eqUuid(p.uuid)], ids)], { waitApplied: opts.wait ?? true });
     return true;
   }
 
