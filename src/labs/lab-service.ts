@@ -28,6 +28,8 @@ export interface LabServiceDeps {
   locks: Locks;
   metrics: Metrics;
   logger: Logger;
+  /** Labs the last reconcile could not converge, with why (shown in their views). */
+  unconverged: ReadonlyMap<string, string>;
 }
 
 /**
@@ -43,7 +45,7 @@ export class LabService implements LabOperations {
   }
 
   getLab(lab: string): LabView {
-    return labView(this.mustLab(lab), this.d.backend);
+    return labView(this.mustLab(lab), this.d.backend, this.d.unconverged.get(lab));
   }
 
   listLinks(lab: string): LinkView[] {
@@ -64,7 +66,10 @@ export class LabService implements LabOperations {
         );
         await this.requireNetns(plan.addNodes.map((n) => n.node));
         await this.execute(current, plan);
-        return { lab: labView(current, this.d.backend), changes: plan.changes };
+        return {
+          lab: labView(current, this.d.backend, this.d.unconverged.get(lab)),
+          changes: plan.changes,
+        };
       }),
     );
   }
