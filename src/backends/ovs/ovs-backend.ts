@@ -19,6 +19,7 @@ import {
   type Operation,
   OvsdbClient,
   type PortRow,
+  type TransactOptions,
 } from "../../ovsdb/index.js";
 import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../../state/records.js";
 import type {
@@ -39,6 +40,8 @@ import { addPorts, type NewPort, removePorts, retag } from "./port-ops.js";
 import { switchStatus } from "./status.js";
 import { VlanAllocator } from "./vlan-allocator.js";
 
+/** How long a lab's teardown waits for ovs-vswitchd to close its ports (hundreds on a busy host). */
+const TEARDOWN_APPLY_MS = 60_000;
 /** How long carrier up waits for ovs-vswitchd to see the links up before answering anyway. */
 const CARRIER_WAIT_MS = 3000;
 
@@ -134,11 +137,11 @@ export class OvsBackend implements NetworkBackend {
   }
 
   /** Every change goes through here: one transaction, applied by ovs-vswitchd before it resolves. */
-  async transact(ops: Operation[], opts: { waitApplied?: boolean } = {}): Promise<void> {
+  async transact(ops: Operation[], opts: TransactOptions = {}): Promise<void> {
     if (ops.length === 0) return;
     this.ownTxns++;
     try {
-      await this.client.transact(ops, { waitApplied: opts.waitApplied ?? true });
+      await this.client.transact(ops, { ...opts, waitApplied: opts.waitApplied ?? true });
     } finally {
       this.ownTxns--;
     }
@@ -293,7 +296,7 @@ export class OvsBackend implements NetworkBackend {
     // ports: closing one restores the flags it changed on a device *of that name*, so a lab made
     // again at once (same names) had its new host ends set down behind the agent's back.
     await Promise.all([
-      this.removePortRows(mine),
+      this.removePortRows(mine, { timeoutMs: TEARDOWN_APPLY_MS }),
       // One call removes every host veth of the lab (and their peers in the nodes).
       deleteGroup(lab.group, { netns: this.hostNs }),
     ]);
@@ -599,7 +602,7 @@ export class OvsBackend implements NetworkBackend {
    */
   private async takeOffBridge(
     found: readonly (PortRow | undefined)[],
-    opts: { waitApplied?: boolean } = {},
+    opts: TransactOptions = {},
   ): Promise<PortRow[]> {
     const rows = found.filter((p): p is PortRow => p !== undefined);
     if (rows.length === 0) return rows;
@@ -616,7 +619,7 @@ export class OvsBackend implements NetworkBackend {
   /** Takes these ports off the bridge and frees their VLANs. */
   private async removePortRows(
     found: readonly (PortRow | undefined)[],
-    opts: { waitApplied?: boolean } = {},
+    opts: TransactOptions = {},
   ): Promise<void> {
     for (const p of await this.takeOffBridge(found, opts)) this.releasePortVlans(p);
   }
