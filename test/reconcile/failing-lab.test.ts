@@ -88,6 +88,51 @@ test("an agent starts with a lab it cannot converge; the other lab is repaired a
   assert.deepEqual(await t.agent.reconcile(), []);
 });
 
+test("the local backend: a lab it cannot converge is reported, the other lab is repaired and pings", async () => {
+  const local = await startTestAgent({ backend: "local" });
+  const lpool = new NetnsPool("flal");
+  try {
+    const [a1, b1, a2, b2] = (await lpool.create(4)) as [string, string, string, string];
+    for (const [lab, a, b] of [
+      ["good", a1, b1],
+      ["bad", a2, b2],
+    ] as const) {
+      await local.agent.labs.putLab(lab, {
+        nodes: [
+          { name: "a", netns: a, interfaces: [{ name: "eth1" }] },
+          { name: "b", netns: b, interfaces: [{ name: "eth1" }] },
+        ],
+        links: [{ a: "a:eth1", b: "b:eth1", id: "ab" }],
+      });
+    }
+    await local.stopAgent();
+    // Both pairs go while the agent is down; the bad lab's node gets a device of its own as eth1.
+    await nsExec(a1, ["ip", "link", "del", "eth1"]);
+    await nsExec(a2, ["ip", "link", "del", "eth1"]);
+    await nsExec(a2, ["ip", "link", "add", "eth1", "type", "bridge"]);
+
+    await local.startAgent();
+    assert.match(local.agent.labs.getLab("bad").reconcile_error ?? "", /ab not created/);
+    assert.equal(local.agent.labs.getLab("good").reconcile_error, undefined);
+    await addAddress(a1, "eth1", "198.18.63.1/24");
+    await addAddress(b1, "eth1", "198.18.63.2/24");
+    await expectPing(a1, "198.18.63.2");
+
+    await nsExec(a2, ["ip", "link", "del", "eth1"]);
+    await until(
+      () => local.agent.labs.getLab("bad").reconcile_error === undefined,
+      15_000,
+      "bad lab converged by the retry",
+    );
+    await addAddress(a2, "eth1", "198.18.64.1/24");
+    await addAddress(b2, "eth1", "198.18.64.2/24");
+    await expectPing(a2, "198.18.64.2");
+  } finally {
+    await lpool.destroyAll();
+    await local.close();
+  }
+});
+
 test("an agent whose switch is unreachable still fails to start, with its reason", async () => {
   const stateDir = await mkdtemp(join(tmpdir(), "archnet-state-"));
   try {
