@@ -4,6 +4,7 @@ import { createBackend } from "./backends/registry.js";
 import { CleanupService } from "./cleanup/cleanup-service.js";
 import { Locks } from "./common/locks.js";
 import type { Logger } from "./common/log.js";
+import { endPredecessorChildren } from "./common/orphaned-children.js";
 import type { AgentConfig } from "./config/config.js";
 import { LabService } from "./labs/lab-service.js";
 import { createMetrics, registerNetworkMetrics } from "./metrics.js";
@@ -18,6 +19,9 @@ export const VERSION: string = (
 
 /** How soon after a change behind the agent's back it reconciles (changes in a burst coalesce). */
 const DRIFT_DEBOUNCE_MS = 100;
+/** A lab that could not be converged is tried again this soon, then twice as late each time. */
+const RETRY_FIRST_MS = 1000;
+const RETRY_MAX_MS = 60_000;
 
 export interface Agent {
   services: AgentServices;
@@ -25,15 +29,16 @@ export interface Agent {
   cleanup: CleanupService;
   store: StateStore;
   locks: Locks;
-  /** Reconciles now, alone (waits for work in flight). */
+  /** Reconciles now, alone (waits for work in flight); the repairs made. */
   reconcile(): Promise<string[]>;
   close(): Promise<void>;
 }
 
 /**
- * The composition root: builds every part from the config, connects the backend, converges the
- * stored desired state, and keeps converging whenever reality drifts (OVS restarted, the bridge
- * deleted by hand, ...).
+ * The composition root: builds every part from the config, ends what a dead predecessor left
+ * running, connects the backend, converges the stored desired state, and keeps converging
+ * whenever reality drifts (OVS restarted, the bridge deleted by hand, ...). A lab that cannot be
+ * converged does not stop the others: it is reported (log, metric, its view) and tried again.
  */
 export async function createAgent(config: AgentConfig, opts: { logger: Logger }): Promise<Agent> {
   const logger = opts.logger;
@@ -41,7 +46,9 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
   const backend = createBackend(config, logger);
   const locks = new Locks();
   const metrics = createMetrics();
-  const labs = new LabService({ config, store, backend, locks, metrics, logger });
+  /** Lab -> why the last reconcile could not converge it. */
+  const unconverged = new Map<string, string>();
+  const labs = new LabService({ config, store, backend, locks, metrics, logger, unconverged });
   const overlays = new OverlayService({ config, store, backend, locks, metrics });
   const cleanup = new CleanupService({ config, store, backend, locks, metrics, logger });
   registerNetworkMetrics(
@@ -53,26 +60,52 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
     },
   );
 
-  const reconcile = () =>
-    locks.exclusive(async () => {
-      const repairs = await backend.reconcile(store.labs(), store.overlays.values());
-      metrics.reconcileRepairs.inc(repairs.length);
-      return repairs;
-    });
   let pending: NodeJS.Timeout | undefined;
-  backend.onDrift((reason) => {
-    logger.info({ reason }, "drift detected: reconciling");
+  let retry: NodeJS.Timeout | undefined;
+  let retryMs = RETRY_FIRST_MS;
+  let closed = false;
+  const reconcileSoon = (ms: number) => {
     clearTimeout(pending);
+    if (closed) return;
     pending = setTimeout(() => {
       reconcile().catch((e) => logger.warn({ err: e }, "reconcile failed; retrying on the next change"));
-    }, DRIFT_DEBOUNCE_MS);
+    }, ms);
+  };
+  const reconcile = () =>
+    locks.exclusive(async () => {
+      const { repairs, failed } = await backend.reconcile(store.labs(), store.overlays.values());
+      metrics.reconcileRepairs.inc(repairs.length);
+      unconverged.clear();
+      for (const [lab, err] of failed) {
+        unconverged.set(lab, err.message);
+        metrics.labReconcileFailures.inc({ lab });
+        logger.warn({ lab, err }, "lab not converged; the other labs are");
+      }
+      metrics.unconvergedLabs.set(failed.size);
+      clearTimeout(retry);
+      if (failed.size === 0) {
+        retryMs = RETRY_FIRST_MS;
+      } else if (!closed) {
+        retry = setTimeout(() => reconcileSoon(0), retryMs);
+        retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+      }
+      return repairs;
+    });
+  backend.onDrift((reason) => {
+    logger.info({ reason }, "drift detected: reconciling");
+    reconcileSoon(DRIFT_DEBOUNCE_MS);
   });
 
   const started = performance.now();
   try {
-    await backend.start(store.labs(), store.overlays.values());
+    // A dead predecessor's `ip` still running would change the kernel behind this agent's back.
+    await endPredecessorChildren(config.stateDir, logger);
+    await backend.start();
+    await reconcile();
   } catch (e) {
+    closed = true;
     clearTimeout(pending);
+    clearTimeout(retry);
     await backend.stop().catch(() => undefined);
     throw e;
   }
@@ -81,6 +114,7 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
       backend: backend.name,
       datapath: backend.datapath,
       labs: store.labs().length,
+      unconverged: unconverged.size,
       ms: Math.round(performance.now() - started),
     },
     "backend ready",
@@ -108,7 +142,9 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
     locks,
     reconcile,
     async close() {
+      closed = true;
       clearTimeout(pending);
+      clearTimeout(retry);
       cleanup.stop();
       await plugin?.close();
       await locks.exclusive(async () => undefined);

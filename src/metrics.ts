@@ -12,6 +12,10 @@ export interface Metrics {
   errors: Counter<"code">;
   cleanupRemoved: Counter<"kind">;
   reconcileRepairs: Counter;
+  /** Reconciles that could not converge a lab, by lab. */
+  labReconcileFailures: Counter<"lab">;
+  /** Labs the last reconcile could not converge. */
+  unconvergedLabs: Gauge;
   /** Time an operation, labelled by outcome. */
   time<T>(op: string, fn: () => Promise<T>): Promise<T>;
 }
@@ -43,12 +47,25 @@ export function createMetrics(): Metrics {
     help: "Differences between desired state and reality that reconciliation repaired",
     registers: [registry],
   });
+  const labReconcileFailures = new Counter({
+    name: "archnet_lab_reconcile_failures_total",
+    help: "Reconciles that could not converge a lab, by lab (the reason is logged and in the lab's view)",
+    labelNames: ["lab"] as const,
+    registers: [registry],
+  });
+  const unconvergedLabs = new Gauge({
+    name: "archnet_labs_unconverged",
+    help: "Labs the last reconcile could not converge",
+    registers: [registry],
+  });
   return {
     registry,
     operation,
     errors,
     cleanupRemoved,
     reconcileRepairs,
+    labReconcileFailures,
+    unconvergedLabs,
     async time(op, fn) {
       const end = operation.startTimer({ op });
       try {

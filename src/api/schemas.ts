@@ -162,6 +162,7 @@ export const LabViewSchema = Type.Object({
   lab: Type.String(),
   nodes: Type.Array(NodeViewSchema),
   links: Type.Array(LinkViewSchema),
+  reconcile_error: Type.Optional(Type.String()),
 });
 
 export const LabChangesSchema = Type.Object({

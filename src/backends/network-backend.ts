@@ -66,6 +66,12 @@ export interface Orphan extends OrphanView {
   detail?: Record<string, string>;
 }
 
+/** What a reconcile did: a line per repair made, and the labs it could not converge, with why. */
+export interface ReconcileReport {
+  repairs: string[];
+  failed: Map<string, Error>;
+}
+
 export interface NetworkBackend {
   readonly name: BackendName;
   /** The datapath in use (`netdev`, `system`), or null for backends without a switch. */
@@ -73,8 +79,8 @@ export interface NetworkBackend {
   /** Undefined when the capability is supported, otherwise why not. */
   unsupported(cap: Capability): string | undefined;
 
-  /** Connects to what the backend needs and converges the labs it is given. */
-  start(labs: readonly LabRecord[], overlays: readonly OverlayRecord[]): Promise<void>;
+  /** Connects to what the backend needs (the agent then reconciles); fails when it cannot. */
+  start(): Promise<void>;
   stop(): Promise<void>;
 
   /**
@@ -96,8 +102,11 @@ export interface NetworkBackend {
 
   /** What exists for an interface now (cheap: served from caches). */
   observe(iface: InterfaceRecord): PortObservation;
-  /** Makes reality match the desired state; returns a line per repair made. */
-  reconcile(labs: readonly LabRecord[], overlays: readonly OverlayRecord[]): Promise<string[]>;
+  /**
+   * Makes reality match the desired state, each lab on its own: a lab that cannot be converged
+   * is reported in `failed` and the others still are. Throws only when nothing can be done.
+   */
+  reconcile(labs: readonly LabRecord[], overlays: readonly OverlayRecord[]): Promise<ReconcileReport>;
   /** Subscribes to "something changed behind the agent's back": the agent then reconciles. */
   onDrift(listener: (reason: string) => void): void;
   status(): Promise<SwitchStatusView>;

@@ -71,6 +71,7 @@ export async function hostChecks(backend: "ovs" | "local" = "ovs"): Promise<Host
   };
   tool("ip", "iproute2", true, "veth pairs and namespaces");
   tool("nsenter", "util-linux", true, "configuring interfaces inside nodes");
+  tool("setpriv", "util-linux", true, "every program the agent runs dies with it");
   const vsctl = tool("ovs-vsctl", "openvswitch-switch", needOvs, "the OVS bridge");
   if (vsctl) {
     const r = await runs(vsctl, ["--timeout=2", "show"], 4000);

@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import { AgentError } from "./errors.js";
+import { CHILD_MARK, selfIdentity } from "./orphaned-children.js";
 
 /**
  * The one door through which the agent runs external programs: never a shell, always an
@@ -21,18 +22,45 @@ export interface ExecResult {
 
 export const DEFAULT_EXEC_TIMEOUT_MS = 15_000;
 
+/**
+ * Every program dies with the agent: util-linux's setpriv (essential in Debian, like nsenter)
+ * sets PR_SET_PDEATHSIG=SIGKILL and execs it, ~1 ms more per spawn. The signal follows the
+ * thread that forked, and libuv forks on the thread calling spawn: the main thread, which
+ * lives as long as the process (run() is not for worker threads).
+ */
+const DIE_WITH_AGENT = ["--pdeathsig", "KILL", "--"];
+/** What setpriv says (exit 127) when the program itself is missing. */
+const NOT_FOUND = /^setpriv: failed to execute .*: No such file or directory$/m;
+
 export function run(file: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
   const timeout = opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     const child = execFile(
-      file,
-      args as string[],
-      { timeout, maxBuffer: 64 * 1024 * 1024, encoding: "utf8", killSignal: "SIGKILL" },
+      "setpriv",
+      [...DIE_WITH_AGENT, file, ...args],
+      {
+        timeout,
+        maxBuffer: 64 * 1024 * 1024,
+        encoding: "utf8",
+        killSignal: "SIGKILL",
+        // Which process started it: a successor ends what a dead agent left (orphaned-children.ts).
+        env: { ...process.env, [CHILD_MARK]: selfIdentity() },
+      },
       (err, stdout, stderr) => {
         if (!err) return resolve({ stdout, stderr, code: 0 });
-        const e = err as NodeJS.ErrnoException & { code?: unknown; killed?: boolean; signal?: string };
+        const e = err as { code?: unknown; killed?: boolean; signal?: string };
         const cmd = [file, ...args].join(" ");
         if (e.code === "ENOENT") {
+          return reject(
+            new AgentError(
+              "COMMAND_FAILED",
+              "setpriv is not installed (every program the agent runs goes through it)",
+              "install util-linux",
+            ),
+          );
+        }
+        const code = typeof e.code === "number" ? e.code : -1;
+        if (code === 127 && NOT_FOUND.test(stderr)) {
           return reject(
             new AgentError(
               "COMMAND_FAILED",
@@ -48,7 +76,6 @@ export function run(file: string, args: readonly string[], opts: ExecOptions = {
             }),
           );
         }
-        const code = typeof e.code === "number" ? e.code : -1;
         if (opts.okCodes?.includes(code)) return resolve({ stdout, stderr, code });
         reject(new CommandError(cmd, code, stdout, stderr));
       },

@@ -45,6 +45,8 @@ export interface LabServiceDeps {
   locks: Locks;
   metrics: Metrics;
   logger: Logger;
+  /** Labs the last reconcile could not converge, with why (shown in their views). */
+  unconverged: ReadonlyMap<string, string>;
 }
 
 /**
@@ -60,7 +62,7 @@ export class LabService implements LabOperations {
   }
 
   getLab(lab: string): LabView {
-    return labView(this.mustLab(lab), this.d.backend);
+    return labView(this.mustLab(lab), this.d.backend, this.d.unconverged.get(lab));
   }
 
   listLinks(lab: string): LinkView[] {
@@ -84,7 +86,10 @@ export class LabService implements LabOperations {
           plan.addNodes.map((n) => n.node),
         );
         const next = await this.execute(current, plan);
-        return { lab: labView(next, this.d.backend), changes: plan.changes };
+        return {
+          lab: labView(next, this.d.backend, this.d.unconverged.get(lab)),
+          changes: plan.changes,
+        };
       }),
     );
   }

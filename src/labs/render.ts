@@ -52,7 +52,7 @@ export function linkView(rec: LabRecord, link: LinkRecord, backend: NetworkBacke
   };
 }
 
-export function labView(rec: LabRecord, backend: NetworkBackend): LabView {
+export function labView(rec: LabRecord, backend: NetworkBackend, reconcileError?: string): LabView {
   const links = new Map<string, string>();
   for (const l of Object.values(rec.links)) {
     links.set(l.a, l.id);
@@ -62,5 +62,6 @@ export function labView(rec: LabRecord, backend: NetworkBackend): LabView {
     lab: rec.lab,
     nodes: Object.values(rec.nodes).map((n) => nodeView(n, backend, links)),
     links: Object.values(rec.links).map((l) => linkView(rec, l, backend)),
+    ...(reconcileError === undefined ? {} : { reconcile_error: reconcileError }),
   };
 }

@@ -42,6 +42,8 @@ export interface LabView {
   lab: string;
   nodes: NodeView[];
   links: LinkView[];
+  /** Why the agent could not converge the lab (it keeps trying); absent when it could. */
+  reconcile_error?: string;
 }
 
 export interface LabSummary {

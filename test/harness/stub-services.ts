@@ -436,7 +436,7 @@ export function createStubServices(opts: StubOptions = {}): StubServices {
     setCarrier: notHere,
     teardown: notHere,
     observe: () => ({ present: true, vlan: null, link: null }),
-    reconcile: async () => [],
+    reconcile: async () => ({ repairs: [], failed: new Map() }),
     onDrift: () => {},
     async status(): Promise<SwitchStatusView> {
       check();

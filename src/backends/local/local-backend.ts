@@ -13,6 +13,7 @@ import type {
   NetworkBackend,
   Orphan,
   PortObservation,
+  ReconcileReport,
   WiredLink,
 } from "../network-backend.js";
 import {
@@ -61,9 +62,8 @@ export class LocalBackend implements NetworkBackend {
     return UNSUPPORTED[cap];
   }
 
-  async start(labs: readonly LabRecord[], overlays: readonly OverlayRecord[]): Promise<void> {
-    await this.reconcile(labs, overlays);
-  }
+  /** Nothing to connect to: the kernel is always there. */
+  async start(): Promise<void> {}
 
   /** Pairs stay when the agent stops (like OVS ports): a restarted agent adopts them. */
   async stop(): Promise<void> {}
@@ -132,31 +132,49 @@ export class LocalBackend implements NetworkBackend {
   /**
    * Makes the kernel match the desired links: pairs that exist intact are adopted, missing ones
    * created (where both namespaces exist), wrong admin states corrected, and pairs the desired
-   * state no longer has deleted.
+   * state no longer has deleted. Each lab on its own: one that fails keeps what it has.
    */
-  async reconcile(labs: readonly LabRecord[], _overlays: readonly OverlayRecord[]): Promise<string[]> {
+  async reconcile(labs: readonly LabRecord[], _overlays: readonly OverlayRecord[]): Promise<ReconcileReport> {
     const repairs: string[] = [];
-    const wanted = new Map<string, Pair>();
+    const failed = new Map<string, Error>();
+    const fail = (lab: string, e: unknown) => failed.set(lab, e instanceof Error ? e : new Error(String(e)));
+    const wanted = new Map<string, Map<string, Pair>>();
     for (const lab of labs) {
-      for (const w of wiredLinks(lab)) {
-        if (!w.a.node.netns || !w.b.node.netns) continue;
-        if (netnsLost(w.a.node.netns, w.a.node.netnsId) || netnsLost(w.b.node.netns, w.b.node.netnsId))
-          continue;
-        wanted.set(key(lab.lab, w.link.id), pairOf(lab.lab, w));
+      try {
+        wanted.set(lab.lab, wantedPairs(lab));
+      } catch (e) {
+        fail(lab.lab, e);
       }
     }
     const unwanted = [...this.pairs.entries()]
-      .filter(([k, p]) => !wanted.has(k) || !sameEnds(p, wanted.get(k)!))
+      .filter(([k, p]) => {
+        if (failed.has(p.lab)) return false;
+        const want = wanted.get(p.lab)?.get(k);
+        return !want || !sameEnds(p, want);
+      })
       .map(([, p]) => p);
     if (unwanted.length > 0) {
       await this.remove(unwanted);
       repairs.push(...unwanted.map((p) => `lab ${p.lab}: stray pair of link ${p.link} deleted`));
     }
+    for (const [lab, pairs] of wanted) {
+      try {
+        await this.reconcilePairs(pairs, repairs);
+      } catch (e) {
+        fail(lab, e);
+      }
+    }
+    if (repairs.length > 0) this.logger.info({ repairs }, "reconciled");
+    return { repairs, failed };
+  }
 
+  /** One lab's pairs: adopted when intact, created when missing, admin state corrected. */
+  private async reconcilePairs(wanted: ReadonlyMap<string, Pair>, repairs: string[]): Promise<void> {
     const kernel = await listByNetns([...wanted.values()].flatMap((p) => [p.first.netns, p.second.netns]));
     const missing: Pair[] = [];
     const halves: { netns: PairSide["netns"]; name: string }[] = [];
     const wrongAdmin: PairSide[] = [];
+    const foreign: Pair[] = [];
     for (const [k, want] of wanted) {
       const a = kernel.get(nsKey(want.first.netns))?.get(want.first.name);
       const b = kernel.get(nsKey(want.second.netns))?.get(want.second.name);
@@ -179,9 +197,8 @@ export class LocalBackend implements NetworkBackend {
       }
       // Devices under these names that are not our pair: a veth is a stale half of ours; anything
       // else belongs to someone else and is left alone.
-      const foreign = [a, b].some((i) => i !== undefined && i.kind !== "veth");
-      if (foreign) {
-        repairs.push(`lab ${want.lab}: link ${want.link} not created: an interface of an end's name exists`);
+      if ([a, b].some((i) => i !== undefined && i.kind !== "veth")) {
+        foreign.push(want);
         continue;
       }
       if (a) halves.push(want.first);
@@ -202,8 +219,13 @@ export class LocalBackend implements NetworkBackend {
         ...wrongAdmin.map((s) => `interface ${s.name} (${s.hostPort}) set ${s.up ? "up" : "down"}`),
       );
     }
-    if (repairs.length > 0) this.logger.info({ repairs }, "reconciled");
-    return repairs;
+    if (foreign.length > 0) {
+      throw new AgentError(
+        "CONFLICT",
+        `link ${foreign.map((p) => p.link).join(", ")} not created: an interface of an end's name exists and is not the agent's`,
+        "delete that interface inside the node, or give the link's end another interface name",
+      );
+    }
   }
 
   /** Nothing watches the kernel: repairs happen on start, on reconcile and on cleanup. */
@@ -341,6 +363,17 @@ function pairOf(lab: string, w: WiredLink): Pair {
     };
   };
   return { lab, link: w.link.id, first: side(w.a, w.b), second: side(w.b, w.a), createdAt: w.link.createdAt };
+}
+
+/** The pairs a lab's links need whose namespaces both exist as they were made in, by `lab/link`. */
+function wantedPairs(lab: LabRecord): Map<string, Pair> {
+  const wanted = new Map<string, Pair>();
+  for (const w of wiredLinks(lab)) {
+    if (!w.a.node.netns || !w.b.node.netns) continue;
+    if (netnsLost(w.a.node.netns, w.a.node.netnsId) || netnsLost(w.b.node.netns, w.b.node.netnsId)) continue;
+    wanted.set(key(lab.lab, w.link.id), pairOf(lab.lab, w));
+  }
+  return wanted;
 }
 
 function wiredLinks(lab: LabRecord): WiredLink[] {

@@ -24,6 +24,7 @@ import {
   type Operation,
   OvsdbClient,
   type PortRow,
+  type TransactOptions,
 } from "../../ovsdb/index.js";
 import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../../state/records.js";
 import type {
@@ -34,6 +35,7 @@ import type {
   NetworkBackend,
   Orphan,
   PortObservation,
+  ReconcileReport,
   WiredLink,
 } from "../network-backend.js";
 import { ensureBridgeOps, resolveDatapath } from "./bridge.js";
@@ -43,6 +45,8 @@ import { addPorts, type NewPort, removePorts, retag } from "./port-ops.js";
 import { switchStatus } from "./status.js";
 import { VlanAllocator } from "./vlan-allocator.js";
 
+/** How long a lab's teardown waits for ovs-vswitchd to close its ports (hundreds on a busy host). */
+const TEARDOWN_APPLY_MS = 60_000;
 /** How long carrier up waits for ovs-vswitchd and the nodes to see the links up before answering anyway. */
 const CARRIER_WAIT_MS = 3000;
 
@@ -88,7 +92,7 @@ export class OvsBackend implements NetworkBackend {
     return this.hostNs;
   }
 
-  async start(labs: readonly LabRecord[], overlays: readonly OverlayRecord[]): Promise<void> {
+  async start(): Promise<void> {
     this.client = await OvsdbClient.connect({
       remote: this.config.ovsdb,
       probeIntervalMs: this.config.ovsdbProbeMs,
@@ -113,7 +117,6 @@ export class OvsBackend implements NetworkBackend {
     });
     this.client.on("change", (c: CacheChange) => this.onChange(c));
     this.client.on("connected", () => this.drift("reconnected to ovsdb-server"));
-    await this.reconcile(labs, overlays);
   }
 
   async stop(): Promise<void> {
@@ -143,11 +146,11 @@ export class OvsBackend implements NetworkBackend {
   }
 
   /** Every change goes through here: one transaction, applied by ovs-vswitchd before it resolves. */
-  async transact(ops: Operation[], opts: { waitApplied?: boolean } = {}): Promise<void> {
+  async transact(ops: Operation[], opts: TransactOptions = {}): Promise<void> {
     if (ops.length === 0) return;
     this.ownTxns++;
     try {
-      await this.client.transact(ops, { waitApplied: opts.waitApplied ?? true });
+      await this.client.transact(ops, { ...opts, waitApplied: opts.waitApplied ?? true });
     } finally {
       this.ownTxns--;
     }
@@ -315,10 +318,11 @@ export class OvsBackend implements NetworkBackend {
     const mine = this.client
       .ports()
       .filter((p) => p.external_ids[OWNER.lab] === lab.lab && portKind(p.external_ids) === "node");
-    // Ports and kernel devices go at the same time, and without waiting for ovs-vswitchd to
-    // finish closing the ports: nothing of the lab is used afterwards.
+    // Ports and kernel devices go at the same time. It answers once ovs-vswitchd has closed the
+    // ports: closing one restores the flags it changed on a device *of that name*, so a lab made
+    // again at once (same names) had its new host ends set down behind the agent's back.
     await Promise.all([
-      this.removePortRows(mine, { waitApplied: false }),
+      this.removePortRows(mine, { timeoutMs: TEARDOWN_APPLY_MS }),
       // One call removes every host veth of the lab (and their peers in the nodes).
       deleteGroup(lab.group, { netns: this.hostNs }),
     ]);
@@ -454,10 +458,11 @@ export class OvsBackend implements NetworkBackend {
   /**
    * Makes OVS and the kernel match the desired state: the bridge and its settings, a veth and a
    * port for every interface, the right tag on each port, links wired, carrier as declared,
-   * overlay ports present. Each repair is reported as a line.
+   * overlay ports present. Each repair is reported as a line; each lab is repaired on its own.
    */
-  async reconcile(labs: readonly LabRecord[], overlays: readonly OverlayRecord[]): Promise<string[]> {
+  async reconcile(labs: readonly LabRecord[], overlays: readonly OverlayRecord[]): Promise<ReconcileReport> {
     const repairs: string[] = [];
+    const failed = new Map<string, Error>();
     const bridgeOps = ensureBridgeOps(
       this.config.bridge,
       this.datapath,
@@ -471,82 +476,49 @@ export class OvsBackend implements NetworkBackend {
     const kernel = new Map((await listLinks(this.hostNs)).map((l) => [l.name, l]));
 
     for (const lab of labs) {
-      const ends: LinkEnd[] = [];
-      for (const node of Object.values(lab.nodes)) {
-        for (const iface of Object.values(node.interfaces)) ends.push({ node, iface });
+      try {
+        await this.reconcileLab(lab, kernel, repairs);
+      } catch (e) {
+        failed.set(lab.lab, e instanceof Error ? e : new Error(String(e)));
       }
-      // Veths that vanished are created again where their node still exists, as the namespace it
-      // was made in (Docker's own endpoints are the plugin's to re-create).
-      const lost = ends.filter((e) => e.node.origin === "api" && !kernel.has(e.iface.hostPort));
-      const recreate = lost.filter((e) => e.node.netns && !netnsLost(e.node.netns, e.node.netnsId));
-      await this.removePortRows(recreate.map((e) => this.port(e.iface.hostPort)));
-      if (recreate.length > 0) {
-        const made = await this.recreateVeths(lab, recreate, kernel);
-        repairs.push(...made.map((e) => `lab ${lab.lab}: ${e.node.name}:${e.iface.name} re-created`));
-      }
-      // Ports missing from the bridge (the bridge was deleted, or the port removed by hand).
-      const unported = ends.filter((e) => kernel.has(e.iface.hostPort) && !this.port(e.iface.hostPort));
-      if (unported.length > 0) {
-        const isolated = this.vlans.allocateMany("isolated", unported.length);
-        await this.transact(
-          addPorts(
-            this.bridge().uuid,
-            unported.map((e, i) => nodePort(lab, e, isolated[i]!)),
-          ),
-        );
-        repairs.push(...unported.map((e) => `lab ${lab.lab}: port ${e.iface.hostPort} re-added`));
-      }
-      repairs.push(...(await this.reconcileLinks(lab)));
-      repairs.push(...(await this.reconcileCarrier(lab, ends, kernel)));
     }
     repairs.push(...(await this.overlay.reconcile(overlays, (o) => this.endOf(labs, o))));
     if (repairs.length > 0) this.logger.info({ repairs }, "reconciled");
-    return repairs;
+    return { repairs, failed };
   }
 
-  /**
-   * Provisions lost interfaces again. A veth may appear meanwhile (an `ip -batch` of an agent
-   * killed mid-work outlives it and finishes its job, racing this one): then, once the
-   * kernel's list stops changing, only what is still missing is created; veths that appeared
-   * get their ports from the port repair.
-   */
-  private async recreateVeths(
+  private async reconcileLab(
     lab: LabRecord,
-    lost: readonly LinkEnd[],
-    kernel: Map<string, { up: boolean }>,
-  ): Promise<LinkEnd[]> {
-    let todo = [...lost];
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.provision(lab, todo);
-        return todo;
-      } catch (e) {
-        // A name clash can also be transient: a half-made pair of the other process, undone by
-        // the kernel when its second half fails. Retry a few times once things settle.
-        if (attempt >= 5 || !(e instanceof AgentError && e.code === "CONFLICT")) throw e;
-        const now = await this.settledLinks();
-        for (const l of now) kernel.set(l.name, l);
-        const still = todo.filter((x) => !kernel.has(x.iface.hostPort));
-        this.logger.info(
-          { lab: lab.lab, appeared: todo.length - still.length, err: (e as Error).message },
-          "veths changed meanwhile: retrying",
-        );
-        todo = still;
-        if (todo.length === 0) return [];
-      }
+    kernel: ReadonlyMap<string, { up: boolean }>,
+    repairs: string[],
+  ): Promise<void> {
+    const ends: LinkEnd[] = [];
+    for (const node of Object.values(lab.nodes)) {
+      for (const iface of Object.values(node.interfaces)) ends.push({ node, iface });
     }
-  }
-
-  /** The switch namespace's links once two listings 150 ms apart agree (at most ~5 s). */
-  private async settledLinks() {
-    let last = await listLinks(this.hostNs);
-    for (let i = 0; i < 30; i++) {
-      await new Promise((r) => setTimeout(r, 150));
-      const now = await listLinks(this.hostNs);
-      if (now.map((l) => l.name).join() === last.map((l) => l.name).join()) return now;
-      last = now;
+    // Veths that vanished are created again where their node still exists, as the namespace it
+    // was made in (Docker's own endpoints are the plugin's to re-create).
+    const lost = ends.filter((e) => e.node.origin === "api" && !kernel.has(e.iface.hostPort));
+    const recreate = lost.filter((e) => e.node.netns && !netnsLost(e.node.netns, e.node.netnsId));
+    await this.removePortRows(recreate.map((e) => this.port(e.iface.hostPort)));
+    if (recreate.length > 0) {
+      await this.provision(lab, recreate);
+      repairs.push(...recreate.map((e) => `lab ${lab.lab}: ${e.node.name}:${e.iface.name} re-created`));
     }
-    return last;
+    // Ports missing from the bridge (the bridge was deleted, or the port removed by hand).
+    const unported = ends.filter((e) => kernel.has(e.iface.hostPort) && !this.port(e.iface.hostPort));
+    if (unported.length > 0) {
+      const isolated = this.vlans.allocateMany("isolated", unported.length);
+      await this.transact(
+        addPorts(
+          this.bridge().uuid,
+          unported.map((e, i) => nodePort(lab, e, isolated[i]!)),
+        ),
+      );
+      repairs.push(...unported.map((e) => `lab ${lab.lab}: port ${e.iface.hostPort} re-added`));
+    }
+    repairs.push(...(await this.reconcileLinks(lab)));
+    repairs.push(...(await this.reconcileCarrier(lab, ends, kernel)));
   }
 
   private endOf(labs: readonly LabRecord[], o: OverlayRecord): LinkEnd | undefined {
@@ -628,7 +600,7 @@ export class OvsBackend implements NetworkBackend {
   private async reconcileCarrier(
     lab: LabRecord,
     ends: readonly LinkEnd[],
-    kernel: Map<string, { up: boolean }>,
+    kernel: ReadonlyMap<string, { up: boolean }>,
   ): Promise<string[]> {
     const wrong = ends.filter((e) => {
       const k = kernel.get(e.iface.hostPort);
@@ -660,7 +632,7 @@ export class OvsBackend implements NetworkBackend {
    */
   private async takeOffBridge(
     found: readonly (PortRow | undefined)[],
-    opts: { waitApplied?: boolean } = {},
+    opts: TransactOptions = {},
   ): Promise<PortRow[]> {
     const rows = found.filter((p): p is PortRow => p !== undefined);
     if (rows.length === 0) return rows;
@@ -677,7 +649,7 @@ export class OvsBackend implements NetworkBackend {
   /** Takes these ports off the bridge and frees their VLANs. */
   private async removePortRows(
     found: readonly (PortRow | undefined)[],
-    opts: { waitApplied?: boolean } = {},
+    opts: TransactOptions = {},
   ): Promise<void> {
     for (const p of await this.takeOffBridge(found, opts)) this.releasePortVlans(p);
   }
