@@ -31,6 +31,8 @@ export interface Agent {
   locks: Locks;
   /** Reconciles now, alone (waits for work in flight); the repairs made. */
   reconcile(): Promise<string[]>;
+  /** Resolves once the reconcile that drift seen so far has scheduled has run (now, if none). */
+  settled(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -64,11 +66,24 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
   let retry: NodeJS.Timeout | undefined;
   let retryMs = RETRY_FIRST_MS;
   let closed = false;
+  /** Settles when the scheduled reconcile has run; undefined while none is scheduled. */
+  let scheduled: { done: Promise<void>; settle: () => void } | undefined;
   const reconcileSoon = (ms: number) => {
     clearTimeout(pending);
     if (closed) return;
+    if (!scheduled) {
+      let settle = () => {};
+      const done = new Promise<void>((r) => {
+        settle = r;
+      });
+      scheduled = { done, settle };
+    }
     pending = setTimeout(() => {
-      reconcile().catch((e) => logger.warn({ err: e }, "reconcile failed; retrying on the next change"));
+      const run = scheduled;
+      scheduled = undefined;
+      reconcile()
+        .catch((e) => logger.warn({ err: e }, "reconcile failed; retrying on the next change"))
+        .finally(() => run?.settle());
     }, ms);
   };
   const reconcile = () =>
@@ -141,9 +156,14 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
     store,
     locks,
     reconcile,
+    async settled() {
+      while (scheduled) await scheduled.done;
+    },
     async close() {
       closed = true;
       clearTimeout(pending);
+      scheduled?.settle();
+      scheduled = undefined;
       clearTimeout(retry);
       cleanup.stop();
       await plugin?.close();

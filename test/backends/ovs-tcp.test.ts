@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { startTestAgent, type TestAgent } from "../harness/agent.js";
-import { addAddress, NetnsPool, nsExec } from "../harness/netns.js";
+import { addAddress, NetnsPool } from "../harness/netns.js";
+import { iperfThroughput } from "../harness/traffic.js";
 
 let t: TestAgent;
 const pool = new NetnsPool("otc");
@@ -27,10 +28,6 @@ test("TCP flows through a link (iperf3)", async () => {
   });
   await addAddress(n1, "eth1", "198.18.7.1/24");
   await addAddress(n2, "eth1", "198.18.7.2/24");
-  await nsExec(n2, ["iperf3", "-s", "-1", "-D", "-B", "198.18.7.2"]);
-  await new Promise((r) => setTimeout(r, 300));
-  const r = await nsExec(n1, ["iperf3", "-c", "198.18.7.2", "-t", "1", "-J"], { timeoutMs: 15_000 });
-  const bps = (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end
-    .sum_received.bits_per_second;
+  const bps = await iperfThroughput(n1, n2, "198.18.7.2");
   assert.ok(bps > 10e6, `TCP through the link carried only ${bps} bit/s`);
 });

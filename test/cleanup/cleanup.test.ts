@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
+import type { OvsBackend } from "../../src/backends/ovs/ovs-backend.js";
 import { run } from "../../src/common/exec.js";
 import { listLinks } from "../../src/link/index.js";
 import { startTestAgent, type TestAgent } from "../harness/agent.js";
@@ -52,6 +52,16 @@ function hostPort(lab: string, node: string, iface: string): string {
   return i.host_port;
 }
 const key = (o: { kind: string; name: string }) => `${o.kind} ${o.name}`;
+
+/** Until the agent's OVSDB cache has the port (its change is what schedules the drift reconcile). */
+async function untilCached(port: string): Promise<void> {
+  const backend = t.agent.services.backend as OvsBackend;
+  const deadline = Date.now() + 30_000;
+  while (!backend.ovsdb.portByName(port)) {
+    if (Date.now() > deadline) assert.fail(`port ${port} never reached the agent's cache`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 test("hand-made orphans are reported, then removed in one pass; nothing else is touched", async () => {
   const br = t.config.bridge;
@@ -153,8 +163,8 @@ test("hand-made orphans are reported, then removed in one pass; nothing else is 
   await veth("zzloose1", "xzl1");
 
   // The marked ports above look like drift: let that reconcile run, then make the last orphan.
-  await sleep(300);
-  await t.agent.reconcile();
+  await untilCached("vhfbr1");
+  await t.agent.settled();
   await ipn(["link", "del", lostPort]);
 
   // Everything the agent made is younger than the grace period, the stray veth is seen for the
@@ -191,8 +201,9 @@ test("hand-made orphans are reported, then removed in one pass; nothing else is 
     ...marks({ archetype_kind: "node", archetype_lab: "ghost", archetype_created: String(Date.now()) }),
   ]);
   await veth("vhstray2", "xst2");
-  await sleep(300);
-  await t.agent.reconcile(); // (this also re-created the lost device: lose it again)
+  await untilCached("vhyoung1");
+  await t.agent.settled(); // (its reconcile also re-created the lost device: lose it again)
+  await t.agent.reconcile();
   await ipn(["link", "del", lostPort]);
 
   const expected = [

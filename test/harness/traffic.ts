@@ -122,3 +122,28 @@ export function capture(
     });
   });
 }
+
+/**
+ * TCP throughput from `clientNs` to an iperf3 server started in `serverNs` on `serverIp` for one
+ * test (bits/s received). `iperf3 -D` returns before the server listens: the client retries a
+ * refused connection until a deadline instead of the caller sleeping.
+ */
+export async function iperfThroughput(clientNs: string, serverNs: string, serverIp: string): Promise<number> {
+  assertTestAddress(serverIp);
+  await nsExec(serverNs, ["iperf3", "-s", "-1", "-D", "-B", serverIp]);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const r = await nsExec(clientNs, ["iperf3", "-c", serverIp, "-t", "1", "-J"], {
+      timeoutMs: 60_000,
+      okCodes: [1],
+    });
+    const out = JSON.parse(r.stdout) as {
+      error?: string;
+      end?: { sum_received?: { bits_per_second: number } };
+    };
+    if (r.code === 0 && out.end?.sum_received) return out.end.sum_received.bits_per_second;
+    if (Date.now() > deadline || !/refused/i.test(out.error ?? ""))
+      assert.fail(`iperf3 to ${serverIp}: ${out.error}`);
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}

@@ -4,7 +4,7 @@ import { resolveDatapath } from "../../src/backends/ovs/bridge.js";
 import { startTestAgent, type TestAgent } from "../harness/agent.js";
 import { needsKernelHost, ON_KERNEL_HOST } from "../harness/kernel-host.js";
 import { addAddress, NetnsPool, nsExec } from "../harness/netns.js";
-import { expectPing } from "../harness/traffic.js";
+import { expectPing, iperfThroughput } from "../harness/traffic.js";
 
 /**
  * What only the kernel test host can show: the agent's bridge on the openvswitch kernel datapath,
@@ -49,28 +49,8 @@ test(
     // The workaround the userspace datapath needs is not applied here.
     const features = await nsExec(n1, ["ethtool", "-k", "eth1"]);
     assert.match(features.stdout, /^tx-checksumming: on/m);
-    await nsExec(n2, ["iperf3", "-s", "-1", "-D", "-B", "198.18.9.2", "-I", `/tmp/iperf-${n2}.pid`]);
-    const r = await iperfClient(n1, "198.18.9.2");
+    const r = await iperfThroughput(n1, n2, "198.18.9.2");
     assert.ok(r > 10e6, `TCP through the kernel datapath carried only ${r} bit/s`);
     await t.agent.labs.deleteLab("kdp");
   },
 );
-
-/** iperf3 client; retries while the server (started as a daemon) is not listening yet. */
-async function iperfClient(ns: string, server: string): Promise<number> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const r = await nsExec(ns, ["iperf3", "-c", server, "-t", "1", "-J"], {
-      timeoutMs: 60_000,
-      okCodes: [1],
-    });
-    const out = JSON.parse(r.stdout) as {
-      error?: string;
-      end?: { sum_received?: { bits_per_second: number } };
-    };
-    if (r.code === 0 && out.end?.sum_received) return out.end.sum_received.bits_per_second;
-    if (Date.now() > deadline || !/connect|refused/i.test(out.error ?? ""))
-      assert.fail(`iperf3: ${out.error}`);
-    await new Promise((res) => setTimeout(res, 100));
-  }
-}
