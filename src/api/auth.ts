@@ -9,6 +9,7 @@ import { AgentError } from "../common/errors.js";
 /** Routes anyone may call: liveness, and the API's own description. */
 export function isPublicRoute(url: string | undefined): boolean {
   if (url === undefined) return false;
+  if (url === "/" || url === "/ui" || url.startsWith("/ui/")) return true; // the live page's shell: no data in it
   return url === "/health" || url === "/openapi.json" || url === "/docs" || url.startsWith("/docs/");
 }
 

@@ -18,6 +18,7 @@ import { authHook } from "./auth.js";
 import { errorHandler, sendError } from "./errors.js";
 import { httpHistogram, recordRequest } from "./http-metrics.js";
 import { cleanupRoutes } from "./routes/cleanup.js";
+import { eventRoutes } from "./routes/events.js";
 import { healthRoutes } from "./routes/health.js";
 import { labRoutes } from "./routes/labs.js";
 import { linkRoutes } from "./routes/links.js";
@@ -25,11 +26,13 @@ import { metricsRoutes } from "./routes/metrics.js";
 import { nodeRoutes } from "./routes/nodes.js";
 import { overlayRoutes } from "./routes/overlay.js";
 import { ovsRoutes } from "./routes/ovs.js";
+import { uiRoutes } from "./routes/ui.js";
 import type { App, RouteModule } from "./types.js";
 
 export const BODY_LIMIT = 1024 * 1024;
 
 const ROUTES: readonly RouteModule[] = [
+  eventRoutes,
   healthRoutes,
   labRoutes,
   nodeRoutes,
@@ -38,6 +41,7 @@ const ROUTES: readonly RouteModule[] = [
   ovsRoutes,
   cleanupRoutes,
   metricsRoutes,
+  uiRoutes,
 ];
 
 export interface ServerOptions {
