@@ -70,6 +70,18 @@ export interface EdgeLabel {
   [id: string]: string;
 }
 
+/**
+ * Cytoscape injects a <style> for its container unless an element with this id exists; a strict
+ * CSP forbids that, so a placeholder stands in and style.css carries the rule.
+ */
+function preventInjectedStyle(): void {
+  const id = "__________cytoscape_stylesheet";
+  if (document.getElementById(id)) return;
+  const placeholder = document.createElement("meta");
+  placeholder.id = id;
+  document.head.append(placeholder);
+}
+
 export class TopologyGraph {
   readonly cy: Core;
   private shape = "";
@@ -78,6 +90,7 @@ export class TopologyGraph {
     container: HTMLElement,
     private readonly onSelect: (s: Selection) => void,
   ) {
+    preventInjectedStyle();
     this.cy = cytoscape({
       container,
       style: STYLE,

@@ -26,10 +26,14 @@ export const UI_CSP = [
 ].join("; ");
 
 export const uiRoutes: RouteModule = (app) => {
-  app.get("/", { schema: { hide: true } }, (_req, reply) => reply.redirect("/ui/"));
+  for (const url of ["/", "/ui"])
+    app.get(url, { schema: { hide: true } }, (_req, reply) => reply.redirect("/ui/"));
 
   app.register(async (ui) => {
     ui.addHook("onSend", async (_req, reply) => {
+      // Vite names assets by content hash, so they are cached for good; the page itself never is.
+      if (String(reply.getHeader("content-type")).startsWith("text/html"))
+        reply.header("cache-control", "no-cache");
       reply.header("content-security-policy", UI_CSP);
       reply.header("x-content-type-options", "nosniff");
       reply.header("x-frame-options", "DENY");
@@ -49,16 +53,8 @@ export const uiRoutes: RouteModule = (app) => {
       root: UI_ROOT,
       prefix: "/ui/",
       schemaHide: true,
-      // Vite names assets by content hash: they never change; index.html always revalidates.
       maxAge: "365d",
       immutable: true,
-      setHeaders: (res, path) => {
-        if (path.endsWith(".html"))
-          (res as unknown as { setHeader(k: string, v: string): void }).setHeader(
-            "cache-control",
-            "no-cache",
-          );
-      },
     });
   });
 };
