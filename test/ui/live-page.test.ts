@@ -80,6 +80,28 @@ describe("the live page in headless Chromium", () => {
     await pool.destroyAll();
   });
 
+  it("serves the shell without a token, under a strict CSP; /events needs the token", async () => {
+    const root = await fetch(`${api.address}/`, { redirect: "manual" });
+    assert.equal(root.status, 302);
+    assert.equal(root.headers.get("location"), "/ui/");
+    const shell = await fetch(`${api.address}/ui/`);
+    assert.equal(shell.status, 200);
+    const csp = shell.headers.get("content-security-policy") ?? "";
+    assert.match(csp, /script-src 'self'/);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+    assert.doesNotMatch(
+      await shell.text(),
+      /<script>|<script(?![^>]*\bsrc=)[^>]*>|<style/,
+      "no inline script or style",
+    );
+    const anonymous = await fetch(`${api.address}/events`);
+    assert.equal(anonymous.status, 401);
+    await anonymous.body?.cancel();
+    const data = await fetch(`${api.address}/labs`);
+    assert.equal(data.status, 401);
+    await data.body?.cancel();
+  });
+
   it("asks for the token, draws 3 links, links two interfaces with clicks, shows carrier and counters", async () => {
     const [n1, n2, n3] = (await pool.create(3)) as [string, string, string];
     const spec: LabSpec = {

@@ -147,6 +147,11 @@ export class TopologyGraph {
       );
       layout.one("layoutstop", () => {
         this.cy.fit(undefined, 30);
+        // A small lab fitted to the box would be drawn huge.
+        if (this.cy.zoom() > 1.5) {
+          this.cy.zoom(1.5);
+          this.cy.center();
+        }
         resolve(performance.now() - t0);
       });
       layout.run();
