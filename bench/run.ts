@@ -11,6 +11,7 @@ import { machine, type ScenarioResult, table, writeJson } from "./lib/report.js"
 import { dockerStart } from "./scenarios/docker.js";
 import { hotLinks } from "./scenarios/hot-links.js";
 import { labLifecycle } from "./scenarios/lab-lifecycle.js";
+import { livePage } from "./scenarios/live-page.js";
 import { overlayThroughput } from "./scenarios/overlay-throughput.js";
 import { startupMemory } from "./scenarios/startup-memory.js";
 
@@ -67,6 +68,7 @@ const steps: Step[] = [
     name: "overlay and throughput",
     run: () => overlayThroughput({ overlays: p.overlays, iperfSeconds: p.iperfSeconds }),
   },
+  { ids: [8], name: "live page", run: () => livePage(smoke ? 10 : 500) },
 ];
 
 async function main(): Promise<number> {
