@@ -16,7 +16,11 @@ import { type RunningApi, startApi } from "../../src/api/server.js";
 import { silentLogger } from "../../src/common/log.js";
 import type { LabSpec } from "../../src/labs/views.js";
 import { addAddress, NetnsPool, nsExec } from "../harness/netns.js";
-import { type RealAgentFixture, startRealAgentFixture } from "../harness/real-agent-fixture.js";
+import {
+  OVERLAY_LOCAL_IP,
+  type RealAgentFixture,
+  startRealAgentFixture,
+} from "../harness/real-agent-fixture.js";
 import { expectNoPing, expectPing } from "../harness/traffic.js";
 
 const SECRET = "ui-secret";
@@ -108,7 +112,7 @@ describe("the live page in headless Chromium", () => {
       nodes: [
         { name: "r1", netns: n1, interfaces: [{ name: "eth1" }, { name: "eth2" }, { name: "eth3" }] },
         { name: "r2", netns: n2, interfaces: [{ name: "eth1" }, { name: "eth2" }, { name: "eth3" }] },
-        { name: "r3", netns: n3, interfaces: [{ name: "eth1" }, { name: "eth2" }] },
+        { name: "r3", netns: n3, interfaces: [{ name: "eth1" }, { name: "eth2" }, { name: "eth3" }] },
       ],
       links: [
         { a: "r1:eth1", b: "r2:eth1", id: "l12" },
@@ -117,6 +121,16 @@ describe("the live page in headless Chromium", () => {
       ],
     };
     await call("PUT", "/labs/ui3", spec);
+    // r3:eth3 goes to another host through a VXLAN tunnel: drawn to a node for that host.
+    await call("POST", "/overlay/links?wait=true", {
+      lab: "ui3",
+      link: "ov1",
+      node: "r3",
+      interface: "eth3",
+      vni: 5001,
+      local_ip: OVERLAY_LOCAL_IP,
+      remote_ip: "198.18.0.2",
+    });
     await addAddress(n1, "eth3", "198.18.60.1/24");
     await addAddress(n2, "eth3", "198.18.60.2/24");
 
@@ -125,12 +139,21 @@ describe("the live page in headless Chromium", () => {
     await page.locator("#token-input").fill(SECRET, { timeout: WAIT_MS });
     await page.locator("[data-testid=token] button[type=submit]").click();
     problems.length = 0; // the 401 that made the page ask was expected
-    await page.waitForSelector('[data-testid=graph][data-edges="3"][data-nodes="3"][data-layout-ms]', {
-      timeout: WAIT_MS,
-    });
+    await page.waitForSelector(
+      '[data-testid=graph][data-edges="4"][data-nodes="3"][data-remotes="1"][data-layout-ms]',
+      {
+        timeout: WAIT_MS,
+      },
+    );
     await page.waitForSelector('[data-testid=stream]:has-text("live")', { timeout: WAIT_MS });
     assert.equal(await page.locator("tr[data-link]").count(), 3);
     assert.equal(await page.locator('tr[data-link][data-state="up"]').count(), 3);
+    await page.locator('tr[data-overlay="ov1"]:has-text("198.18.0.2")').waitFor({ timeout: WAIT_MS });
+    assert.equal(
+      await page.locator('tr[data-end="r3:eth3"] button[data-action=pick]').count(),
+      0,
+      "in an overlay: not free",
+    );
     await page.screenshot({ path: join(SHOTS, "lab-3-links.png"), fullPage: true });
 
     // Link r1:eth3 and r2:eth3 with clicks (and a confirmation); the ping passes only then.
@@ -179,6 +202,7 @@ describe("the live page in headless Chromium", () => {
     console.log(
       `# carrier down seen on the page ${(performance.now() - t0).toFixed(0)} ms after the API call`,
     );
+    await page.screenshot({ path: join(SHOTS, "lab-carrier-down.png"), fullPage: true });
 
     // And plugged back in with a click.
     await page.locator('tr[data-link="l12"] button[data-action=carrier-up]').click();

@@ -180,6 +180,11 @@ function ifaceOf(end: string): InterfaceView | undefined {
   const [node, name] = end.split(":");
   return state.view?.nodes.find((n) => n.name === node)?.interfaces.find((i) => i.name === name);
 }
+/** The overlay link an interface carries (it is then not free to link). */
+function overlayOf(end: string): string | undefined {
+  const t = state.tunnels.find((x) => `${x.node}:${x.interface}` === end);
+  return t ? `overlay ${t.link}` : undefined;
+}
 function portOf(end: string): string | undefined {
   return ifaceOf(end)?.host_port;
 }
@@ -218,6 +223,7 @@ function draw(): void {
   });
   box.dataset.nodes = String(graph.cy.nodes("[kind = 'node']").length);
   box.dataset.edges = String(graph.cy.edges().length);
+  box.dataset.remotes = String(graph.cy.nodes("[kind = 'remote']").length);
   graph.select(state.selected);
 }
 
@@ -351,6 +357,12 @@ function selectionPanel(v: LabView): TemplateResult {
   }
   if (s?.kind === "link") {
     const l = v.links.find((x) => x.id === s.id);
+    const o = state.tunnels.find((x) => x.link === s.id);
+    if (!l && o) {
+      return html`<h3>Overlay link ${o.link}</h3>
+        <p>${o.node}:${o.interface} → host ${o.remote_ip} (from ${o.local_ip}), VNI ${o.vni}</p>
+        <p><b class="state ${o.state}">${o.state}</b> · ${o.rx_packets}/${o.tx_packets} packets · ${o.drops} drops</p>`;
+    }
     if (!l) return html``;
     const t = linkTraffic(l);
     return html`<h3>Link ${l.id}</h3>
@@ -372,9 +384,10 @@ function pickPanel(): TemplateResult {
 
 function ifaceLine(end: string, i: InterfaceView): TemplateResult {
   const s = state.samples.get(i.host_port);
+  const link = i.link ?? overlayOf(end);
   return html`<span class="dot ${i.carrier}" title="carrier ${i.carrier}"></span>
     ${end} <small class="muted">${i.host_port} · port ${s?.link_state ?? "?"}</small>
-    ${i.link ? html`<small>→ ${i.link}</small>` : html`<small class="muted">free</small>`}`;
+    ${link ? html`<small>→ ${link}</small>` : html`<small class="muted">free</small>`}`;
 }
 
 function linkActions(l: LinkView): TemplateResult {
@@ -443,13 +456,14 @@ function interfacesTable(v: LabView): TemplateResult {
         ${rows.map(({ end, i }) => {
           const s = state.samples.get(i.host_port);
           const picked = state.picked.includes(end);
+          const link = i.link ?? overlayOf(end);
           return html`<tr data-end=${end} data-carrier=${i.carrier}>
             <td>${end}</td><td>${i.host_port}</td>
             <td><span class="dot ${i.carrier}"></span>${i.carrier}</td>
-            <td>${s?.link_state ?? "?"}</td><td>${i.link ?? ""}</td>
+            <td>${s?.link_state ?? "?"}</td><td>${link ?? ""}</td>
             <td class="num">${bps(s?.rx_bps ?? 0)}</td><td class="num">${bps(s?.tx_bps ?? 0)}</td>
             <td>${
-              i.link
+              link
                 ? nothing
                 : html`<button data-action="pick" class=${picked ? "on" : ""} @click=${() => pick(end)}>
                   ${picked ? "Picked" : "Pick"}
