@@ -39,24 +39,23 @@ const LAB_COALESCE_MS = 30;
 
 /** The OVSDB client of a backend that has one (the OVS backend), else undefined. */
 function ovsdbOf(backend: AgentServices["backend"]): OvsdbClient | undefined {
-  const b = backend as { ovsdb?: OvsdbClient };
-  try {
-    return b.ovsdb;
-  } catch {
-    return undefined;
-  }
+  return (backend as { ovsdb?: OvsdbClient }).ovsdb;
 }
 
+type Rates = Pick<PortSample, "rx_bps" | "tx_bps" | "rx_pps" | "tx_pps">;
+const IDLE: Rates = { rx_bps: 0, tx_bps: 0, rx_pps: 0, tx_pps: 0 };
+
+/** A port's counters when they last changed, and the rates computed then. */
 interface Last {
   t: number;
   stats: Record<string, number>;
+  rates: Rates;
 }
 
 export class LiveFeed extends EventEmitter {
   private client: OvsdbClient | undefined;
   private readonly last = new Map<string, Last>();
   private pendingPorts = new Map<string, InterfaceRow>();
-  private pendingNames = new Set<string>();
   private pendingLabs = new Map<string, string>();
   /** Ports whose last rate was not zero, and whether the pending changes include statistics. */
   private moving = new Set<string>();
@@ -159,14 +158,13 @@ export class LiveFeed extends EventEmitter {
 
   private flushPorts(): void {
     this.portsFlush = undefined;
-    const rows = [...this.pendingPorts.values()];
-    this.pendingNames = new Set(this.pendingPorts.keys());
+    const pending = this.pendingPorts;
     this.pendingPorts = new Map();
-    const ports = rows.map((r) => this.sample(r, true));
+    const ports = [...pending.values()].map((r) => this.sample(r, true));
     // OVSDB sends only what changed: a moving port missing from a statistics update stood still.
     if (this.statsUpdate) {
       for (const name of this.moving) {
-        const row = this.pendingNames.has(name) ? undefined : this.client?.interfaceByName(name);
+        const row = pending.has(name) ? undefined : this.client?.interfaceByName(name);
         if (row) ports.push(this.sample(row, false, true));
       }
     }
@@ -182,37 +180,46 @@ export class LiveFeed extends EventEmitter {
     for (const [lab, reason] of labs) this.publish({ type: "lab", data: { lab, reason } });
   }
 
-  /** A port's sample; with `record`, its counters become the base of the next rates. */
+  /**
+   * A port's sample. Rates are over the time since its counters last changed; with `record` the
+   * counters become the base of the next rates; `idle`: it stood still (rates 0).
+   */
   private sample(row: InterfaceRow, record: boolean, idle = false): PortSample {
-    const lab = this.labOf(row.name) ?? null;
     const s = row.statistics;
     const now = Date.now();
     const prev = this.last.get(row.name);
-    const changed = prev === undefined || STATS.some((k) => (s[k] ?? 0) !== (prev.stats[k] ?? 0));
+    const changed = prev === undefined || !sameStats(prev.stats, s);
     const dt = prev ? (now - prev.t) / 1000 : 0;
-    const rate = (k: string, mul: number) =>
-      !idle && prev && dt > 0 ? Math.max(0, (((s[k] ?? 0) - (prev.stats[k] ?? 0)) * mul) / dt) : 0;
-    const out: PortSample = {
+    const rate = (k: (typeof STATS)[number], mul: number) =>
+      prev && dt > 0 ? Math.max(0, (((s[k] ?? 0) - (prev.stats[k] ?? 0)) * mul) / dt) : 0;
+    // A change of state alone (no new counters) keeps the rates last computed.
+    const rates: Rates = idle
+      ? IDLE
+      : !changed && prev
+        ? prev.rates
+        : {
+            rx_bps: rate("rx_bytes", 8),
+            tx_bps: rate("tx_bytes", 8),
+            rx_pps: rate("rx_packets", 1),
+            tx_pps: rate("tx_packets", 1),
+          };
+    if (record && changed) this.last.set(row.name, { t: now, stats: { ...s }, rates });
+    return {
       port: row.name,
-      lab,
+      lab: this.labOf(row.name) ?? null,
       link_state: row.link_state ?? null,
       admin_state: row.admin_state ?? null,
       rx_bytes: s.rx_bytes ?? 0,
       tx_bytes: s.tx_bytes ?? 0,
       rx_packets: s.rx_packets ?? 0,
       tx_packets: s.tx_packets ?? 0,
-      rx_bps: rate("rx_bytes", 8),
-      tx_bps: rate("tx_bytes", 8),
-      rx_pps: rate("rx_packets", 1),
-      tx_pps: rate("tx_packets", 1),
+      ...rates,
     };
-    if (record && changed) this.last.set(row.name, { t: now, stats: { ...s } });
-    return out;
   }
 }
 
 const STATS = ["rx_bytes", "tx_bytes", "rx_packets", "tx_packets"] as const;
 
 function sameStats(a: Record<string, number> | undefined, b: Record<string, number>): boolean {
-  return a !== undefined && STATS.every((k) => a[k] === b[k]);
+  return a !== undefined && STATS.every((k) => (a[k] ?? 0) === (b[k] ?? 0));
 }
