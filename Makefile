@@ -49,10 +49,11 @@ install: build
 	ln -sfn $(CURDIR)/dist/cli/main.js $(PREFIX)/bin/archnet
 
 lint: deps
-	$(BIN)/biome check src test bench
+	$(BIN)/biome check src test bench ui
 
 typecheck: deps
 	$(BIN)/tsc -p tsconfig.check.json
+	$(BIN)/tsc -p ui/tsconfig.json
 
 bench: setup-test build
 	node --import tsx bench/run.ts

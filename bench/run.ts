@@ -11,6 +11,7 @@ import { machine, type ScenarioResult, table, writeJson } from "./lib/report.js"
 import { dockerParallelStart, dockerStart } from "./scenarios/docker.js";
 import { hotLinks } from "./scenarios/hot-links.js";
 import { labLifecycle } from "./scenarios/lab-lifecycle.js";
+import { livePage } from "./scenarios/live-page.js";
 import { overlayThroughput } from "./scenarios/overlay-throughput.js";
 import { startupMemory } from "./scenarios/startup-memory.js";
 import { stateWrite } from "./scenarios/state-write.js";
@@ -75,6 +76,7 @@ const steps: Step[] = [
     run: () => overlayThroughput({ overlays: p.overlays, iperfSeconds: p.iperfSeconds }),
   },
   { ids: [9], name: "state write durability", run: () => stateWrite(smoke ? 20 : 500) },
+  { ids: [10], name: "live page", run: () => livePage(smoke ? 10 : 500) },
 ];
 
 async function main(): Promise<number> {

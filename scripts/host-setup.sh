@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a Debian 12 host for archetype-network. Idempotent: installs only what is missing,
 # starts only what is not running. Usage: host-setup.sh [--docker]   (as root)
-#   --docker  also install and start Docker (needed by the plugin tests) and a local busybox image.
+#   --docker  also install and start Docker (needed by the plugin tests) and a local busybox image,
+#             and Chromium (the live page's browser tests drive it headless).
 set -euo pipefail
 want_docker=false
 [ "${1:-}" = "--docker" ] && want_docker=true
@@ -16,7 +17,7 @@ declare -A pkg=(
   [awk]=mawk [grep]=grep
 )
 # Only the tests need these.
-if $want_docker; then pkg[dockerd]=docker.io; pkg[busybox]=busybox-static; pkg[strace]=strace; fi
+if $want_docker; then pkg[dockerd]=docker.io; pkg[busybox]=busybox-static; pkg[strace]=strace; pkg[chromium]=chromium; fi
 missing=()
 for cmd in "${!pkg[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${pkg[$cmd]}")

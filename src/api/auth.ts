@@ -1,13 +1,16 @@
 /**
- * Bearer-token auth: when the agent has a secret, every route but /health needs
+ * Bearer-token auth: when the agent has a secret, every route but /health and the live page's
+ * static shell needs
  * `Authorization: Bearer <secret>` (the API's description too: it tells what the agent runs).
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { AgentError } from "../common/errors.js";
 
-/** The one route anyone may call: liveness. */
+/** What anyone may fetch: liveness, and the live page's shell (its data comes through the API). */
 export function isPublicRoute(url: string | undefined): boolean {
+  if (url === undefined) return false;
+  if (url === "/" || url === "/ui" || url.startsWith("/ui/")) return true; // the live page's shell: no data in it
   return url === "/health";
 }
 

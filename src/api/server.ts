@@ -19,6 +19,7 @@ import { browserGuardHook } from "./browser-guard.js";
 import { errorHandler, sendError } from "./errors.js";
 import { httpHistogram, recordRequest } from "./http-metrics.js";
 import { cleanupRoutes } from "./routes/cleanup.js";
+import { eventRoutes } from "./routes/events.js";
 import { healthRoutes } from "./routes/health.js";
 import { labRoutes } from "./routes/labs.js";
 import { linkRoutes } from "./routes/links.js";
@@ -26,11 +27,13 @@ import { metricsRoutes } from "./routes/metrics.js";
 import { nodeRoutes } from "./routes/nodes.js";
 import { overlayRoutes } from "./routes/overlay.js";
 import { ovsRoutes } from "./routes/ovs.js";
+import { uiRoutes } from "./routes/ui.js";
 import type { App, RouteModule } from "./types.js";
 
 export const BODY_LIMIT = 1024 * 1024;
 
 const ROUTES: readonly RouteModule[] = [
+  eventRoutes,
   healthRoutes,
   labRoutes,
   nodeRoutes,
@@ -39,6 +42,7 @@ const ROUTES: readonly RouteModule[] = [
   ovsRoutes,
   cleanupRoutes,
   metricsRoutes,
+  uiRoutes,
 ];
 
 export interface ServerOptions {
