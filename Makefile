@@ -9,10 +9,12 @@ export npm_config_update_notifier := false
 run: setup install
 	archnet serve
 
-## make test: the same set-up plus Docker, then lint, type-check and every test (real OVS, kernel, Docker).
+## make test: the same set-up plus Docker, then lint, type-check and every test (real OVS, kernel, Docker),
+## then the kernel-datapath suites in a VM (make test-kernel).
 test: setup-test build lint typecheck
 	node --import tsx --test --test-concurrency=1 --test-timeout=300000 $(TESTS)
 	$(MAKE) --no-print-directory bench-smoke
+	$(MAKE) --no-print-directory test-kernel
 
 ## make test-under-load: `make test` while busy loops keep every core busy (as a loaded CI machine).
 test-under-load:
