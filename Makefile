@@ -3,7 +3,7 @@ SHELL := /bin/bash
 BIN := node_modules/.bin
 export npm_config_update_notifier := false
 
-.PHONY: run test test-under-load test-kernel setup setup-test deps build install lint typecheck bench bench-smoke clean
+.PHONY: run test unit test-under-load test-kernel setup setup-test deps build install lint typecheck bench bench-smoke clean
 
 ## make run: set up the host (OVS, iproute2...), build, put `archnet` on the PATH, run the agent in the foreground.
 run: setup install
@@ -21,6 +21,10 @@ test-under-load:
 	bash scripts/with-cpu-hog.sh $(MAKE) --no-print-directory test
 
 TESTS ?= $(shell find test -name '*.test.ts' | sort)
+
+## make unit: the pure tests (`*.unit.test.ts`: no root, no OVS, no kernel, no Docker), in seconds.
+unit: deps
+	node --import tsx --test $(shell find test -name '*.unit.test.ts' | sort)
 
 ## make test-kernel: the suites that differ between datapaths, in a VM with Debian's kernel (openvswitch
 ## kernel datapath, netem, 8021q); skipped, saying why, where no VM can start.
