@@ -1,8 +1,8 @@
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { writeAtomic } from "../../src/common/atomic-file.js";
 import { run } from "../../src/common/exec.js";
-import { writeAtomic } from "../../src/state/atomic-file.js";
 import type { LabRecord, OverlayRecord } from "../../src/state/records.js";
 import { onCleanup, scoped } from "../lib/cleanup.js";
 import { figure, type ScenarioResult } from "../lib/report.js";

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { writeAtomic } from "../state/atomic-file.js";
+import { writeAtomic } from "./atomic-file.js";
 import type { Logger } from "./log.js";
 
 /**

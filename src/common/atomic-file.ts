@@ -1,6 +1,6 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
-import { AgentError } from "../common/errors.js";
+import { AgentError } from "./errors.js";
 
 /**
  * Whole-file replacement that survives `kill -9` and power loss at any moment: the new content
