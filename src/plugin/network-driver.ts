@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { basename } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { NetworkBackend } from "../backends/network-backend.js";
@@ -86,7 +87,8 @@ export class NetworkDriver {
   /** Makes the veths of concurrent CreateEndpoint calls (and spares) in one batch. */
   private readonly veths: VethBatcher;
   /** Ends the resolve loops' pauses when the driver closes. */
-  private readonly closing = new AbortController();
+  /** Ends every resolve pause at close; one endpoint's pause per concurrent call listens on it. */
+  private readonly closing = withoutListenerLimit(new AbortController());
   /** Endpoints adopted by this process (and the container they were adopted for). */
   private readonly adopted = new Map<string, string>();
   private readonly stopWatching: (() => void) | undefined;
@@ -596,4 +598,10 @@ function requireId(value: unknown, what: string): string {
 export function errorText(e: unknown): string {
   if (isAgentError(e)) return e.hint ? `${e.message} (${e.hint})` : e.message;
   return e instanceof Error ? e.message : String(e);
+}
+
+/** A controller whose signal many waits may share without Node's leak warning (10 by default). */
+function withoutListenerLimit(c: AbortController): AbortController {
+  setMaxListeners(0, c.signal);
+  return c;
 }
