@@ -188,17 +188,50 @@ export class OvsdbClient extends EventEmitter {
    * already reflects the transaction when this resolves.
    */
   async transact(ops: Operation[], opts: TransactOptions = {}): Promise<OperationResult[]> {
-    const rpc = this.connectedRpc();
-    const timeoutMs = opts.timeoutMs ?? this.callTimeoutMs;
     const started = Date.now();
-    const sent = opts.waitApplied
+    const timeoutMs = opts.timeoutMs ?? this.callTimeoutMs;
+    if (!opts.waitApplied) return (await this.commit(ops, timeoutMs, false)).results;
+    const { results, target } = await this.commit(ops, timeoutMs, true);
+    await this.waitApplied(target, Math.max(1, timeoutMs - (Date.now() - started)));
+    return results;
+  }
+
+  /**
+   * Like `transact`, but resolves once committed, with `applied`: settles once ovs-vswitchd has
+   * applied the transaction (within `appliedTimeoutMs`). For work that must not wait for
+   * ovs-vswitchd, but whose effect something later must wait for.
+   */
+  async transactCommitted(
+    ops: Operation[],
+    opts: { timeoutMs?: number; appliedTimeoutMs?: number } = {},
+  ): Promise<{ results: OperationResult[]; applied: Promise<void> }> {
+    const { results, target } = await this.commit(ops, opts.timeoutMs ?? this.callTimeoutMs, true);
+    return { results, applied: this.waitApplied(target, opts.appliedTimeoutMs ?? this.callTimeoutMs) };
+  }
+
+  /**
+   * Waits until ovs-vswitchd has applied every configuration requested so far, by anyone (the
+   * cached `next_cfg`); at once when it has.
+   */
+  caughtUp(timeoutMs = this.callTimeoutMs): Promise<void> {
+    return this.waitApplied(this.openVswitch()?.next_cfg ?? 0, timeoutMs);
+  }
+
+  /** One transaction; with `bump`, also next_cfg += 1, and the target ovs-vswitchd must reach. */
+  private async commit(
+    ops: Operation[],
+    timeoutMs: number,
+    bump: boolean,
+  ): Promise<{ results: OperationResult[]; target: number }> {
+    const rpc = this.connectedRpc();
+    const sent = bump
       ? [...ops, mutate("Open_vSwitch", [], [add("next_cfg", 1)]), select("Open_vSwitch", [], ["next_cfg"])]
       : ops;
     const raw = await rpc.call("transact", [this.database, ...sent], timeoutMs);
     if (!Array.isArray(raw)) throw protocolError(`transact answered a non-array result from ${this.remote}`);
-    const results = raw as (OperationResult | null)[];
+    const all = raw as (OperationResult | null)[];
     const errors: OperationError[] = [];
-    results.forEach((r, index) => {
+    all.forEach((r, index) => {
       if (r !== null && typeof r === "object" && typeof r.error === "string") {
         errors.push(
           r.details === undefined ? { index, error: r.error } : { index, error: r.error, details: r.details },
@@ -206,18 +239,17 @@ export class OvsdbClient extends EventEmitter {
       }
     });
     if (errors.length > 0) throw new OvsdbTransactError(errors, sent.length);
-    if (opts.waitApplied) {
-      const target = results[sent.length - 1]?.rows?.[0]?.next_cfg;
-      if (typeof target !== "number") {
-        throw new AgentError(
-          "OVSDB_ERROR",
-          `the Open_vSwitch table of ${this.remote} has no row: cannot wait for ovs-vswitchd`,
-          "initialise the database with `ovs-vsctl init`",
-        );
-      }
-      await this.waitApplied(target, Math.max(1, timeoutMs - (Date.now() - started)));
+    const results = all.slice(0, ops.length).map((r) => r ?? {});
+    if (!bump) return { results, target: 0 };
+    const target = all[sent.length - 1]?.rows?.[0]?.next_cfg;
+    if (typeof target !== "number") {
+      throw new AgentError(
+        "OVSDB_ERROR",
+        `the Open_vSwitch table of ${this.remote} has no row: cannot wait for ovs-vswitchd`,
+        "initialise the database with `ovs-vsctl init`",
+      );
     }
-    return results.slice(0, ops.length).map((r) => r ?? {});
+    return { results, target };
   }
 
   /** An `echo` round trip; resolves with the round-trip time in ms. */

@@ -45,8 +45,8 @@ import { addPorts, type NewPort, removePorts, retag } from "./port-ops.js";
 import { switchStatus } from "./status.js";
 import { VlanAllocator } from "./vlan-allocator.js";
 
-/** How long a lab's teardown waits for ovs-vswitchd to close its ports (hundreds on a busy host). */
-const TEARDOWN_APPLY_MS = 60_000;
+/** How long ovs-vswitchd may take to close a lab's removed ports (hundreds on a busy host). */
+const CLOSE_APPLY_MS = 60_000;
 /** How long carrier up waits for ovs-vswitchd and the nodes to see the links up before answering anyway. */
 const CARRIER_WAIT_MS = 3000;
 
@@ -173,6 +173,10 @@ export class OvsBackend implements NetworkBackend {
   }
 
   async provision(lab: LabRecord, ends: readonly LinkEnd[]): Promise<void> {
+    // Ports ovs-vswitchd is still closing (a lab torn down just before, by this agent or a
+    // predecessor) must be gone first: closing one restores the flags it changed on a device *of
+    // that name*, which would set the new host ends down behind the agent's back.
+    await this.client.caughtUp(CLOSE_APPLY_MS);
     const isolated = this.vlans.allocateMany("isolated", ends.length);
     let made = false;
     try {
@@ -318,11 +322,10 @@ export class OvsBackend implements NetworkBackend {
     const mine = this.client
       .ports()
       .filter((p) => p.external_ids[OWNER.lab] === lab.lab && portKind(p.external_ids) === "node");
-    // Ports and kernel devices go at the same time. It answers once ovs-vswitchd has closed the
-    // ports: closing one restores the flags it changed on a device *of that name*, so a lab made
-    // again at once (same names) had its new host ends set down behind the agent's back.
+    // Ports and kernel devices go at the same time, and it answers once the removal is committed
+    // (ovs-vswitchd closing hundreds of ports takes seconds; provisioning waits for that).
     await Promise.all([
-      this.removePortRows(mine, { timeoutMs: TEARDOWN_APPLY_MS }),
+      this.removeOnCommit(mine),
       // One call removes every host veth of the lab (and their peers in the nodes).
       deleteGroup(lab.group, { netns: this.hostNs }),
     ]);
@@ -644,6 +647,27 @@ export class OvsBackend implements NetworkBackend {
       opts,
     );
     return rows;
+  }
+
+  /** Takes these ports off the bridge and frees their VLANs, answering on commit. */
+  private async removeOnCommit(rows: readonly PortRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    this.ownTxns++;
+    try {
+      const { applied } = await this.client.transactCommitted(
+        removePorts(
+          this.bridge().uuid,
+          rows.map((p) => p.uuid),
+        ),
+        { appliedTimeoutMs: CLOSE_APPLY_MS },
+      );
+      applied.catch((e: unknown) =>
+        this.logger.warn({ err: e, ports: rows.length }, "ovs-vswitchd has not closed removed ports"),
+      );
+    } finally {
+      this.ownTxns--;
+    }
+    for (const p of rows) this.releasePortVlans(p);
   }
 
   /** Takes these ports off the bridge and frees their VLANs. */
