@@ -99,5 +99,14 @@ export async function endPredecessorChildren(stateDir: string, logger: Logger): 
       else logger.info({ predecessor: before, killed: pids.length, ms }, "ended programs of the dead agent");
     }
   }
-  writeAtomic(record, me);
+  try {
+    writeAtomic(record, me);
+  } catch (e) {
+    // A full state disk must not keep the agent from serving what it has: only the next start
+    // loses the means to end this agent's leftovers.
+    logger.warn(
+      { err: e, record },
+      "cannot record this agent's process; a successor will not end its leftovers",
+    );
+  }
 }
