@@ -39,6 +39,7 @@ import type {
   WiredLink,
 } from "../network-backend.js";
 import { ensureBridgeOps, resolveDatapath } from "./bridge.js";
+import { CarrierFollow } from "./carrier-follow.js";
 import { auditOrphans, deleteDevices, removeOrphanOps } from "./orphans.js";
 import { OWNER, portKind } from "./ownership.js";
 import { addPorts, type NewPort, removePorts, retag } from "./port-ops.js";
@@ -62,6 +63,8 @@ export class OvsBackend implements NetworkBackend {
   readonly vlans: VlanAllocator;
   private client!: OvsdbClient;
   private overlay!: OverlayManager;
+  /** Carrier follows across links: a dead end takes its peer down with it. */
+  follow!: CarrierFollow;
   private ownTxns = 0;
   private readonly driftListeners: ((reason: string) => void)[] = [];
   /** Cleanup: when each stray kernel veth was first seen (the kernel keeps no creation time). */
@@ -115,6 +118,11 @@ export class OvsBackend implements NetworkBackend {
       transact: (ops, opts) => this.transact(ops, opts),
       switchNetns: this.hostNs,
     });
+    this.follow = new CarrierFollow(
+      this.client,
+      (names, up) => setLinkUp(names, up, this.hostNs),
+      this.logger,
+    );
     this.client.on("change", (c: CacheChange) => this.onChange(c));
     this.client.on("connected", () => this.drift("reconnected to ovsdb-server"));
   }
@@ -129,6 +137,7 @@ export class OvsBackend implements NetworkBackend {
 
   /** Our own transactions' updates arrive before their results; anything else is someone else. */
   private onChange(c: CacheChange): void {
+    this.follow.onChange(c);
     if (this.ownTxns > 0) return;
     const bridge = this.config.bridge;
     if (c.table === "Bridge") {
@@ -220,10 +229,15 @@ export class OvsBackend implements NetworkBackend {
       throw e;
     }
     const down = ends.filter((e) => e.iface.carrier === "down");
+    this.follow.setDesired(
+      ends.filter((e) => e.iface.carrier === "up").map((e) => e.iface.hostPort),
+      "up",
+    );
     if (down.length > 0) await this.setCarrier(lab, down, "down");
   }
 
   async release(_lab: LabRecord, ends: readonly LinkEnd[]): Promise<void> {
+    this.follow.forget(ends.map((e) => e.iface.hostPort));
     await this.removePortRows(ends.map((e) => this.port(e.iface.hostPort)));
     await deleteLinks(
       ends.map((e) => e.iface.hostPort),
@@ -247,6 +261,10 @@ export class OvsBackend implements NetworkBackend {
       throw e;
     }
     const down = links.filter((w) => w.link.carrier === "down").flatMap((w) => [w.a, w.b]);
+    this.follow.setDesired(
+      down.map((e) => e.iface.hostPort),
+      "down",
+    );
     if (down.length > 0)
       await setLinkUp(
         down.map((e) => e.iface.hostPort),
@@ -272,12 +290,17 @@ export class OvsBackend implements NetworkBackend {
 
   async setCarrier(_lab: LabRecord, ends: readonly LinkEnd[], state: CarrierState): Promise<void> {
     // The host end down is a pulled cable: the node's end loses carrier (NO-CARRIER).
-    const names = ends.map((e) => e.iface.hostPort);
+    this.follow.setDesired(
+      ends.map((e) => e.iface.hostPort),
+      state,
+    );
+    // An end whose link peer is down stays down (peer_down) until the peer comes back.
+    const names = ends.map((e) => e.iface.hostPort).filter((h) => state === "down" || this.follow.wantUp(h));
     await setLinkUp(names, state === "up", this.hostNs);
     // A cable plugged back in answers once the switch sees the ports up (it forwards then) and
     // the nodes' ends transmit again (Docker's nodes have no namespace on record: not waited for).
     if (state === "up") {
-      const inNodes = ends.filter((e) => e.node.netns !== undefined);
+      const inNodes = ends.filter((e) => e.node.netns !== undefined && names.includes(e.iface.hostPort));
       const [, late] = await Promise.all([
         this.untilLinkUp(names),
         untilCarrier(
@@ -315,6 +338,9 @@ export class OvsBackend implements NetworkBackend {
   }
 
   async teardown(lab: LabRecord): Promise<void> {
+    this.follow.forget(
+      Object.values(lab.nodes).flatMap((n) => Object.values(n.interfaces).map((i) => i.hostPort)),
+    );
     const mine = this.client
       .ports()
       .filter((p) => p.external_ids[OWNER.lab] === lab.lab && portKind(p.external_ids) === "node");
@@ -340,7 +366,12 @@ export class OvsBackend implements NetworkBackend {
 
   observe(iface: InterfaceRecord): PortObservation {
     const p = this.client?.portByName(iface.hostPort);
-    return { present: p !== undefined, vlan: p?.tag ?? null, link: p?.external_ids[OWNER.link] ?? null };
+    return {
+      present: p !== undefined,
+      vlan: p?.tag ?? null,
+      link: p?.external_ids[OWNER.link] ?? null,
+      operState: this.follow?.operState(iface.hostPort),
+    };
   }
 
   status(): Promise<SwitchStatusView> {
@@ -474,6 +505,11 @@ export class OvsBackend implements NetworkBackend {
     }
     this.vlans.rebuild(this.vlansInUse());
     const kernel = new Map((await listLinks(this.hostNs)).map((l) => [l.name, l]));
+    for (const lab of labs) {
+      for (const node of Object.values(lab.nodes)) {
+        for (const i of Object.values(node.interfaces)) this.follow.setDesired([i.hostPort], i.carrier);
+      }
+    }
 
     for (const lab of labs) {
       try {
@@ -482,6 +518,7 @@ export class OvsBackend implements NetworkBackend {
         failed.set(lab.lab, e instanceof Error ? e : new Error(String(e)));
       }
     }
+    this.follow.start();
     repairs.push(...(await this.overlay.reconcile(overlays, (o) => this.endOf(labs, o))));
     if (repairs.length > 0) this.logger.info({ repairs }, "reconciled");
     return { repairs, failed };
@@ -602,16 +639,24 @@ export class OvsBackend implements NetworkBackend {
     ends: readonly LinkEnd[],
     kernel: ReadonlyMap<string, { up: boolean }>,
   ): Promise<string[]> {
+    // Up unless the API pulled the cable or the link peer is down (peer_down, not stored).
+    const wantUp = (e: LinkEnd) => this.follow.wantUp(e.iface.hostPort);
     const wrong = ends.filter((e) => {
       const k = kernel.get(e.iface.hostPort);
-      return k !== undefined && k.up !== (e.iface.carrier === "up");
+      return k !== undefined && k.up !== wantUp(e);
     });
-    for (const state of ["up", "down"] as const) {
-      const these = wrong.filter((e) => e.iface.carrier === state);
-      if (these.length > 0) await this.setCarrier(lab, these, state);
-    }
+    const up = wrong.filter(wantUp);
+    if (up.length > 0) await this.setCarrier(lab, up, "up");
+    const down = wrong.filter((e) => !wantUp(e));
+    if (down.length > 0)
+      await setLinkUp(
+        down.map((e) => e.iface.hostPort),
+        false,
+        this.hostNs,
+      );
     return wrong.map(
-      (e) => `lab ${lab.lab}: carrier of ${e.node.name}:${e.iface.name} set ${e.iface.carrier}`,
+      (e) =>
+        `lab ${lab.lab}: carrier of ${e.node.name}:${e.iface.name} set ${wantUp(e) ? "up" : e.iface.carrier === "down" ? "down" : "down (its peer is down)"}`,
     );
   }
 
