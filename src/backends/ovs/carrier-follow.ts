@@ -79,6 +79,12 @@ export class CarrierFollow {
     return !this.apiDown.has(hostPort) && !this.wantHeld(hostPort, this.peers());
   }
 
+  /** The link peers of these ends that are held down now (released once these are up). */
+  heldPeers(hostPorts: readonly string[]): string[] {
+    const peers = this.peers();
+    return hostPorts.map((h) => peers.get(h)).filter((p): p is string => p !== undefined && this.held.has(p));
+  }
+
   operState(hostPort: string): OperState {
     if (this.apiDown.has(hostPort)) return "admin_down";
     if (this.held.has(hostPort)) return "peer_down";

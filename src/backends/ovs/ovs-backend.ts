@@ -288,7 +288,7 @@ export class OvsBackend implements NetworkBackend {
     for (const v of new Set(freed)) this.vlans.release(v);
   }
 
-  async setCarrier(_lab: LabRecord, ends: readonly LinkEnd[], state: CarrierState): Promise<void> {
+  async setCarrier(lab: LabRecord, ends: readonly LinkEnd[], state: CarrierState): Promise<void> {
     // The host end down is a pulled cable: the node's end loses carrier (NO-CARRIER).
     this.follow.setDesired(
       ends.map((e) => e.iface.hostPort),
@@ -301,13 +301,29 @@ export class OvsBackend implements NetworkBackend {
     // the nodes' ends transmit again (Docker's nodes have no namespace on record: not waited for).
     if (state === "up") {
       const inNodes = ends.filter((e) => e.node.netns !== undefined && names.includes(e.iface.hostPort));
-      const [, late] = await Promise.all([
+      // Peers held down for these ends come back once the switch sees these up: waited for too.
+      const held = new Set(this.follow.heldPeers(names));
+      const [, mine] = await Promise.all([
         this.untilLinkUp(names),
         untilCarrier(
           inNodes.map((e) => ({ dev: e.iface.name, netns: e.node.netns })),
           CARRIER_WAIT_MS,
         ),
       ]);
+      const late = [...mine];
+      if (held.size > 0) {
+        await this.follow.idle();
+        const peers = Object.values(lab.nodes).flatMap((node) =>
+          Object.values(node.interfaces)
+            .filter((iface) => held.has(iface.hostPort) && node.netns !== undefined)
+            .map((iface) => ({ dev: iface.name, netns: node.netns })),
+        );
+        const [, theirs] = await Promise.all([
+          this.untilLinkUp([...held]),
+          untilCarrier(peers, CARRIER_WAIT_MS),
+        ]);
+        late.push(...theirs);
+      }
       if (late.length > 0)
         this.logger.warn({ interfaces: late }, "carrier up: node interfaces not ready yet");
     }
