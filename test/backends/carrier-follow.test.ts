@@ -89,7 +89,11 @@ test("a node shuts its port: the peer loses carrier and ping stops both ways; up
   const [a, b] = ns as [string, string];
   await nodeLink(a, "down");
   await expectState(agent, ns, [false, false], { n0: "no_carrier", n1: "peer_down" });
+  const metrics = await agent.agent.services.metrics.registry.metrics();
+  for (const state of ["no_carrier", "peer_down"])
+    assert.match(metrics, new RegExp(`^archnet_interfaces\\{lab="${LAB}",state="${state}"\\} 1$`, "m"));
   await expectNoPing(b, IP[0], { timeoutS: 0.3 });
+  await expectNoPing(a, IP[1], { timeoutS: 0.3 });
   await nodeLink(a, "up");
   await expectState(agent, ns, [true, true], { n0: "up", n1: "up" });
   await expectPing(a, IP[1]);
