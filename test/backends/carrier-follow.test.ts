@@ -63,9 +63,13 @@ async function expectState(
   );
 }
 
-async function setup(t: { after(fn: () => Promise<void>): void }, nodes: number) {
+async function setup(
+  t: { after(fn: () => Promise<void>): void },
+  nodes: number,
+  backend: "ovs" | "local" = "ovs",
+) {
   const pool = new NetnsPool("cfol");
-  const agent = await startTestAgent({ backend: "ovs" });
+  const agent = await startTestAgent({ backend });
   t.after(async () => {
     await agent.agent.labs.deleteLab(LAB).catch(() => undefined);
     await pool.destroyAll();
@@ -170,5 +174,29 @@ test("an agent restart while one end is down keeps the peer down and the views r
   assert.equal(agent.agent.store.labs()[0]?.nodes.n1?.interfaces.eth1?.carrier, "up");
   await nodeLink(a, "up");
   await expectState(agent, ns, [true, true], { n0: "up", n1: "up" });
+  await expectPing(b, IP[0]);
+});
+
+test("local backend: a direct pair is one veth, so the peer loses carrier by nature; the view says why", async (t) => {
+  const { agent, ns } = await setup(t, 2, "local");
+  const [a, b] = ns as [string, string];
+  await nodeLink(a, "down");
+  await until(
+    "peer carrier",
+    () => lowerUp(b),
+    (c) => !c,
+  );
+  await expectNoPing(b, IP[0], { timeoutS: 0.3 });
+  await nodeLink(a, "up");
+  await until(
+    "peer carrier",
+    () => lowerUp(b),
+    (c) => c,
+  );
+  await expectPing(b, IP[0]);
+  await agent.agent.labs.setCarrier(LAB, "n0", "eth1", "down");
+  assert.deepEqual(operStates(agent), { n0: "admin_down", n1: "peer_down" });
+  await agent.agent.labs.setCarrier(LAB, "n0", "eth1", "up");
+  assert.deepEqual(operStates(agent), { n0: "up", n1: "up" });
   await expectPing(b, IP[0]);
 });
