@@ -200,3 +200,11 @@ test("local backend: a direct pair is one veth, so the peer loses carrier by nat
   assert.deepEqual(operStates(agent), { n0: "up", n1: "up" });
   await expectPing(b, IP[0]);
 });
+
+test("a node's namespace goes away: its peer loses carrier", async (t) => {
+  const { agent, ns } = await setup(t, 2);
+  const [a, b] = ns as [string, string];
+  await ipBatch([["netns", "del", a]]);
+  await expectState(agent, [b], [false], { n1: "peer_down" });
+  await expectNoPing(b, IP[0], { timeoutS: 0.3 });
+});

@@ -1,6 +1,6 @@
 import type { Logger } from "../../common/log.js";
 import type { OperState } from "../../labs/views.js";
-import type { CacheChange, OvsdbClient } from "../../ovsdb/index.js";
+import type { CacheChange, InterfaceRow, OvsdbClient } from "../../ovsdb/index.js";
 import type { CarrierState } from "../../state/records.js";
 import { OWNER, portKind } from "./ownership.js";
 
@@ -26,6 +26,8 @@ export class CarrierFollow {
   private readonly known = new Set<string>();
   /** Host ports held down because their link peer is dead (derived, never stored). */
   private readonly held = new Set<string>();
+  /** Host ports set up (by a release or the API) whose admin up OVSDB has not shown yet. */
+  private readonly settingUp = new Set<string>();
   private readonly dirty = new Set<string>();
   private scheduled = false;
   private running: Promise<void> | undefined;
@@ -48,7 +50,7 @@ export class CarrierFollow {
       if (state === "down") {
         this.apiDown.add(h);
         this.held.delete(h);
-      } else this.apiDown.delete(h);
+      } else if (this.apiDown.delete(h)) this.settingUp.add(h);
       this.mark(h);
     }
   }
@@ -58,6 +60,7 @@ export class CarrierFollow {
       this.known.delete(h);
       this.apiDown.delete(h);
       this.held.delete(h);
+      this.settingUp.delete(h);
     }
   }
 
@@ -98,6 +101,7 @@ export class CarrierFollow {
       const name = row?.name;
       if (typeof name === "string") this.mark(name);
     }
+    if (c.table === "Interface" && c.new?.admin_state === "up") this.settingUp.delete(String(c.new.name));
   }
 
   /** Resolves once no evaluation is pending or running (tests, bench). */
@@ -141,12 +145,18 @@ export class CarrierFollow {
     for (const h of todo) {
       if (!this.known.has(h)) continue;
       const iface = this.client.interfaceByName(h);
-      if (!iface || iface.admin_state === undefined) continue; // no device: nothing to set
+      if (!iface || gone(iface) || iface.admin_state === undefined) continue; // no device: nothing to set
+      const wasHeld = this.held.has(h);
       const hold = !this.apiDown.has(h) && this.wantHeld(h, peers);
       if (hold) this.held.add(h);
       else this.held.delete(h);
-      const want = this.apiDown.has(h) || hold ? "down" : "up";
-      if (iface.admin_state !== want) (want === "down" ? down : up).push(h);
+      // Down: a new hold, or an end that should be down and is up (a race with a release).
+      // Up: only a release of its own hold (an end down for another reason is not ours to lift).
+      if ((hold || this.apiDown.has(h)) && (!wasHeld || iface.admin_state === "up")) down.push(h);
+      else if (wasHeld && !hold && !this.apiDown.has(h)) {
+        this.settingUp.add(h);
+        up.push(h);
+      }
     }
     if (down.length > 0 || up.length > 0) {
       this.changes += down.length + up.length;
@@ -173,10 +183,16 @@ export class CarrierFollow {
     return this.apiDown.has(h) || (!this.held.has(h) && this.ownDown(h));
   }
 
-  /** Its host end is up (or gone) but has no carrier: the node's end is down or gone. */
+  /**
+   * Its node's end is down or gone: the host end has no carrier while up, or it is admin down
+   * and nobody here put it down (the device vanished with its namespace: the row stays, down).
+   */
   private ownDown(h: string): boolean {
     const i = this.client.interfaceByName(h);
-    return !i || (i.admin_state !== "down" && i.link_state !== "up");
+    if (!i || gone(i)) return true;
+    if (i.link_state === "up") return false;
+    if (i.admin_state !== "down") return true;
+    return !this.apiDown.has(h) && !this.held.has(h) && !this.settingUp.has(h);
   }
 
   /** Host port -> its link peer's host port, from the ports' link marks (current after rewires). */
@@ -199,4 +215,9 @@ export class CarrierFollow {
     }
     return out;
   }
+}
+
+/** The device is gone (its node's namespace went away): ovs-vswitchd keeps the row, with an error. */
+function gone(i: InterfaceRow): boolean {
+  return i.ofport === -1 || i.error !== undefined;
 }

@@ -8,6 +8,7 @@ import {
   deleteGroup,
   deleteLinks,
   disableTxOffload,
+  ipBatch,
   listLinks,
   setLinkUp,
   untilCarrier,
@@ -120,7 +121,12 @@ export class OvsBackend implements NetworkBackend {
     });
     this.follow = new CarrierFollow(
       this.client,
-      (names, up) => setLinkUp(names, up, this.hostNs),
+      // One end gone meanwhile (its namespace deleted) must not keep the others as they were.
+      (names, up) =>
+        ipBatch(
+          names.map((n) => ["link", "set", "dev", n, up ? "up" : "down"]),
+          { netns: this.hostNs, force: true, ignore: /Cannot find device|No such device/ },
+        ),
       this.logger,
     );
     this.client.on("change", (c: CacheChange) => this.onChange(c));
