@@ -18,6 +18,13 @@ import { OWNER, portKind } from "./ownership.js";
  *
  * Bursts coalesce: a change marks its port dirty; one evaluation per tick handles every dirty
  * port and its peer and applies the result in one `ip -batch`; one batch in flight at a time.
+ *
+ * Not yet: overlay links (the peer is on another host). OVS BFD works on the VXLAN interface on
+ * the userspace datapath (two simulated hosts, `bfd:enable=true` on both: `bfd_status` state up,
+ * forwarding true within a second), and `bfd:cpath_down=true` on one side is an in-band signal:
+ * the other side's `bfd_status` turns forwarding=false, remote_diagnostic "Concatenated Path
+ * Down". The missing pieces: the overlay manager enables BFD and sets cpath_down while its local
+ * end is dead; `bfd_status` monitored (src/ovsdb/models.ts); a hold driven by it here.
  */
 export class CarrierFollow {
   /** Host ports whose API carrier is down (the user's intent, from the lab records). */
