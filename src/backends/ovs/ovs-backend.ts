@@ -532,6 +532,8 @@ export class OvsBackend implements NetworkBackend {
         for (const i of Object.values(node.interfaces)) this.follow.setDesired([i.hostPort], i.carrier);
       }
     }
+    // Before the carrier repairs below: a hold a previous agent made is one, not a wrong state.
+    this.follow.start();
 
     for (const lab of labs) {
       try {
@@ -540,7 +542,6 @@ export class OvsBackend implements NetworkBackend {
         failed.set(lab.lab, e instanceof Error ? e : new Error(String(e)));
       }
     }
-    this.follow.start();
     repairs.push(...(await this.overlay.reconcile(overlays, (o) => this.endOf(labs, o))));
     if (repairs.length > 0) this.logger.info({ repairs }, "reconciled");
     return { repairs, failed };
