@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { cleanupAll, installSignalHandlers } from "./lib/cleanup.js";
 import { machine, type ScenarioResult, table, writeJson } from "./lib/report.js";
+import { carrierFollow } from "./scenarios/carrier-follow.js";
 import { dockerParallelStart, dockerStart } from "./scenarios/docker.js";
 import { hotLinks } from "./scenarios/hot-links.js";
 import { labLifecycle } from "./scenarios/lab-lifecycle.js";
@@ -77,6 +78,7 @@ const steps: Step[] = [
   },
   { ids: [9], name: "state write durability", run: () => stateWrite(smoke ? 20 : 500) },
   { ids: [10], name: "live page", run: () => livePage(smoke ? 10 : 500) },
+  { ids: [11], name: "carrier follows across a link", run: () => carrierFollow(smoke ? 10 : 100) },
 ];
 
 async function main(): Promise<number> {

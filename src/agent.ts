@@ -60,6 +60,11 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
       for (const l of store.labs())
         for (const v of labs.getLab(l.lab).links) yield { lab: l.lab, state: v.state };
     },
+    function* () {
+      for (const l of store.labs())
+        for (const n of labs.getLab(l.lab).nodes)
+          for (const i of n.interfaces) yield { lab: l.lab, state: i.oper_state };
+    },
   );
 
   let pending: NodeJS.Timeout | undefined;

@@ -108,6 +108,7 @@ export function registerNetworkMetrics(
   registry: Registry,
   ports: () => Promise<readonly SwitchPortView[]>,
   links: () => Iterable<{ lab: string; state: string }>,
+  interfaces: () => Iterable<{ lab: string; state: string }> = () => [],
 ): void {
   const labels = ["port", "lab", "node", "interface", "link"] as const;
   const counters = ["rx_packets", "tx_packets", "rx_bytes", "tx_bytes"] as const;
@@ -130,19 +131,26 @@ export function registerNetworkMetrics(
         ]),
     );
   }
+  const byLabAndState = (items: Iterable<{ lab: string; state: string }>): Readings<"lab" | "state"> => {
+    const count = new Map<string, number>();
+    for (const l of items) count.set(`${l.lab}\0${l.state}`, (count.get(`${l.lab}\0${l.state}`) ?? 0) + 1);
+    return [...count].map(([k, n]) => {
+      const [lab, state] = k.split("\0") as [string, string];
+      return [{ lab, state }, n];
+    });
+  };
   scrapedGauge(
     registry,
     "archnet_links",
     "Links by lab and state (up, down, pending)",
     ["lab", "state"],
-    () => {
-      const count = new Map<string, number>();
-      for (const l of links())
-        count.set(`${l.lab}\0${l.state}`, (count.get(`${l.lab}\0${l.state}`) ?? 0) + 1);
-      return [...count].map(([k, n]) => {
-        const [lab, state] = k.split("\0") as [string, string];
-        return [{ lab, state }, n];
-      });
-    },
+    () => byLabAndState(links()),
+  );
+  scrapedGauge(
+    registry,
+    "archnet_interfaces",
+    "Interfaces by lab and oper_state (up, admin_down, peer_down, no_carrier)",
+    ["lab", "state"],
+    () => byLabAndState(interfaces()),
   );
 }

@@ -135,6 +135,13 @@ export const InterfaceViewSchema = Type.Object({
   mtu: Type.Integer(),
   vlan: Vlan,
   carrier: Carrier,
+  oper_state: Type.Union(
+    [Type.Literal("up"), Type.Literal("admin_down"), Type.Literal("peer_down"), Type.Literal("no_carrier")],
+    {
+      description:
+        "admin_down: the API pulled its cable; peer_down: its link peer is down; no_carrier: its own node has it down",
+    },
+  ),
   present: Type.Boolean(),
   link: NullableString,
 });

@@ -1,4 +1,4 @@
-import type { OrphanView, SwitchStatusView, TunnelView } from "../labs/views.js";
+import type { OperState, OrphanView, SwitchStatusView, TunnelView } from "../labs/views.js";
 import type {
   CarrierState,
   InterfaceRecord,
@@ -37,6 +37,8 @@ export interface PortObservation {
   vlan: number | null;
   /** The link the switch has this interface in, per the backend's own records. */
   link: string | null;
+  /** Why it forwards or not, where the backend can tell (otherwise: the API's carrier). */
+  operState?: OperState;
 }
 
 export interface DetachedEndpoint {

@@ -28,6 +28,7 @@ export function nodeView(node: NodeRecord, backend: NetworkBackend, links?: Map<
         mtu: i.mtu,
         vlan: seen.vlan,
         carrier: i.carrier,
+        oper_state: i.carrier === "down" ? ("admin_down" as const) : (seen.operState ?? ("up" as const)),
         present: seen.present,
         link: links?.get(`${node.name}:${i.name}`) ?? seen.link,
       };

@@ -6,6 +6,12 @@ import type { CarrierState } from "../state/records.js";
 
 export type LinkState = "up" | "down" | "pending";
 
+/**
+ * Why an interface forwards or not: `admin_down` the API pulled its cable, `peer_down` its link
+ * peer is down (the agent holds this end down too), `no_carrier` its own node has it down.
+ */
+export type OperState = "up" | "admin_down" | "peer_down" | "no_carrier";
+
 export interface InterfaceView {
   name: string;
   host_port: string;
@@ -13,6 +19,7 @@ export interface InterfaceView {
   /** The access VLAN of the host port now (isolated, or the link's); null when the backend has none. */
   vlan: number | null;
   carrier: CarrierState;
+  oper_state: OperState;
   /** Whether the interface exists on the host right now. */
   present: boolean;
   link: string | null;

@@ -133,6 +133,7 @@ export function createStubServices(opts: StubOptions = {}): StubServices {
       mtu: i.mtu,
       vlan: link ? link.vlan : i.isolatedVlan,
       carrier: i.carrier,
+      oper_state: i.carrier === "down" ? "admin_down" : "up",
       present: true,
       link: link?.id ?? null,
     };

@@ -126,7 +126,15 @@ export class LocalBackend implements NetworkBackend {
 
   observe(iface: InterfaceRecord): PortObservation {
     const p = this.byPort.get(iface.hostPort);
-    return { present: p !== undefined, vlan: null, link: p?.link ?? null };
+    // One veth between the nodes: the peer's pulled cable is this side set down (peer_down).
+    const own = p && (p.first.hostPort === iface.hostPort ? p.first : p.second);
+    const operState = own && !own.up ? ("peer_down" as const) : undefined;
+    return {
+      present: p !== undefined,
+      vlan: null,
+      link: p?.link ?? null,
+      ...(operState ? { operState } : {}),
+    };
   }
 
   /**

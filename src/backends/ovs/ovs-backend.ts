@@ -8,6 +8,7 @@ import {
   deleteGroup,
   deleteLinks,
   disableTxOffload,
+  ipBatch,
   listLinks,
   setLinkUp,
   untilCarrier,
@@ -39,6 +40,7 @@ import type {
   WiredLink,
 } from "../network-backend.js";
 import { ensureBridgeOps, resolveDatapath } from "./bridge.js";
+import { CarrierFollow } from "./carrier-follow.js";
 import { auditOrphans, deleteDevices, removeOrphanOps } from "./orphans.js";
 import { OWNER, portKind } from "./ownership.js";
 import { addPorts, type NewPort, removePorts, retag } from "./port-ops.js";
@@ -62,6 +64,8 @@ export class OvsBackend implements NetworkBackend {
   readonly vlans: VlanAllocator;
   private client!: OvsdbClient;
   private overlay!: OverlayManager;
+  /** Carrier follows across links: a dead end takes its peer down with it. */
+  follow!: CarrierFollow;
   private ownTxns = 0;
   private readonly driftListeners: ((reason: string) => void)[] = [];
   /** Cleanup: when each stray kernel veth was first seen (the kernel keeps no creation time). */
@@ -115,6 +119,16 @@ export class OvsBackend implements NetworkBackend {
       transact: (ops, opts) => this.transact(ops, opts),
       switchNetns: this.hostNs,
     });
+    this.follow = new CarrierFollow(
+      this.client,
+      // One end gone meanwhile (its namespace deleted) must not keep the others as they were.
+      (names, up) =>
+        ipBatch(
+          names.map((n) => ["link", "set", "dev", n, up ? "up" : "down"]),
+          { netns: this.hostNs, force: true, ignore: /Cannot find device|No such device/ },
+        ),
+      this.logger,
+    );
     this.client.on("change", (c: CacheChange) => this.onChange(c));
     this.client.on("connected", () => this.drift("reconnected to ovsdb-server"));
   }
@@ -129,6 +143,7 @@ export class OvsBackend implements NetworkBackend {
 
   /** Our own transactions' updates arrive before their results; anything else is someone else. */
   private onChange(c: CacheChange): void {
+    this.follow.onChange(c);
     if (this.ownTxns > 0) return;
     const bridge = this.config.bridge;
     if (c.table === "Bridge") {
@@ -224,10 +239,15 @@ export class OvsBackend implements NetworkBackend {
       throw e;
     }
     const down = ends.filter((e) => e.iface.carrier === "down");
+    this.follow.setDesired(
+      ends.filter((e) => e.iface.carrier === "up").map((e) => e.iface.hostPort),
+      "up",
+    );
     if (down.length > 0) await this.setCarrier(lab, down, "down");
   }
 
   async release(_lab: LabRecord, ends: readonly LinkEnd[]): Promise<void> {
+    this.follow.forget(ends.map((e) => e.iface.hostPort));
     await this.removePortRows(ends.map((e) => this.port(e.iface.hostPort)));
     await deleteLinks(
       ends.map((e) => e.iface.hostPort),
@@ -251,6 +271,10 @@ export class OvsBackend implements NetworkBackend {
       throw e;
     }
     const down = links.filter((w) => w.link.carrier === "down").flatMap((w) => [w.a, w.b]);
+    this.follow.setDesired(
+      down.map((e) => e.iface.hostPort),
+      "down",
+    );
     if (down.length > 0)
       await setLinkUp(
         down.map((e) => e.iface.hostPort),
@@ -274,21 +298,42 @@ export class OvsBackend implements NetworkBackend {
     for (const v of new Set(freed)) this.vlans.release(v);
   }
 
-  async setCarrier(_lab: LabRecord, ends: readonly LinkEnd[], state: CarrierState): Promise<void> {
+  async setCarrier(lab: LabRecord, ends: readonly LinkEnd[], state: CarrierState): Promise<void> {
     // The host end down is a pulled cable: the node's end loses carrier (NO-CARRIER).
-    const names = ends.map((e) => e.iface.hostPort);
+    this.follow.setDesired(
+      ends.map((e) => e.iface.hostPort),
+      state,
+    );
+    // An end whose link peer is down stays down (peer_down) until the peer comes back.
+    const names = ends.map((e) => e.iface.hostPort).filter((h) => state === "down" || this.follow.wantUp(h));
     await setLinkUp(names, state === "up", this.hostNs);
     // A cable plugged back in answers once the switch sees the ports up (it forwards then) and
     // the nodes' ends transmit again (Docker's nodes have no namespace on record: not waited for).
     if (state === "up") {
-      const inNodes = ends.filter((e) => e.node.netns !== undefined);
-      const [, late] = await Promise.all([
+      const inNodes = ends.filter((e) => e.node.netns !== undefined && names.includes(e.iface.hostPort));
+      // Peers held down for these ends come back once the switch sees these up: waited for too.
+      const held = new Set(this.follow.heldPeers(names));
+      const [, mine] = await Promise.all([
         this.untilLinkUp(names),
         untilCarrier(
           inNodes.map((e) => ({ dev: e.iface.name, netns: e.node.netns })),
           CARRIER_WAIT_MS,
         ),
       ]);
+      const late = [...mine];
+      if (held.size > 0) {
+        await this.follow.idle();
+        const peers = Object.values(lab.nodes).flatMap((node) =>
+          Object.values(node.interfaces)
+            .filter((iface) => held.has(iface.hostPort) && node.netns !== undefined)
+            .map((iface) => ({ dev: iface.name, netns: node.netns })),
+        );
+        const [, theirs] = await Promise.all([
+          this.untilLinkUp([...held]),
+          untilCarrier(peers, CARRIER_WAIT_MS),
+        ]);
+        late.push(...theirs);
+      }
       if (late.length > 0)
         this.logger.warn({ interfaces: late }, "carrier up: node interfaces not ready yet");
     }
@@ -319,6 +364,9 @@ export class OvsBackend implements NetworkBackend {
   }
 
   async teardown(lab: LabRecord): Promise<void> {
+    this.follow.forget(
+      Object.values(lab.nodes).flatMap((n) => Object.values(n.interfaces).map((i) => i.hostPort)),
+    );
     const mine = this.client
       .ports()
       .filter((p) => p.external_ids[OWNER.lab] === lab.lab && portKind(p.external_ids) === "node");
@@ -343,7 +391,12 @@ export class OvsBackend implements NetworkBackend {
 
   observe(iface: InterfaceRecord): PortObservation {
     const p = this.client?.portByName(iface.hostPort);
-    return { present: p !== undefined, vlan: p?.tag ?? null, link: p?.external_ids[OWNER.link] ?? null };
+    return {
+      present: p !== undefined,
+      vlan: p?.tag ?? null,
+      link: p?.external_ids[OWNER.link] ?? null,
+      operState: this.follow?.operState(iface.hostPort),
+    };
   }
 
   status(): Promise<SwitchStatusView> {
@@ -477,6 +530,13 @@ export class OvsBackend implements NetworkBackend {
     }
     this.vlans.rebuild(this.vlansInUse());
     const kernel = new Map((await listLinks(this.hostNs)).map((l) => [l.name, l]));
+    for (const lab of labs) {
+      for (const node of Object.values(lab.nodes)) {
+        for (const i of Object.values(node.interfaces)) this.follow.setDesired([i.hostPort], i.carrier);
+      }
+    }
+    // Before the carrier repairs below: a hold a previous agent made is one, not a wrong state.
+    this.follow.start();
 
     for (const lab of labs) {
       try {
@@ -605,16 +665,24 @@ export class OvsBackend implements NetworkBackend {
     ends: readonly LinkEnd[],
     kernel: ReadonlyMap<string, { up: boolean }>,
   ): Promise<string[]> {
+    // Up unless the API pulled the cable or the link peer is down (peer_down, not stored).
+    const wantUp = (e: LinkEnd) => this.follow.wantUp(e.iface.hostPort);
     const wrong = ends.filter((e) => {
       const k = kernel.get(e.iface.hostPort);
-      return k !== undefined && k.up !== (e.iface.carrier === "up");
+      return k !== undefined && k.up !== wantUp(e);
     });
-    for (const state of ["up", "down"] as const) {
-      const these = wrong.filter((e) => e.iface.carrier === state);
-      if (these.length > 0) await this.setCarrier(lab, these, state);
-    }
+    const up = wrong.filter(wantUp);
+    if (up.length > 0) await this.setCarrier(lab, up, "up");
+    const down = wrong.filter((e) => !wantUp(e));
+    if (down.length > 0)
+      await setLinkUp(
+        down.map((e) => e.iface.hostPort),
+        false,
+        this.hostNs,
+      );
     return wrong.map(
-      (e) => `lab ${lab.lab}: carrier of ${e.node.name}:${e.iface.name} set ${e.iface.carrier}`,
+      (e) =>
+        `lab ${lab.lab}: carrier of ${e.node.name}:${e.iface.name} set ${wantUp(e) ? "up" : e.iface.carrier === "down" ? "down" : "down (its peer is down)"}`,
     );
   }
 

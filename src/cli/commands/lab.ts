@@ -24,7 +24,12 @@ export function renderLab(lab: LabView): string {
           i.host_port,
           i.mtu,
           i.vlan,
-          i.present ? i.carrier : "absent",
+          // Why a cable the API left in is down: "up (peer_down)", "up (no_carrier)".
+          !i.present
+            ? "absent"
+            : i.carrier === "up" && i.oper_state !== "up"
+              ? `up (${i.oper_state})`
+              : i.carrier,
           i.link,
         ]),
   );

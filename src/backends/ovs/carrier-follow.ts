@@ -1,0 +1,230 @@
+import type { Logger } from "../../common/log.js";
+import type { OperState } from "../../labs/views.js";
+import type { CacheChange, InterfaceRow, OvsdbClient } from "../../ovsdb/index.js";
+import type { CarrierState } from "../../state/records.js";
+import { OWNER, portKind } from "./ownership.js";
+
+/**
+ * A cable has two ends: when one end of a link goes dead (its node set it down, its node is gone,
+ * or the API pulled its cable), the peer's host end is set admin down too, so the peer node sees
+ * NO-CARRIER at once instead of waiting for hello timers; when the cause clears, it comes back.
+ *
+ * Driven by the OVSDB monitor (Interface `link_state`/`admin_state` of the host ends, Port link
+ * marks), no polling. The agent's own holds are told apart from a node's own down: an end the
+ * agent holds down is never counted as dead (no loop), and an end whose own node is down is not
+ * held (the agent keeps seeing its node's state through its link_state). The held set is not
+ * stored: a restarted agent derives it again (an end admin down that the API does not want down
+ * is a hold), then re-evaluates every link.
+ *
+ * Bursts coalesce: a change marks its port dirty; one evaluation per tick handles every dirty
+ * port and its peer and applies the result in one `ip -batch`; one batch in flight at a time.
+ *
+ * Not yet: overlay links (the peer is on another host). OVS BFD works on the VXLAN interface on
+ * the userspace datapath (two simulated hosts, `bfd:enable=true` on both: `bfd_status` state up,
+ * forwarding true within a second), and `bfd:cpath_down=true` on one side is an in-band signal:
+ * the other side's `bfd_status` turns forwarding=false, remote_diagnostic "Concatenated Path
+ * Down". The missing pieces: the overlay manager enables BFD and sets cpath_down while its local
+ * end is dead; `bfd_status` monitored (src/ovsdb/models.ts); a hold driven by it here.
+ */
+export class CarrierFollow {
+  /** Host ports whose API carrier is down (the user's intent, from the lab records). */
+  private readonly apiDown = new Set<string>();
+  /** Host ports the API knows about (only these are ever changed here). */
+  private readonly known = new Set<string>();
+  /** Host ports held down because their link peer is dead (derived, never stored). */
+  private readonly held = new Set<string>();
+  /** Host ports set up (by a release or the API) whose admin up OVSDB has not shown yet. */
+  private readonly settingUp = new Set<string>();
+  private readonly dirty = new Set<string>();
+  private scheduled = false;
+  private running: Promise<void> | undefined;
+  private started = false;
+  /** Ports set down/up by this module (a flap costs at most two per end). */
+  changes = 0;
+  /** Evaluation rounds run (a burst of events is one round per tick). */
+  rounds = 0;
+
+  constructor(
+    private readonly client: OvsdbClient,
+    private readonly setUp: (names: readonly string[], up: boolean) => Promise<void>,
+    private readonly logger: Logger,
+  ) {}
+
+  /** The API's carrier of these host ports (provision, carrier calls, reconcile). */
+  setDesired(hostPorts: readonly string[], state: CarrierState): void {
+    for (const h of hostPorts) {
+      this.known.add(h);
+      if (state === "down") {
+        this.apiDown.add(h);
+        this.held.delete(h);
+      } else if (this.apiDown.delete(h)) this.settingUp.add(h);
+      this.mark(h);
+    }
+  }
+
+  forget(hostPorts: readonly string[]): void {
+    for (const h of hostPorts) {
+      this.known.delete(h);
+      this.apiDown.delete(h);
+      this.held.delete(h);
+      this.settingUp.delete(h);
+    }
+  }
+
+  /**
+   * Called by the first reconcile, once every lab's desired carrier is known: an end admin down
+   * that the API does not want down was held by a previous agent (re-evaluated right after).
+   */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    for (const h of this.known) {
+      if (!this.apiDown.has(h) && this.client.interfaceByName(h)?.admin_state === "down") this.held.add(h);
+      this.mark(h);
+    }
+  }
+
+  /** The admin state an end should have now: down when the API or its dead peer says so. */
+  wantUp(hostPort: string): boolean {
+    return !this.apiDown.has(hostPort) && !this.wantHeld(hostPort, this.peers());
+  }
+
+  /** The link peers of these ends that are held down now (released once these are up). */
+  heldPeers(hostPorts: readonly string[]): string[] {
+    const peers = this.peers();
+    return hostPorts.map((h) => peers.get(h)).filter((p): p is string => p !== undefined && this.held.has(p));
+  }
+
+  operState(hostPort: string): OperState {
+    if (this.apiDown.has(hostPort)) return "admin_down";
+    if (this.held.has(hostPort)) return "peer_down";
+    return this.client.interfaceByName(hostPort)?.link_state === "up" ? "up" : "no_carrier";
+  }
+
+  /** Monitor changes: an Interface's state or a Port's link marks changed. */
+  onChange(c: CacheChange): void {
+    if (c.table !== "Interface" && c.table !== "Port") return;
+    for (const row of [c.old, c.new]) {
+      const name = row?.name;
+      if (typeof name === "string") this.mark(name);
+    }
+    if (c.table === "Interface" && c.new?.admin_state === "up") this.settingUp.delete(String(c.new.name));
+  }
+
+  /** Resolves once no evaluation is pending or running (tests, bench). */
+  async idle(): Promise<void> {
+    while (this.running || this.scheduled) await (this.running ?? new Promise((r) => setImmediate(r)));
+  }
+
+  private mark(hostPort: string): void {
+    this.dirty.add(hostPort);
+    if (!this.started || this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.kick());
+  }
+
+  private kick(): void {
+    this.scheduled = false;
+    if (this.running) return; // the running round schedules the next one when it ends
+    this.running = this.round()
+      .catch((e) => this.logger.warn({ err: e }, "carrier follow: could not set a peer's carrier"))
+      .finally(() => {
+        this.running = undefined;
+        if (this.dirty.size > 0 && !this.scheduled) {
+          this.scheduled = true;
+          setImmediate(() => this.kick());
+        }
+      });
+  }
+
+  private async round(): Promise<void> {
+    this.rounds++;
+    const peers = this.peers();
+    const todo = new Set<string>();
+    for (const h of this.dirty) {
+      todo.add(h);
+      const p = peers.get(h);
+      if (p !== undefined) todo.add(p);
+    }
+    this.dirty.clear();
+    const down: string[] = [];
+    const up: string[] = [];
+    for (const h of todo) {
+      if (!this.known.has(h)) continue;
+      const iface = this.client.interfaceByName(h);
+      if (!iface || gone(iface) || iface.admin_state === undefined) continue; // no device: nothing to set
+      const wasHeld = this.held.has(h);
+      const hold = !this.apiDown.has(h) && this.wantHeld(h, peers);
+      if (hold) this.held.add(h);
+      else this.held.delete(h);
+      // Down: a new hold, or an end that should be down and is up (a race with a release).
+      // Up: only a release of its own hold (an end down for another reason is not ours to lift).
+      if ((hold || this.apiDown.has(h)) && (!wasHeld || iface.admin_state === "up")) down.push(h);
+      else if (wasHeld && !hold && !this.apiDown.has(h)) {
+        this.settingUp.add(h);
+        up.push(h);
+      }
+    }
+    if (down.length > 0 || up.length > 0) {
+      this.changes += down.length + up.length;
+      this.logger.debug({ down, up }, "carrier follow");
+      await Promise.all([
+        down.length > 0 ? this.setUp(down, false) : undefined,
+        up.length > 0 ? this.setUp(up, true) : undefined,
+      ]);
+    }
+  }
+
+  /**
+   * Held when its peer is dead and it is not down by its own node: an end already without
+   * carrier from its own side is left admin up, so its node's recovery stays visible.
+   */
+  private wantHeld(h: string, peers: ReadonlyMap<string, string>): boolean {
+    const p = peers.get(h);
+    if (p === undefined || !this.dead(p)) return false;
+    return this.held.has(h) || !this.ownDown(h);
+  }
+
+  /** The cable is dead at this end: the API pulled it, or its own node is down or gone. */
+  private dead(h: string): boolean {
+    return this.apiDown.has(h) || (!this.held.has(h) && this.ownDown(h));
+  }
+
+  /**
+   * Its node's end is down or gone: the host end has no carrier while up, or it is admin down
+   * and nobody here put it down (the device vanished with its namespace: the row stays, down).
+   */
+  private ownDown(h: string): boolean {
+    const i = this.client.interfaceByName(h);
+    if (!i || gone(i)) return true;
+    if (i.link_state === "up") return false;
+    if (i.admin_state !== "down") return true;
+    return !this.apiDown.has(h) && !this.held.has(h) && !this.settingUp.has(h);
+  }
+
+  /** Host port -> its link peer's host port, from the ports' link marks (current after rewires). */
+  private peers(): Map<string, string> {
+    const byLink = new Map<string, string[]>();
+    for (const p of this.client.ports()) {
+      const link = p.external_ids[OWNER.link];
+      const kind = portKind(p.external_ids);
+      if (!link || (kind !== "node" && kind !== "plugin")) continue;
+      const key = `${p.external_ids[OWNER.lab]}\0${link}`;
+      const ends = byLink.get(key);
+      if (ends) ends.push(p.name);
+      else byLink.set(key, [p.name]);
+    }
+    const out = new Map<string, string>();
+    for (const ends of byLink.values()) {
+      if (ends.length !== 2) continue;
+      out.set(ends[0]!, ends[1]!);
+      out.set(ends[1]!, ends[0]!);
+    }
+    return out;
+  }
+}
+
+/** The device is gone (its node's namespace went away): ovs-vswitchd keeps the row, with an error. */
+function gone(i: InterfaceRow): boolean {
+  return i.ofport === -1 || i.error !== undefined;
+}
