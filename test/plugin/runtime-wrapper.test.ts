@@ -61,6 +61,8 @@ function runFile(
         resolve({ code, stdout, stderr });
       },
     );
+    // A child that exits without reading its stdin (ip) closes the pipe: its exit says the rest.
+    child.stdin?.on("error", () => {});
     child.stdin?.end(opts.input ?? "");
   });
 }
