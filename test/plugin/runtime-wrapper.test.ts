@@ -592,6 +592,32 @@ for (const { impl, native } of IMPLS) {
       }
     });
 
+    if (native)
+      test("a helper that cannot run or dies: the sh + jq path renames, with a note", async () => {
+        const broken = join(dir, "broken");
+        await mkdir(broken);
+        const brokenWrapper = join(broken, "archetype-runc");
+        await copyFile(WRAPPER, brokenWrapper);
+        await chmod(brokenWrapper, 0o755);
+        for (const [what, text] of [
+          ["a missing interpreter", "#!/nonexistent/interpreter\n"],
+          ["killed by a signal", "#!/bin/sh\nkill -SEGV $$\n"],
+        ]) {
+          await writeFile(join(broken, "archnet-rename"), text as string, { mode: 0o755 });
+          const ns = await newNs();
+          await veths(ns, [["eth1", "eth2", "archetype:eth2", "archetype:eth1", true]]);
+          const input = JSON.stringify({ ociVersion: "1.0.2", pid: await processIn(ns) });
+          const r = await runFile(brokenWrapper, ["hook"], { input });
+          assert.equal(r.code, 0, `${what}: ${r.stderr}`);
+          assert.match(
+            r.stderr,
+            /archetype-runc: hook: .*archnet-rename failed; trying nsenter, ip and jq\n$/,
+            what,
+          );
+          assert.deepEqual(summary(await links(ns)), ["eth1:down", "eth2:up", "lo:up"], what);
+        }
+      });
+
     test(
       native
         ? "needs no tools at all: a lab container is renamed with an empty PATH"
