@@ -1,8 +1,8 @@
 /*
  * archnet-rename PID
  *
- * The prestart hook of bin/archetype-runc in one process (the wrapper execs it when it is
- * installed beside it): enters /proc/PID/ns/net, lists the links with their ifalias over
+ * The prestart hook of bin/archetype-runc in one process (the wrapper runs it when it is
+ * installed beside it, and falls back to its sh + jq hook when it cannot run): enters /proc/PID/ns/net, lists the links with their ifalias over
  * rtnetlink, and gives every interface whose ifalias is `archetype:NAME` its NAME. It plans
  * exactly as the wrapper's jq PLAN does (kept as the fallback without this helper): a foreign
  * interface that holds a wanted name moves to the first free ethN; every rename goes through a
@@ -268,7 +268,7 @@ int main(int argc, char **argv) {
 
   /* Every mover to its temporary name first (down before, when up), then each to its target (up
    * again after). The links are addressed by index, which a rename does not change. */
-  char tmp[32], what[IFNAMSIZ * 10 + 32]; /* tmp: the same names as the jq PLAN (arctmpNx0, ...) */
+  char tmp[32], what[IFNAMSIZ * 10 + 32]; /* tmp: named like the jq PLAN's (arctmpNx0, ...) */
   for (size_t k = 0; k < nmoves; k++) {
     const struct link *l = moves[k].l;
     snprintf(tmp, sizeof tmp, "arctmp%dx%zu", (int)(getpid() % 10000), k);
