@@ -18,6 +18,14 @@ log() { echo "docker-setup: $*"; }
 install_dir=/usr/local/lib/archetype-network
 runtime_path="$install_dir/archetype-runc"
 install -d -m 0755 "$install_dir"
+# The wrapper's prestart hook in one process (native/archnet-rename.c), installed first so that
+# the new wrapper never finds an old one; without it the wrapper's sh + jq hook runs.
+if [ -x "$root/dist/archnet-rename" ]; then
+  install -m 0755 "$root/dist/archnet-rename" "$install_dir/archnet-rename"
+else
+  rm -f "$install_dir/archnet-rename" # never one from another checkout
+  log "no dist/archnet-rename (make build): the runtime wrapper's hook uses nsenter, ip and jq"
+fi
 install -m 0755 "$root/bin/archetype-runc" "$install_dir/archetype-runc"
 rm -f "$install_dir/archetype-runc.cjs" # the former node implementation
 for cmd in awk grep jq nsenter ip; do

@@ -61,11 +61,11 @@ function runFile(
         resolve({ code, stdout, stderr });
       },
     );
+    // A child that exits without reading its stdin (ip) closes the pipe: its exit says the rest.
+    child.stdin?.on("error", () => {});
     child.stdin?.end(opts.input ?? "");
   });
 }
-
-const wrapper = (args: string[], opts: Parameters<typeof runFile>[2] = {}) => runFile(WRAPPER, args, opts);
 
 /** An absolute path to a tool, for PATHs that lack it on purpose. */
 function which(name: string): string {
@@ -367,171 +367,333 @@ describe("archetype-runc: the config.json edit", () => {
   });
 });
 
-describe("archetype-runc hook: renames in the container's namespace", () => {
-  const pool = new NetnsPool("arw");
-  const sleepers: ChildProcess[] = [];
+/** dist/archnet-rename, as `make build` makes it: the hook's native implementation. */
+const HELPER = fileURLToPath(new URL("../../dist/archnet-rename", import.meta.url));
 
-  after(async () => {
-    for (const s of sleepers) s.kill("SIGKILL");
-    await pool.destroyAll();
-  });
+/**
+ * The hook's two implementations, run by the same tests: the wrapper with the native helper
+ * installed beside it (as scripts/docker-setup.sh installs both), and the checkout's wrapper,
+ * which has none beside it and so plans with jq and renames with nsenter + ip.
+ */
+const IMPLS = [
+  { impl: "native helper", native: true },
+  { impl: "sh + jq fallback", native: false },
+] as const;
 
-  async function newNs(): Promise<string> {
-    const [ns] = await pool.create(1);
-    if (!ns) throw new Error("no namespace");
-    return ns;
-  }
+type Pair = [string, string, string?, string?, boolean?];
 
-  /** A process in a fresh namespace: its pid is what runc hands the hook. */
-  async function processIn(ns: string): Promise<number> {
-    const child = spawn("ip", ["netns", "exec", ns, "sleep", "60"], { stdio: "ignore" });
-    sleepers.push(child);
-    const pid = child.pid;
-    if (pid === undefined) throw new Error("sleep did not start");
-    // `ip netns exec` enters the namespace, then execs sleep in the same process.
-    const until = Date.now() + 5000;
-    for (;;) {
-      const comm = await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "");
-      if (comm.trim() === "sleep") return pid;
-      if (Date.now() > until) throw new Error("sleep did not start in the namespace");
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
+for (const { impl, native } of IMPLS) {
+  describe(`archetype-runc hook (${impl}): renames in the container's namespace`, () => {
+    const pool = new NetnsPool("arw");
+    const sleepers: ChildProcess[] = [];
+    let dir: string;
+    let path = WRAPPER;
 
-  type Link = { ifname: string; ifindex: number; flags: string[]; ifalias?: string };
-  async function links(ns: string): Promise<Map<number, Link>> {
-    const all = await ipJson<Link[]>(["link", "show"], { name: ns });
-    return new Map(all.map((l) => [l.ifindex, l]));
-  }
-  const summary = (m: Map<number, Link>) =>
-    [...m.values()].map((l) => `${l.ifname}:${l.flags.includes("UP") ? "up" : "down"}`).sort();
-
-  /** Veth pairs inside `ns`: [name, peer, alias of name, alias of peer, up?]. */
-  async function veths(ns: string, pairs: [string, string, string?, string?, boolean?][]) {
-    const lines: string[][] = [];
-    for (const [a, b, aliasA, aliasB, up] of pairs) {
-      lines.push(["link", "add", a, "type", "veth", "peer", "name", b]);
-      if (aliasA) lines.push(["link", "set", "dev", a, "alias", aliasA]);
-      if (aliasB) lines.push(["link", "set", "dev", b, "alias", aliasB]);
-      if (up) lines.push(["link", "set", "dev", a, "up"]);
-    }
-    await ipBatch(lines, { netns: { name: ns } });
-  }
-
-  const hook = (pid: number, env?: Record<string, string>) =>
-    wrapper(["hook"], { input: JSON.stringify({ ociVersion: "1.0.2", pid }), env });
-
-  test("crossing names swap, a foreign holder moves to a free ethN, up state is kept", async () => {
-    const ns = await newNs();
-    // eth1 wants eth2 and eth2 wants eth1 (a swap); x0 wants eth0, held by a foreign interface.
-    await veths(ns, [
-      ["eth1", "eth2", "archetype:eth2", "archetype:eth1", true],
-      ["x0", "eth0", "archetype:eth0", undefined, false],
-    ]);
-    await ipBatch([["link", "set", "dev", "eth0", "up"]], { netns: { name: ns } });
-    const before = await links(ns);
-    const idx = (name: string) => [...before.values()].find((l) => l.ifname === name)?.ifindex ?? -1;
-    const [i1, i2, ix, i0] = [idx("eth1"), idx("eth2"), idx("x0"), idx("eth0")];
-
-    const r = await hook(await processIn(ns));
-    assert.equal(r.code, 0, r.stderr);
-    const now = await links(ns);
-    assert.equal(now.get(i1)?.ifname, "eth2");
-    assert.equal(now.get(i2)?.ifname, "eth1");
-    assert.equal(now.get(ix)?.ifname, "eth0");
-    assert.equal(now.get(i0)?.ifname, "eth3");
-    assert.ok(now.get(i1)?.flags.includes("UP"), "eth1 was up: still up as eth2");
-    assert.ok(!now.get(i2)?.flags.includes("UP"), "eth2 was down: still down as eth1");
-    assert.ok(!now.get(ix)?.flags.includes("UP"), "x0 was down: still down as eth0");
-    assert.ok(now.get(i0)?.flags.includes("UP"), "the foreign eth0 was up: still up as eth3");
-
-    // Run again: every name is right, nothing changes.
-    const again = await hook(await processIn(ns));
-    assert.equal(again.code, 0, again.stderr);
-    assert.deepEqual(summary(await links(ns)), summary(now));
-  });
-
-  test("no interface of ours: exit 0, nothing changes", async () => {
-    const ns = await newNs();
-    await veths(ns, [["eth0", "peer0", "xarchetype:eth9", "not-ours", true]]);
-    const before = summary(await links(ns));
-    const r = await hook(await processIn(ns));
-    assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(summary(await links(ns)), before);
-  });
-
-  test("an invalid wanted name or two interfaces wanting one name: non-zero exit, nothing changes", async () => {
-    const cases: [string, [string, string, string?, string?, boolean?][], RegExp][] = [
-      ["invalid", [["eth1", "eth2", "archetype:eth2", "archetype:bad/name", true]], /invalid name bad\/name/],
-      ["too long", [["eth1", "eth2", "archetype:eth2", "archetype:abcdefghijklmnop"]], /invalid name/],
-      [
-        "duplicate",
-        [["eth1", "eth2", "archetype:eth5", "archetype:eth5", true]],
-        /both ask to be named eth5/,
-      ],
-    ];
-    for (const [what, pairs, message] of cases) {
-      const ns = await newNs();
-      await veths(ns, pairs);
-      const before = summary(await links(ns));
-      const r = await hook(await processIn(ns));
-      assert.notEqual(r.code, 0, what);
-      assert.match(r.stderr, /^archetype-runc: hook: /, what);
-      assert.match(r.stderr, message, what);
-      assert.deepEqual(summary(await links(ns)), before, what);
-    }
-  });
-
-  test("without jq a lab container fails with the fix; any other container starts", async () => {
-    const tools = await mkdtemp(join(tmpdir(), "archrunc-tools-"));
-    try {
-      const noJq = await toolDir(tools, "no-jq", ["nsenter", "ip"]);
-      const nsLab = await newNs();
-      await veths(nsLab, [["eth1", "eth2", "archetype:eth2", undefined, true]]);
-      const before = summary(await links(nsLab));
-      const r = await hook(await processIn(nsLab), { PATH: noJq });
-      assert.notEqual(r.code, 0);
-      assert.equal(r.stderr, "archetype-runc: hook: jq not found: apt-get install jq\n");
-      assert.deepEqual(summary(await links(nsLab)), before);
-
-      const nsOther = await newNs();
-      await veths(nsOther, [["eth0", "peer0", "xarchetype:eth9", undefined, true]]);
-      const other = await hook(await processIn(nsOther), { PATH: noJq });
-      assert.equal(other.code, 0, other.stderr);
-    } finally {
-      await rm(tools, { recursive: true, force: true });
-    }
-  });
-
-  test("when it cannot look inside (no nsenter or ip, no pid) the container starts, with a note", async () => {
-    const tools = await mkdtemp(join(tmpdir(), "archrunc-tools-"));
-    try {
-      const ns = await newNs();
-      await veths(ns, [["eth1", "eth2", "archetype:eth2", undefined, true]]);
-      const before = summary(await links(ns));
-      const pid = await processIn(ns);
-      for (const [what, tool] of [
-        ["nsenter", "ip"],
-        ["ip", "nsenter"],
-      ] as const) {
-        const r = await hook(pid, { PATH: await toolDir(tools, `no-${what}`, [tool, "jq"]) });
-        assert.equal(r.code, 0, r.stderr);
-        assert.match(
-          r.stderr,
-          /^archetype-runc: hook: nsenter or ip not found: apt-get install util-linux iproute2;/,
+    before(async () => {
+      dir = await mkdtemp(join(tmpdir(), "archrunc-hook-"));
+      if (native) {
+        assert.ok(existsSync(HELPER), `${HELPER} is missing: run \`make build\``);
+        path = join(dir, "archetype-runc");
+        await copyFile(WRAPPER, path);
+        await copyFile(HELPER, join(dir, "archnet-rename"));
+        await chmod(path, 0o755);
+        await chmod(join(dir, "archnet-rename"), 0o755);
+      } else {
+        assert.ok(
+          !existsSync(join(WRAPPER, "../archnet-rename")),
+          "the checkout's wrapper must have no helper beside it",
         );
       }
-      assert.deepEqual(summary(await links(ns)), before);
-      for (const input of ['{"ociVersion":"1.0.2"}', '{"pid":0}', '{"pid":"12"}', "not json", ""]) {
-        const r = await wrapper(["hook"], { input });
-        assert.equal(r.code, 0, input);
-        assert.match(r.stderr, /^archetype-runc: hook: .*interfaces keep the names Docker gave them/, input);
-      }
-    } finally {
-      await rm(tools, { recursive: true, force: true });
+    });
+    after(async () => {
+      for (const s of sleepers) s.kill("SIGKILL");
+      await pool.destroyAll();
+      if (dir) await rm(dir, { recursive: true, force: true });
+    });
+
+    async function newNs(): Promise<string> {
+      const [ns] = await pool.create(1);
+      if (!ns) throw new Error("no namespace");
+      return ns;
     }
+
+    /** A process in a fresh namespace: its pid is what runc hands the hook. */
+    async function processIn(ns: string): Promise<number> {
+      const child = spawn("ip", ["netns", "exec", ns, "sleep", "60"], { stdio: "ignore" });
+      sleepers.push(child);
+      const pid = child.pid;
+      if (pid === undefined) throw new Error("sleep did not start");
+      // `ip netns exec` enters the namespace, then execs sleep in the same process.
+      const until = Date.now() + 5000;
+      for (;;) {
+        const comm = await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "");
+        if (comm.trim() === "sleep") return pid;
+        if (Date.now() > until) throw new Error("sleep did not start in the namespace");
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+
+    type Link = { ifname: string; ifindex: number; flags: string[]; ifalias?: string };
+    async function links(ns: string): Promise<Map<number, Link>> {
+      const all = await ipJson<Link[]>(["link", "show"], { name: ns });
+      return new Map(all.map((l) => [l.ifindex, l]));
+    }
+    const summary = (m: Map<number, Link>) =>
+      [...m.values()].map((l) => `${l.ifname}:${l.flags.includes("UP") ? "up" : "down"}`).sort();
+    /** ifindex -> "name:up|down", to follow each interface through its renames. */
+    const byIndex = (m: Map<number, Link>) =>
+      Object.fromEntries(
+        [...m].map(([i, l]) => [i, `${l.ifname}:${l.flags.includes("UP") ? "up" : "down"}`]),
+      );
+
+    /** Veth pairs inside `ns`, in this order: [name, peer, alias of name, alias of peer, up?]. */
+    async function veths(ns: string, pairs: Pair[]) {
+      const lines: string[][] = [];
+      const spaced: string[][] = []; // aliases with white space, which `ip -batch` cannot take
+      for (const [a, b, aliasA, aliasB, up] of pairs) {
+        lines.push(["link", "add", a, "type", "veth", "peer", "name", b]);
+        for (const [dev, alias] of [
+          [a, aliasA],
+          [b, aliasB],
+        ] as const)
+          if (alias) (/\s/.test(alias) ? spaced : lines).push(["link", "set", "dev", dev, "alias", alias]);
+        if (up) lines.push(["link", "set", "dev", a, "up"]);
+      }
+      await ipBatch(lines, { netns: { name: ns } });
+      for (const args of spaced) {
+        const r = await runFile(which("ip"), ["-n", ns, ...args]);
+        assert.equal(r.code, 0, r.stderr);
+      }
+    }
+
+    const hook = (pid: number, env?: Record<string, string>) =>
+      runFile(path, ["hook"], { input: JSON.stringify({ ociVersion: "1.0.2", pid }), env });
+
+    /**
+     * Makes `pairs` (then sets `up` interfaces up), runs the hook, and checks each interface by
+     * ifindex: `expect` maps a name before to "name:up|down" after; unlisted ones keep theirs.
+     */
+    async function renames(pairs: Pair[], up: string[], expect: Record<string, string>) {
+      const ns = await newNs();
+      await veths(ns, pairs);
+      if (up.length > 0)
+        await ipBatch(
+          up.map((d) => ["link", "set", "dev", d, "up"]),
+          { netns: { name: ns } },
+        );
+      const before = await links(ns);
+      const want = byIndex(before);
+      for (const [i, l] of before) if (l.ifname in expect) want[i] = expect[l.ifname] as string;
+      const r = await hook(await processIn(ns));
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr, "");
+      const now = await links(ns);
+      assert.deepEqual(byIndex(now), want);
+      // Run again: every name is right, nothing changes.
+      const again = await hook(await processIn(ns));
+      assert.equal(again.code, 0, again.stderr);
+      assert.deepEqual(byIndex(await links(ns)), want);
+    }
+
+    test("crossing names swap, a foreign holder moves to a free ethN, up state is kept", async () => {
+      // eth1 wants eth2 and eth2 wants eth1 (a swap); x0 wants eth0, held by a foreign interface.
+      await renames(
+        [
+          ["eth1", "eth2", "archetype:eth2", "archetype:eth1", true],
+          ["x0", "eth0", "archetype:eth0", undefined, false],
+        ],
+        ["eth0"],
+        { eth1: "eth2:up", eth2: "eth1:down", x0: "eth0:down", eth0: "eth3:up" },
+      );
+    });
+
+    test("a rotation of three, UP interfaces stay UP, the ones already named right are not touched", async () => {
+      await renames(
+        [
+          ["eth1", "p1", "archetype:eth2", "archetype:p1"],
+          ["eth2", "p2", "archetype:eth3", "archetype:lan0"],
+          ["eth3", "p3", "archetype:eth1", undefined],
+        ],
+        ["eth1", "eth3", "p1", "p2"],
+        { eth1: "eth2:up", eth2: "eth3:down", eth3: "eth1:up", p1: "p1:up", p2: "lan0:up" },
+      );
+    });
+
+    test("foreign holders take the first ethN nobody has or asks for, in interface order", async () => {
+      // Ours: a0 -> eth0, a1 -> eth1, eth5 -> eth3, a2 -> a 15-character name. Foreign: eth0 (up),
+      // eth1, eth2. eth0 skips eth0-eth2 (taken), eth3 (asked for), lands on eth4; eth1 skips
+      // eth5 too (the current name of one of ours, still taken), lands on eth6.
+      await renames(
+        [
+          ["a0", "eth0", "archetype:eth0", undefined],
+          ["a1", "eth1", "archetype:eth1", undefined],
+          ["eth5", "eth2", "archetype:eth3", undefined],
+          ["a2", "b2", "archetype:abcdefghijklmno", undefined, true],
+        ],
+        ["eth0"],
+        {
+          a0: "eth0:down",
+          a1: "eth1:down",
+          eth5: "eth3:down",
+          a2: "abcdefghijklmno:up",
+          eth0: "eth4:up",
+          eth1: "eth6:down",
+          eth2: "eth2:down",
+        },
+      );
+    });
+
+    test("no interface of ours: exit 0, nothing changes", async () => {
+      const ns = await newNs();
+      await veths(ns, [["eth0", "peer0", "xarchetype:eth9", "not-ours", true]]);
+      const before = summary(await links(ns));
+      const r = await hook(await processIn(ns));
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr, "");
+      assert.deepEqual(summary(await links(ns)), before);
+    });
+
+    test("an invalid wanted name or two interfaces wanting one name: non-zero exit, the message, nothing changes", async () => {
+      const bad = (alias: string, message: string): [string, Pair[], string] => [
+        alias,
+        [["eth1", "eth2", "archetype:eth2", alias, true]],
+        `archetype-runc: hook: ${message}\n`,
+      ];
+      const cases: [string, Pair[], string][] = [
+        bad("archetype:bad/name", "eth2 asks for invalid name bad/name"),
+        bad("archetype:abcdefghijklmnop", "eth2 asks for invalid name abcdefghijklmnop"),
+        bad("archetype:a b", "eth2 asks for invalid name a b"),
+        bad("archetype:a\u00a0b", "eth2 asks for invalid name a\u00a0b"),
+        bad("archetype:x:y", "eth2 asks for invalid name x:y"),
+        bad("archetype:", "eth2 asks for invalid name "),
+        [
+          "duplicate",
+          [["eth1", "eth2", "archetype:eth5", "archetype:eth5", true]],
+          // The kernel registers a veth's peer first: eth2 is listed (and claims) before eth1.
+          "archetype-runc: hook: eth2 and eth1 both ask to be named eth5\n",
+        ],
+        [
+          "the first problem in interface order wins",
+          [
+            ["eth1", "eth2", "archetype:eth7", "archetype:eth7"],
+            ["eth3", "eth4", "archetype:no/pe", undefined],
+          ],
+          "archetype-runc: hook: eth2 and eth1 both ask to be named eth7\n",
+        ],
+      ];
+      for (const [what, pairs, message] of cases) {
+        const ns = await newNs();
+        await veths(ns, pairs);
+        const before = summary(await links(ns));
+        const r = await hook(await processIn(ns));
+        assert.equal(r.code, 1, what);
+        assert.equal(r.stderr, message, what);
+        assert.deepEqual(summary(await links(ns)), before, what);
+      }
+    });
+
+    if (native)
+      test("a helper that cannot run or dies: the sh + jq path renames, with a note", async () => {
+        const broken = join(dir, "broken");
+        await mkdir(broken);
+        const brokenWrapper = join(broken, "archetype-runc");
+        await copyFile(WRAPPER, brokenWrapper);
+        await chmod(brokenWrapper, 0o755);
+        for (const [what, text] of [
+          ["a missing interpreter", "#!/nonexistent/interpreter\n"],
+          ["killed by a signal", "#!/bin/sh\nkill -SEGV $$\n"],
+        ]) {
+          await writeFile(join(broken, "archnet-rename"), text as string, { mode: 0o755 });
+          const ns = await newNs();
+          await veths(ns, [["eth1", "eth2", "archetype:eth2", "archetype:eth1", true]]);
+          const input = JSON.stringify({ ociVersion: "1.0.2", pid: await processIn(ns) });
+          const r = await runFile(brokenWrapper, ["hook"], { input });
+          assert.equal(r.code, 0, `${what}: ${r.stderr}`);
+          assert.match(
+            r.stderr,
+            /archetype-runc: hook: .*archnet-rename failed; trying nsenter, ip and jq\n$/,
+            what,
+          );
+          assert.deepEqual(summary(await links(ns)), ["eth1:down", "eth2:up", "lo:up"], what);
+        }
+      });
+
+    test(
+      native
+        ? "needs no tools at all: a lab container is renamed with an empty PATH"
+        : "without jq a lab container fails with the fix; any other container starts",
+      async () => {
+        const tools = await mkdtemp(join(tmpdir(), "archrunc-tools-"));
+        try {
+          const noJq = await toolDir(tools, "no-jq", native ? [] : ["nsenter", "ip"]);
+          const nsLab = await newNs();
+          await veths(nsLab, [["eth1", "eth2", "archetype:eth2", undefined, true]]);
+          const before = summary(await links(nsLab));
+          const r = await hook(await processIn(nsLab), { PATH: noJq });
+          if (native) {
+            assert.equal(r.code, 0, r.stderr);
+            assert.equal(r.stderr, "");
+            // eth1 takes eth2, the peer that held it moves to eth0.
+            assert.deepEqual(summary(await links(nsLab)), ["eth0:down", "eth2:up", "lo:up"]);
+          } else {
+            assert.notEqual(r.code, 0);
+            assert.equal(r.stderr, "archetype-runc: hook: jq not found: apt-get install jq\n");
+            assert.deepEqual(summary(await links(nsLab)), before);
+          }
+
+          const nsOther = await newNs();
+          await veths(nsOther, [["eth0", "peer0", "xarchetype:eth9", undefined, true]]);
+          const other = await hook(await processIn(nsOther), { PATH: noJq });
+          assert.equal(other.code, 0, other.stderr);
+        } finally {
+          await rm(tools, { recursive: true, force: true });
+        }
+      },
+    );
+
+    test("when it cannot look inside (process gone, no pid, no nsenter or ip) the container starts, with a note", async () => {
+      const tools = await mkdtemp(join(tmpdir(), "archrunc-tools-"));
+      try {
+        const ns = await newNs();
+        await veths(ns, [["eth1", "eth2", "archetype:eth2", undefined, true]]);
+        const before = summary(await links(ns));
+        const pid = await processIn(ns);
+        if (!native) {
+          for (const [what, tool] of [
+            ["nsenter", "ip"],
+            ["ip", "nsenter"],
+          ] as const) {
+            const r = await hook(pid, { PATH: await toolDir(tools, `no-${what}`, [tool, "jq"]) });
+            assert.equal(r.code, 0, r.stderr);
+            assert.match(
+              r.stderr,
+              /^archetype-runc: hook: nsenter or ip not found: apt-get install util-linux iproute2;/,
+            );
+          }
+          assert.deepEqual(summary(await links(ns)), before);
+        }
+        // A process that has exited: its pid names no namespace (pid_max is at most 2^22).
+        const gone = await hook(2 ** 22 + 1);
+        assert.equal(gone.code, 0, gone.stderr);
+        assert.match(
+          gone.stderr,
+          /^archetype-runc: hook: .*4194305.*; interfaces keep the names Docker gave them\n$/,
+        );
+        for (const input of ['{"ociVersion":"1.0.2"}', '{"pid":0}', '{"pid":"12"}', "not json", ""]) {
+          const r = await runFile(path, ["hook"], { input });
+          assert.equal(r.code, 0, input);
+          assert.match(
+            r.stderr,
+            /^archetype-runc: hook: .*interfaces keep the names Docker gave them/,
+            input,
+          );
+        }
+      } finally {
+        await rm(tools, { recursive: true, force: true });
+      }
+    });
   });
-});
+}
 
 describe("archetype-runc under the real dockerd", { skip: await dockerUnavailable() }, () => {
   const { socket, driver } = pluginSocket();
@@ -544,6 +706,11 @@ describe("archetype-runc under the real dockerd", { skip: await dockerUnavailabl
     assert.ok(
       installed === (await readFile(WRAPPER, "utf8")),
       `dockerd's archetype runtime ${runtimes.archetype.path} is not this checkout's bin/archetype-runc: run scripts/docker-setup.sh`,
+    );
+    const helper = join(runtimes.archetype.path, "../archnet-rename");
+    assert.ok(
+      existsSync(HELPER) && (await readFile(helper)).equals(await readFile(HELPER)),
+      `${helper} is not this checkout's dist/archnet-rename: run \`make build\`, then scripts/docker-setup.sh`,
     );
     t = await startTestAgent({ pluginSocket: socket });
   });
