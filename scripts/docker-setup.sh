@@ -19,7 +19,9 @@ install_dir=/usr/local/lib/archetype-network
 runtime_path="$install_dir/archetype-runc"
 install -d -m 0755 "$install_dir"
 # The wrapper's prestart hook in one process (native/archnet-rename.c), installed first so that
-# the new wrapper never finds an old one; without it the wrapper's sh + jq hook runs.
+# the new wrapper never finds an old one; without it the wrapper's sh + jq hook runs. Built here
+# (C only, seconds) because set-up runs before `make build`.
+command -v cc >/dev/null && bash "$root/scripts/build-native.sh" || log "could not build the native helpers (gcc missing?)"
 if [ -x "$root/dist/archnet-rename" ]; then
   install -m 0755 "$root/dist/archnet-rename" "$install_dir/archnet-rename"
 else
