@@ -4,4 +4,4 @@ export { OpenflowRequestError, type SwitchError } from "./error.js";
 export type { FlowCommand, FlowMod, OutputAction } from "./flow-mod.js";
 export type { FlowFilter, FlowStats } from "./flow-stats.js";
 export type { Match } from "./match.js";
-export { OFPP_ANY, OFPP_IN_PORT, OFPP_NORMAL } from "./ports.js";
+export { OFPP_ANY, OFPP_NORMAL } from "./ports.js";

@@ -1,7 +1,5 @@
 /** Reserved OpenFlow port numbers (OpenFlow 1.3 section 7.2.1) the agent uses. */
-export const OFPP_IN_PORT = 0xfffffff8;
 export const OFPP_NORMAL = 0xfffffffa;
-export const OFPP_CONTROLLER = 0xfffffffd;
 export const OFPP_ANY = 0xffffffff;
 /** Any group (no group filter). */
 export const OFPG_ANY = 0xffffffff;
