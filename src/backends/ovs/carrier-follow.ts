@@ -26,6 +26,9 @@ import { OWNER, portKind } from "./ownership.js";
  * Down". The missing pieces: the overlay manager enables BFD and sets cpath_down while its local
  * end is dead; `bfd_status` monitored (src/ovsdb/models.ts); a hold driven by it here.
  */
+/** What carrier follow reads of the switch: the monitor-fed cache. */
+export type CarrierSource = Pick<OvsdbClient, "interfaceByName" | "ports">;
+
 export class CarrierFollow {
   /** Host ports whose API carrier is down (the user's intent, from the lab records). */
   private readonly apiDown = new Set<string>();
@@ -33,8 +36,13 @@ export class CarrierFollow {
   private readonly known = new Set<string>();
   /** Host ports held down because their link peer is dead (derived, never stored). */
   private readonly held = new Set<string>();
-  /** Host ports set up (by a release or the API) whose admin up OVSDB has not shown yet. */
-  private readonly settingUp = new Set<string>();
+  /**
+   * Host ports set up (by a release or the API) whose carrier OVSDB has not shown yet. The kernel
+   * reports a veth running a moment after admin up (linkwatch: up to a second, longer on a busy
+   * machine), so "admin up, link down" right after a set-up is not a dead end; it is one when
+   * carrier has not come within `graceMs` of the set-up (its node's end is down).
+   */
+  private readonly settingUp = new Map<string, ReturnType<typeof setTimeout>>();
   private readonly dirty = new Set<string>();
   private scheduled = false;
   private running: Promise<void> | undefined;
@@ -45,9 +53,10 @@ export class CarrierFollow {
   rounds = 0;
 
   constructor(
-    private readonly client: OvsdbClient,
+    private readonly client: CarrierSource,
     private readonly setUp: (names: readonly string[], up: boolean) => Promise<void>,
     private readonly logger: Logger,
+    private readonly graceMs = 3000,
   ) {}
 
   /** The API's carrier of these host ports (provision, carrier calls, reconcile). */
@@ -57,7 +66,7 @@ export class CarrierFollow {
       if (state === "down") {
         this.apiDown.add(h);
         this.held.delete(h);
-      } else if (this.apiDown.delete(h)) this.settingUp.add(h);
+      } else if (this.apiDown.delete(h)) this.comingUp(h);
       this.mark(h);
     }
   }
@@ -67,7 +76,7 @@ export class CarrierFollow {
       this.known.delete(h);
       this.apiDown.delete(h);
       this.held.delete(h);
-      this.settingUp.delete(h);
+      this.cameUp(h);
     }
   }
 
@@ -108,7 +117,22 @@ export class CarrierFollow {
       const name = row?.name;
       if (typeof name === "string") this.mark(name);
     }
-    if (c.table === "Interface" && c.new?.admin_state === "up") this.settingUp.delete(String(c.new.name));
+    if (c.table === "Interface" && c.new?.link_state === "up") this.cameUp(String(c.new.name));
+  }
+
+  private comingUp(h: string): void {
+    if (this.settingUp.has(h)) return;
+    const timer = setTimeout(() => {
+      this.settingUp.delete(h);
+      this.mark(h);
+    }, this.graceMs);
+    timer.unref();
+    this.settingUp.set(h, timer);
+  }
+
+  private cameUp(h: string): void {
+    clearTimeout(this.settingUp.get(h));
+    this.settingUp.delete(h);
   }
 
   /** Resolves once no evaluation is pending or running (tests, bench). */
@@ -157,11 +181,12 @@ export class CarrierFollow {
       const hold = !this.apiDown.has(h) && this.wantHeld(h, peers);
       if (hold) this.held.add(h);
       else this.held.delete(h);
-      // Down: a new hold, or an end that should be down and is up (a race with a release).
+      // Down: a new hold, or an end that should be down and is up (a race with a release; the API
+      // sets its own ends down itself).
       // Up: only a release of its own hold (an end down for another reason is not ours to lift).
-      if ((hold || this.apiDown.has(h)) && (!wasHeld || iface.admin_state === "up")) down.push(h);
+      if ((hold && !wasHeld) || ((hold || this.apiDown.has(h)) && iface.admin_state === "up")) down.push(h);
       else if (wasHeld && !hold && !this.apiDown.has(h)) {
-        this.settingUp.add(h);
+        this.comingUp(h);
         up.push(h);
       }
     }
@@ -191,15 +216,16 @@ export class CarrierFollow {
   }
 
   /**
-   * Its node's end is down or gone: the host end has no carrier while up, or it is admin down
-   * and nobody here put it down (the device vanished with its namespace: the row stays, down).
+   * Its node's end is down or gone: the host end has no carrier while up (and is not coming up),
+   * or it is admin down and nobody here put it down (the device vanished with its namespace: the row stays, down).
    */
   private ownDown(h: string): boolean {
     const i = this.client.interfaceByName(h);
     if (!i || gone(i)) return true;
     if (i.link_state === "up") return false;
+    if (this.settingUp.has(h)) return false;
     if (i.admin_state !== "down") return true;
-    return !this.apiDown.has(h) && !this.held.has(h) && !this.settingUp.has(h);
+    return !this.apiDown.has(h) && !this.held.has(h);
   }
 
   /** Host port -> its link peer's host port, from the ports' link marks (current after rewires). */

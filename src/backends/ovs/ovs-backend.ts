@@ -306,6 +306,8 @@ export class OvsBackend implements NetworkBackend {
     );
     // An end whose link peer is down stays down (peer_down) until the peer comes back.
     const names = ends.map((e) => e.iface.hostPort).filter((h) => state === "down" || this.follow.wantUp(h));
+    // The follower's batch for these ends (if any) lands first: a late one would undo this call.
+    await this.follow.idle();
     await setLinkUp(names, state === "up", this.hostNs);
     // A cable plugged back in answers once the switch sees the ports up (it forwards then) and
     // the nodes' ends transmit again (Docker's nodes have no namespace on record: not waited for).

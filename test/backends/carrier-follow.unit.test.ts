@@ -1,0 +1,136 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { CarrierFollow, type CarrierSource } from "../../src/backends/ovs/carrier-follow.js";
+import { OWNER } from "../../src/backends/ovs/ownership.js";
+import { silentLogger } from "../../src/common/log.js";
+import type { InterfaceRow, PortRow } from "../../src/ovsdb/index.js";
+
+/**
+ * The switch as the monitor shows it, with the kernel's order of events: a veth set admin up
+ * reports carrier a moment later (linkwatch), so OVSDB first shows admin up without carrier.
+ */
+class FakeSwitch implements CarrierSource {
+  readonly ifaces = new Map<string, InterfaceRow>();
+  readonly ports_: PortRow[] = [];
+  follow!: CarrierFollow;
+  /** Set-ups whose carrier has not been reported yet (the kernel's linkwatch delay). */
+  readonly pendingCarrier: string[] = [];
+
+  link(lab: string, link: string, ...ends: string[]): void {
+    for (const name of ends) {
+      this.ifaces.set(name, {
+        uuid: name,
+        name,
+        type: "",
+        options: {},
+        external_ids: {},
+        ofport: 1,
+        link_state: "up",
+        admin_state: "up",
+        statistics: {},
+      });
+      this.ports_.push({
+        uuid: `p-${name}`,
+        name,
+        interfaces: [name],
+        external_ids: {
+          [OWNER.kind]: "node",
+          [OWNER.lab]: lab,
+          [OWNER.link]: link,
+        },
+        other_config: {},
+      } as unknown as PortRow);
+    }
+  }
+
+  interfaceByName(name: string): InterfaceRow | undefined {
+    return this.ifaces.get(name);
+  }
+
+  ports(): PortRow[] {
+    return this.ports_;
+  }
+
+  /** ovs-vswitchd's report of a device's state: a cache change the follower sees. */
+  report(name: string, state: Partial<InterfaceRow>): void {
+    const old = this.ifaces.get(name)!;
+    const now = { ...old, ...state };
+    if (now.admin_state === old.admin_state && now.link_state === old.link_state) return;
+    this.ifaces.set(name, now);
+    this.follow.onChange({
+      table: "Interface",
+      uuid: name,
+      kind: "modify",
+      old: { ...old },
+      new: { ...now },
+    });
+  }
+
+  /** The agent's `ip link set`: admin state at once, carrier only when `carrierLater` is flushed. */
+  async setUp(names: readonly string[], up: boolean): Promise<void> {
+    for (const n of names) {
+      if (up) {
+        this.report(n, { admin_state: "up", link_state: "down" });
+        this.pendingCarrier.push(n);
+      } else this.report(n, { admin_state: "down", link_state: "down" });
+    }
+  }
+
+  carrierArrives(): void {
+    for (const n of this.pendingCarrier.splice(0)) this.report(n, { link_state: "up" });
+  }
+}
+
+function setup(): { sw: FakeSwitch; follow: CarrierFollow } {
+  const sw = new FakeSwitch();
+  sw.link("lab", "l1", "hA", "hB");
+  const follow = new CarrierFollow(sw, (names, up) => sw.setUp(names, up), silentLogger());
+  sw.follow = follow;
+  follow.setDesired(["hA", "hB"], "up");
+  follow.start();
+  return { sw, follow };
+}
+
+test("carrier up: the kernel's late carrier report is not a dead end, so nothing flaps back down", async () => {
+  const { sw, follow } = setup();
+  // The API pulls A's cable: A down, B held down (peer_down).
+  follow.setDesired(["hA"], "down");
+  await sw.setUp(["hA"], false);
+  await follow.idle();
+  assert.equal(sw.ifaces.get("hB")!.admin_state, "down");
+  assert.equal(follow.operState("hB"), "peer_down");
+  sw.carrierArrives();
+
+  // Plugged back in: A up (carrier not reported yet), B released (carrier not reported yet).
+  follow.setDesired(["hA"], "up");
+  await sw.setUp(["hA"], true);
+  await follow.idle();
+  assert.equal(sw.ifaces.get("hB")!.admin_state, "up", "B released");
+  // In the window before the kernel reports carrier, neither end may be taken for dead.
+  await follow.idle();
+  assert.equal(sw.ifaces.get("hA")!.admin_state, "up", "A not held down by B's late carrier");
+  assert.equal(sw.ifaces.get("hB")!.admin_state, "up", "B not held down by A's late carrier");
+  sw.carrierArrives();
+  await follow.idle();
+  assert.deepEqual([follow.operState("hA"), follow.operState("hB")], ["up", "up"]);
+});
+
+test("an end set up whose carrier never comes is its node's own down, after the grace", async () => {
+  const sw = new FakeSwitch();
+  sw.link("lab", "l1", "hA", "hB");
+  const follow = new CarrierFollow(sw, (names, up) => sw.setUp(names, up), silentLogger(), 20);
+  sw.follow = follow;
+  follow.setDesired(["hA", "hB"], "up");
+  follow.start();
+  follow.setDesired(["hA"], "down");
+  await sw.setUp(["hA"], false);
+  await follow.idle();
+  follow.setDesired(["hA"], "up");
+  await sw.setUp(["hA"], true); // A's node has its end down: carrier never comes
+  await follow.idle();
+  const deadline = Date.now() + 10_000;
+  while (sw.ifaces.get("hB")!.admin_state !== "down" && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 10));
+  assert.equal(follow.operState("hB"), "peer_down", "B held once A's grace is over");
+  assert.equal(follow.operState("hA"), "no_carrier");
+});
