@@ -1,12 +1,6 @@
-import type { OperState, OrphanView, SwitchStatusView, TunnelView } from "../labs/views.js";
-import type {
-  CarrierState,
-  InterfaceRecord,
-  LabRecord,
-  LinkRecord,
-  NodeRecord,
-  OverlayRecord,
-} from "../state/records.js";
+import type { LinkEnd, WiredLink } from "../model/ends.js";
+import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../model/records.js";
+import type { OperState, OrphanView, SwitchStatusView, TunnelView } from "../model/views.js";
 
 /**
  * The network mechanics behind the agent. The lab service, the API, the CLI and the Docker
@@ -18,18 +12,6 @@ export type BackendName = "ovs" | "local";
 
 /** Optional capabilities; a backend without one answers NOT_SUPPORTED (HTTP 501) with a reason. */
 export type Capability = "overlay" | "plugin" | "carrier";
-
-/** One end of a link: the node and its interface record. */
-export interface LinkEnd {
-  node: NodeRecord;
-  iface: InterfaceRecord;
-}
-
-export interface WiredLink {
-  link: LinkRecord;
-  a: LinkEnd;
-  b: LinkEnd;
-}
 
 /** What exists for one interface right now. */
 export interface PortObservation {

@@ -2,9 +2,9 @@ import type { CleanupContext, NetworkBackend, Orphan } from "../backends/network
 import type { Locks } from "../common/locks.js";
 import type { Logger } from "../common/log.js";
 import type { AgentConfig } from "../config/config.js";
-import type { OrphanView } from "../labs/views.js";
 import type { Metrics } from "../metrics.js";
-import type { CleanupOperations } from "../services.js";
+import type { CleanupOperations } from "../model/operations.js";
+import type { OrphanView } from "../model/views.js";
 import type { StateStore } from "../state/state-store.js";
 
 export interface CleanupServiceDeps {

@@ -1,14 +1,14 @@
-import type { LinkEnd, NetworkBackend, WiredLink } from "../backends/network-backend.js";
+import type { NetworkBackend } from "../backends/network-backend.js";
 import { AgentError, toAgentError } from "../common/errors.js";
 import type { Locks } from "../common/locks.js";
 import type { Logger } from "../common/log.js";
 import type { AgentConfig } from "../config/config.js";
-import { type EndRef, formatEnd, parseEnd, validateId } from "../link/names.js";
 import { checkNodeNetns, type NetnsRef, netnsLost, parseNetnsRef } from "../link/netns.js";
 import type { Metrics } from "../metrics.js";
-import { overlayKey } from "../overlay/overlay-service.js";
-import { pluginNodesOf } from "../plugin/lab-members.js";
-import type { LabOperations } from "../services.js";
+import { defaultLinkId, labGroup } from "../model/derived-names.js";
+import type { LinkEnd, WiredLink } from "../model/ends.js";
+import { type EndRef, formatEnd, parseEnd, validateId } from "../model/names.js";
+import type { LabOperations } from "../model/operations.js";
 import type {
   CarrierState,
   InterfaceRecord,
@@ -16,7 +16,17 @@ import type {
   LinkRecord,
   NodeRecord,
   OverlayRecord,
-} from "../state/records.js";
+} from "../model/records.js";
+import type {
+  InterfaceView,
+  LabChanges,
+  LabSpec,
+  LabView,
+  LinkView,
+  NodeInterfacesSpec,
+  NodeView,
+} from "../model/views.js";
+import { overlayKey } from "../overlay/overlay-service.js";
 import type { StateStore } from "../state/state-store.js";
 import {
   emptyPlan,
@@ -26,17 +36,8 @@ import {
   plannedRecord,
   validateInterfaces,
 } from "./lab-plan.js";
-import { defaultLinkId, labGroup } from "./names.js";
+import { pluginNodesOf } from "./plugin-members.js";
 import { labView, linkView, nodeView, summary } from "./render.js";
-import type {
-  InterfaceView,
-  LabChanges,
-  LabSpec,
-  LabView,
-  LinkView,
-  NodeInterfacesSpec,
-  NodeView,
-} from "./views.js";
 
 export interface LabServiceDeps {
   config: AgentConfig;

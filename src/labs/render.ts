@@ -1,7 +1,7 @@
 import type { NetworkBackend } from "../backends/network-backend.js";
 import { type NetnsRef, netnsLost } from "../link/netns.js";
-import type { LabRecord, LinkRecord, NodeRecord } from "../state/records.js";
-import type { LabSummary, LabView, LinkView, NodeView } from "./views.js";
+import type { LabRecord, LinkRecord, NodeRecord } from "../model/records.js";
+import type { LabSummary, LabView, LinkView, NodeView } from "../model/views.js";
 
 /** Builds the contract's views from desired records plus what the backend observes now. */
 export function summary(rec: LabRecord): LabSummary {

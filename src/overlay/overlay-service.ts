@@ -3,11 +3,11 @@ import type { NetworkBackend } from "../backends/network-backend.js";
 import { AgentError } from "../common/errors.js";
 import type { Locks } from "../common/locks.js";
 import type { AgentConfig } from "../config/config.js";
-import type { OverlaySpec, TunnelView } from "../labs/views.js";
-import { validateId, validateIfName } from "../link/names.js";
 import type { Metrics } from "../metrics.js";
-import type { OverlayOperations } from "../services.js";
-import type { OverlayRecord } from "../state/records.js";
+import { validateId, validateIfName } from "../model/names.js";
+import type { OverlayOperations } from "../model/operations.js";
+import type { OverlayRecord } from "../model/records.js";
+import type { OverlaySpec, TunnelView } from "../model/views.js";
 import type { StateStore } from "../state/state-store.js";
 
 export const VNI_MAX = 16_777_215;

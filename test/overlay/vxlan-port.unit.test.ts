@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import type { OverlayRecord } from "../../src/model/records.js";
 import { VNI_MAX } from "../../src/overlay/overlay-service.js";
 import {
   ownsPort,
@@ -10,7 +11,6 @@ import {
   vxlanPortName,
 } from "../../src/overlay/vxlan-port.js";
 import type { InterfaceRow, PortRow } from "../../src/ovsdb/index.js";
-import type { OverlayRecord } from "../../src/state/records.js";
 
 const rec: OverlayRecord = {
   lab: "lab1",

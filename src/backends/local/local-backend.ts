@@ -1,20 +1,19 @@
 import { AgentError } from "../../common/errors.js";
 import type { Logger } from "../../common/log.js";
 import type { AgentConfig } from "../../config/config.js";
-import type { SwitchPortView, SwitchStatusView, TunnelView } from "../../labs/views.js";
 import { type DeviceRef, untilCarrier } from "../../link/index.js";
 import { netnsLost } from "../../link/netns.js";
-import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../../state/records.js";
+import type { LinkEnd, WiredLink } from "../../model/ends.js";
+import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../../model/records.js";
+import type { SwitchPortView, SwitchStatusView, TunnelView } from "../../model/views.js";
 import type {
   Capability,
   CleanupContext,
   DetachedEndpoint,
-  LinkEnd,
   NetworkBackend,
   Orphan,
   PortObservation,
   ReconcileReport,
-  WiredLink,
 } from "../network-backend.js";
 import {
   createPairs,

@@ -1,7 +1,6 @@
 import { AgentError } from "../../common/errors.js";
 import type { Logger } from "../../common/log.js";
 import type { AgentConfig } from "../../config/config.js";
-import type { SwitchStatusView, TunnelView } from "../../labs/views.js";
 import {
   createVeths,
   createVethsInHost,
@@ -14,6 +13,9 @@ import {
   untilCarrier,
 } from "../../link/index.js";
 import { type NetnsRef, netnsLost } from "../../link/netns.js";
+import type { LinkEnd, WiredLink } from "../../model/ends.js";
+import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../../model/records.js";
+import type { SwitchStatusView, TunnelView } from "../../model/views.js";
 import { OverlayManager } from "../../overlay/overlay-manager.js";
 import {
   type BridgeRow,
@@ -27,17 +29,14 @@ import {
   type PortRow,
   type TransactOptions,
 } from "../../ovsdb/index.js";
-import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../../state/records.js";
 import type {
   Capability,
   CleanupContext,
   DetachedEndpoint,
-  LinkEnd,
   NetworkBackend,
   Orphan,
   PortObservation,
   ReconcileReport,
-  WiredLink,
 } from "../network-backend.js";
 import { ensureBridgeOps, resolveDatapath } from "./bridge.js";
 import { CarrierFollow } from "./carrier-follow.js";
