@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { OverlayRecord } from "../../src/model/records.js";
-import { VNI_MAX } from "../../src/overlay/overlay-service.js";
 import {
   ownsPort,
   sameTunnel,
@@ -9,7 +7,9 @@ import {
   vxlanMarks,
   vxlanOptions,
   vxlanPortName,
-} from "../../src/overlay/vxlan-port.js";
+} from "../../src/backends/ovs/overlay/vxlan-port.js";
+import type { OverlayRecord } from "../../src/model/records.js";
+import { VNI_MAX } from "../../src/overlay/overlay-service.js";
 import type { InterfaceRow, PortRow } from "../../src/ovsdb/index.js";
 
 const rec: OverlayRecord = {

@@ -16,7 +16,6 @@ import { type NetnsRef, netnsLost } from "../../link/netns.js";
 import type { LinkEnd, WiredLink } from "../../model/ends.js";
 import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../../model/records.js";
 import type { SwitchStatusView, TunnelView } from "../../model/views.js";
-import { OverlayManager } from "../../overlay/overlay-manager.js";
 import {
   type BridgeRow,
   type CacheChange,
@@ -41,6 +40,7 @@ import type {
 import { ensureBridgeOps, resolveDatapath } from "./bridge.js";
 import { CarrierFollow } from "./carrier-follow.js";
 import { auditOrphans, deleteDevices, removeOrphanOps } from "./orphans.js";
+import { OverlayManager } from "./overlay/overlay-manager.js";
 import { OWNER, portKind } from "./ownership.js";
 import { addPorts, type NewPort, removePorts, retag } from "./port-ops.js";
 import { switchStatus } from "./status.js";
