@@ -1,4 +1,4 @@
-import type { NetworkBackend } from "../backends/network-backend.js";
+import { capability, type NetworkBackend } from "../backends/network-backend.js";
 import { AgentError, toAgentError } from "../common/errors.js";
 import type { Locks } from "../common/locks.js";
 import type { Logger } from "../common/log.js";
@@ -100,7 +100,7 @@ export class LabService implements LabOperations {
       this.d.metrics.time("teardown", async () => {
         const rec = this.mustLab(lab);
         for (const o of this.overlaysOf(lab)) {
-          await this.d.backend.detachOverlay(o, this.findEnd(rec, { node: o.node, iface: o.interface }));
+          await this.d.backend.overlay?.detach(o, this.findEnd(rec, { node: o.node, iface: o.interface }));
           this.d.store.overlays.delete(overlayKey(o.lab, o.link));
         }
         await this.d.backend.teardown(rec);
@@ -204,7 +204,6 @@ export class LabService implements LabOperations {
   }
 
   async setCarrier(lab: string, node: string, iface: string, state: CarrierState): Promise<InterfaceView> {
-    this.requireCapability();
     return this.d.locks.withKey(lab, () =>
       this.d.metrics.time("carrier", async () => {
         const rec = this.mustLab(lab);
@@ -227,7 +226,6 @@ export class LabService implements LabOperations {
   }
 
   async setLinkCarrier(lab: string, id: string, state: CarrierState): Promise<LinkView> {
-    this.requireCapability();
     return this.d.locks.withKey(lab, () =>
       this.d.metrics.time("carrier", async () => {
         const rec = this.mustLab(lab);
@@ -416,10 +414,13 @@ export class LabService implements LabOperations {
       await backend.connect(next, activate);
     }
     for (const o of plan.detachOverlays) {
-      await backend.detachOverlay(o, undefined);
+      await backend.overlay?.detach(o, undefined);
       const end = this.findEnd(rec, { node: o.node, iface: o.interface });
       if (end)
-        undo.push({ what: `re-attaching overlay link ${o.link}`, run: () => backend.attachOverlay(o, end) });
+        undo.push({
+          what: `re-attaching overlay link ${o.link}`,
+          run: () => capability(backend, "overlay").attach(o, end),
+        });
     }
     await release(
       releasing.filter((e) => !remade.includes(e)),
@@ -428,8 +429,11 @@ export class LabService implements LabOperations {
     // A re-created interface keeps its overlay link.
     for (const o of keptOverlays) {
       const end = this.findEnd(next, { node: o.node, iface: o.interface }) as LinkEnd;
-      undo.push({ what: `detaching overlay link ${o.link}`, run: () => backend.detachOverlay(o, undefined) });
-      await backend.attachOverlay(o, end);
+      undo.push({
+        what: `detaching overlay link ${o.link}`,
+        run: async () => backend.overlay?.detach(o, undefined),
+      });
+      await capability(backend, "overlay").attach(o, end);
     }
   }
 
@@ -440,7 +444,7 @@ export class LabService implements LabOperations {
     await backend.provision(rec, ends);
     for (const o of overlays) {
       const end = this.findEnd(rec, { node: o.node, iface: o.interface });
-      if (end) await backend.attachOverlay(o, end);
+      if (end) await capability(backend, "overlay").attach(o, end);
     }
   }
 
@@ -543,11 +547,6 @@ export class LabService implements LabOperations {
     fresh.forEach((n, i) => {
       if (!("name" in n.netns!)) n.netnsId = ids[i];
     });
-  }
-
-  private requireCapability(): void {
-    const why = this.d.backend.unsupported("carrier");
-    if (why) throw new AgentError("NOT_SUPPORTED", why);
   }
 }
 

@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import type { DetachedEndpoint } from "../backends/network-backend.js";
-import { OWNER } from "../backends/ovs/ownership.js";
 import { toAgentError } from "../common/errors.js";
 import type { Logger } from "../common/log.js";
 import type { AgentConfig } from "../config/config.js";
@@ -178,7 +177,8 @@ export class SparePool {
             hostPort,
             peerName: peer,
             mtu: spare.mtu,
-            owner: { alias: `${ALIAS_PREFIX}${net.interfaceName}`, [OWNER.network]: net.networkId },
+            alias: `${ALIAS_PREFIX}${net.interfaceName}`,
+            owner: { network: net.networkId },
           },
         });
       }

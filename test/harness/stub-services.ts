@@ -423,7 +423,7 @@ export function createStubServices(opts: StubOptions = {}): StubServices {
   const backend: NetworkBackend = {
     name: config.backend,
     datapath: "netdev",
-    unsupported: () => undefined,
+    unsupported: {},
     start: async () => {},
     stop: async () => {},
     provision: notHere,
@@ -468,13 +468,6 @@ export function createStubServices(opts: StubOptions = {}): StubServices {
         ports,
       };
     },
-    attachOverlay: notHere,
-    detachOverlay: notHere,
-    overlayStatus: () => [],
-    createDetached: notHere,
-    removeDetached: notHere,
-    audit: async () => [],
-    removeOrphans: notHere,
   };
 
   handle.services = {

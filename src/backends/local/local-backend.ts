@@ -5,13 +5,13 @@ import { type DeviceRef, untilCarrier } from "../../link/index.js";
 import { netnsLost } from "../../link/netns.js";
 import type { LinkEnd, WiredLink } from "../../model/ends.js";
 import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../../model/records.js";
-import type { SwitchPortView, SwitchStatusView, TunnelView } from "../../model/views.js";
+import type { SwitchPortView, SwitchStatusView } from "../../model/views.js";
 import type {
   Capability,
   CleanupContext,
-  DetachedEndpoint,
   NetworkBackend,
   Orphan,
+  OrphansCapability,
   PortObservation,
   ReconcileReport,
 } from "../network-backend.js";
@@ -33,7 +33,7 @@ const CARRIER_WAIT_MS = 3000;
 const UNSUPPORTED: Partial<Record<Capability, string>> = {
   overlay:
     "the local backend has no switch to attach VXLAN tunnels to; run the agent with ARCHETYPE_AGENT_BACKEND=ovs",
-  plugin:
+  dockerPorts:
     "the local backend cannot serve the Docker network plugin; run the agent with ARCHETYPE_AGENT_BACKEND=ovs",
 };
 
@@ -57,9 +57,12 @@ export class LocalBackend implements NetworkBackend {
     readonly logger: Logger,
   ) {}
 
-  unsupported(cap: Capability): string | undefined {
-    return UNSUPPORTED[cap];
-  }
+  readonly unsupported = UNSUPPORTED;
+
+  readonly orphans: OrphansCapability = {
+    audit: (ctx) => this.audit(ctx),
+    remove: (orphans) => this.removeOrphans(orphans),
+  };
 
   /** Nothing to connect to: the kernel is always there. */
   async start(): Promise<void> {}
@@ -70,7 +73,10 @@ export class LocalBackend implements NetworkBackend {
   async provision(_lab: LabRecord, ends: readonly LinkEnd[]): Promise<void> {
     for (const { node } of ends) {
       if (!node.netns)
-        throw new AgentError("NOT_SUPPORTED", `node ${node.name} has no namespace: ${UNSUPPORTED.plugin}`);
+        throw new AgentError(
+          "NOT_SUPPORTED",
+          `node ${node.name} has no namespace: ${UNSUPPORTED.dockerPorts}`,
+        );
     }
   }
 
@@ -264,23 +270,11 @@ export class LocalBackend implements NetworkBackend {
     return { backend: "local", bridge: null, fail_mode: null, datapath: null, connected: true, ports };
   }
 
-  async attachOverlay(_rec: OverlayRecord, _end: LinkEnd): Promise<void> {
-    throw new AgentError("NOT_SUPPORTED", UNSUPPORTED.overlay!);
-  }
-  async detachOverlay(_rec: OverlayRecord, _end: LinkEnd | undefined): Promise<void> {}
-  overlayStatus(_recs: readonly OverlayRecord[]): TunnelView[] {
-    return [];
-  }
-  async createDetached(_eps: readonly DetachedEndpoint[]): Promise<void> {
-    throw new AgentError("NOT_SUPPORTED", UNSUPPORTED.plugin!);
-  }
-  async removeDetached(_hostPorts: readonly string[]): Promise<void> {}
-
   /**
    * Orphans: pairs the agent made whose link the desired state no longer has (`veth`), and
    * records of pairs whose namespace is gone, taking the pair with it (`state`).
    */
-  async audit(ctx: CleanupContext): Promise<Orphan[]> {
+  private async audit(ctx: CleanupContext): Promise<Orphan[]> {
     const labs = new Map(ctx.labs.map((l) => [l.lab, l]));
     const out: Orphan[] = [];
     for (const p of this.pairs.values()) {
@@ -311,7 +305,7 @@ export class LocalBackend implements NetworkBackend {
     return out;
   }
 
-  async removeOrphans(orphans: readonly Orphan[]): Promise<void> {
+  private async removeOrphans(orphans: readonly Orphan[]): Promise<void> {
     const pairs = orphans
       .map((o) => (o.detail?.pair ? this.pairs.get(o.detail.pair) : undefined))
       .filter((p): p is Pair => p !== undefined);
@@ -359,7 +353,10 @@ function sameEnds(x: Pair, y: Pair): boolean {
 function pairOf(lab: string, w: WiredLink): Pair {
   const side = (e: LinkEnd, other: LinkEnd): PairSide => {
     if (!e.node.netns)
-      throw new AgentError("NOT_SUPPORTED", `node ${e.node.name} has no namespace: ${UNSUPPORTED.plugin}`);
+      throw new AgentError(
+        "NOT_SUPPORTED",
+        `node ${e.node.name} has no namespace: ${UNSUPPORTED.dockerPorts}`,
+      );
     return {
       hostPort: e.iface.hostPort,
       netns: e.node.netns,
