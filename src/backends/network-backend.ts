@@ -3,6 +3,7 @@ import type { BackendName } from "../config/config.js";
 import type { LinkEnd, WiredLink } from "../model/ends.js";
 import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../model/records.js";
 import type { OperState, OrphanView, SwitchStatusView, TunnelView } from "../model/views.js";
+import type { OvsdbClient } from "../ovsdb/client.js";
 
 /**
  * The network mechanics behind the agent. The lab service, the API, the CLI and the Docker
@@ -11,7 +12,7 @@ import type { OperState, OrphanView, SwitchStatusView, TunnelView } from "../mod
  * what to build and reports what exists.
  *
  * A small core every backend implements, and optional capabilities as objects (`overlay`,
- * `dockerPorts`, `orphans`): a backend without one leaves it out and says why in `unsupported`;
+ * `dockerPorts`, `orphans`, `switchDb`): a backend without one leaves it out and says why in `unsupported`;
  * `capability()` turns the absence into NOT_SUPPORTED (HTTP 501) with that reason.
  */
 export type { BackendName };
@@ -100,10 +101,19 @@ export interface OrphansCapability {
   remove(orphans: readonly Orphan[]): Promise<void>;
 }
 
+/** The switch's OVSDB, followed live: the live page's feed reads its cache and change events. */
+export interface SwitchDbCapability {
+  /** Undefined until the backend has started. */
+  client(): OvsdbClient | undefined;
+  /** The lab a port is in, from the marks the backend keeps on it (undefined: not the agent's). */
+  labOf(externalIds: Readonly<Record<string, string>>): string | undefined;
+}
+
 export interface Capabilities {
   overlay: OverlayCapability;
   dockerPorts: DockerPortsCapability;
   orphans: OrphansCapability;
+  switchDb: SwitchDbCapability;
 }
 
 export type Capability = keyof Capabilities;

@@ -39,6 +39,7 @@ import type {
   OverlayCapability,
   PortObservation,
   ReconcileReport,
+  SwitchDbCapability,
 } from "../network-backend.js";
 import { ensureBridgeOps, resolveDatapath } from "./bridge.js";
 import { CarrierFollow } from "./carrier-follow.js";
@@ -102,6 +103,11 @@ export class OvsBackend implements NetworkBackend {
   readonly orphans: OrphansCapability = {
     audit: (ctx) => this.audit(ctx),
     remove: (orphans) => this.removeOrphans(orphans),
+  };
+
+  readonly switchDb: SwitchDbCapability = {
+    client: () => this.client,
+    labOf: (externalIds) => externalIds[OWNER.lab],
   };
 
   get ovsdb(): OvsdbClient {
