@@ -6,7 +6,8 @@ import { fileURLToPath } from "node:url";
 
 /**
  * The import rule, read from the code (ARCHITECTURE.md explains it): every part of src/ has a
- * layer, and a part imports only parts of lower layers. The edges that break the rule today are
+ * layer, and a part imports only parts of lower layers (and only the backend registry imports an
+ * implementation). The edges that break the rule today are
  * listed as debt: a new one fails this test, and so does a listed one that is gone (strike it).
  */
 const LAYER: Record<string, number> = {
@@ -32,7 +33,10 @@ const LAYER: Record<string, number> = {
   agent: 12,
 };
 
-/** Known debt: upward or sideways imports to remove (see ARCHITECTURE.md, "Debt"). */
+/** A backend's implementation is seen by the registry only: every other part uses the interface. */
+const IMPLEMENTATIONS = new Set(["backends/ovs", "backends/local"]);
+
+/** Known debt: imports against the rule to remove (see ARCHITECTURE.md, "Debt"). */
 const DEBT = new Set<string>([]);
 
 const SRC = join(dirname(fileURLToPath(import.meta.url)), "..", "src");
@@ -79,13 +83,13 @@ test("parts import only lower layers, except the listed debt; the debt list only
   const edges = importEdges();
   const wrong = [...edges.keys()].filter((e) => {
     const [from, to] = e.split(" -> ") as [string, string];
-    return LAYER[to]! >= LAYER[from]!;
+    return LAYER[to]! >= LAYER[from]! || (IMPLEMENTATIONS.has(to) && from !== "backends/registry");
   });
   const fresh = wrong.filter((e) => !DEBT.has(e)).map((e) => `${e} (${edges.get(e)!.join(", ")})`);
   assert.deepEqual(
     fresh,
     [],
-    "imports against the layering: import downwards, or move the shared piece down",
+    "imports against the layering: import downwards, or move the shared piece down; above the backends, only the registry imports an implementation",
   );
   const paid = [...DEBT].filter((e) => !wrong.includes(e));
   assert.deepEqual(paid, [], "these debts are gone: strike them from DEBT");
