@@ -3,10 +3,10 @@ import { AgentError, toAgentError } from "../common/errors.js";
 import type { Locks } from "../common/locks.js";
 import type { Logger } from "../common/log.js";
 import type { AgentConfig } from "../config/config.js";
-import { checkNodeNetns, type NetnsRef, netnsLost, parseNetnsRef } from "../link/netns.js";
+import { checkNodeNetns, type NetnsRef, netnsLost, parseNetnsRef, switchNetnsRef } from "../link/netns.js";
 import type { Metrics } from "../metrics.js";
 import { defaultLinkId, labGroup } from "../model/derived-names.js";
-import type { LinkEnd, WiredLink } from "../model/ends.js";
+import { type LinkEnd, resolveEnd, type WiredLink, wiredLinks } from "../model/ends.js";
 import { type EndRef, formatEnd, parseEnd, validateId } from "../model/names.js";
 import type { LabOperations } from "../model/operations.js";
 import type {
@@ -287,9 +287,7 @@ export class LabService implements LabOperations {
 
   /** Resolves `NODE:IF` to its records, if the interface exists in the lab. */
   findEnd(rec: LabRecord, ref: EndRef): LinkEnd | undefined {
-    const node = rec.nodes[ref.node];
-    const iface = node?.interfaces[ref.iface];
-    return node && iface ? { node, iface } : undefined;
+    return resolveEnd(rec, ref);
   }
 
   /**
@@ -450,11 +448,7 @@ export class LabService implements LabOperations {
 
   /** The links of the lab whose two ends exist, with their records. */
   private wired(rec: LabRecord, links: readonly LinkRecord[]): WiredLink[] {
-    return links.flatMap((link) => {
-      const a = this.findEnd(rec, parseEnd(link.a));
-      const b = this.findEnd(rec, parseEnd(link.b));
-      return a && b ? [{ link, a, b }] : [];
-    });
+    return wiredLinks(rec, links);
   }
 
   private newLab(lab: string): LabRecord {
@@ -539,10 +533,9 @@ export class LabService implements LabOperations {
         );
       }
     }
-    const sw = this.d.config.switchNetns;
     const ids = await checkNodeNetns(
       fresh.map((n) => ({ node: n.name, netns: n.netns as NetnsRef })),
-      sw === undefined ? undefined : parseNetnsRef({ netns: sw }),
+      switchNetnsRef(this.d.config.switchNetns),
     );
     fresh.forEach((n, i) => {
       if (!("name" in n.netns!)) n.netnsId = ids[i];

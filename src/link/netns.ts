@@ -167,3 +167,8 @@ export function parseNetnsRef(input: { netns?: string; pid?: number }): NetnsRef
   netnsPath(ref);
   return ref;
 }
+
+/** The switch's namespace setting (a name or an absolute path); undefined: the agent's own. */
+export function switchNetnsRef(setting: string | undefined): NetnsRef | undefined {
+  return setting === undefined ? undefined : parseNetnsRef({ netns: setting });
+}

@@ -8,7 +8,7 @@ import type { Logger } from "../common/log.js";
 import type { AgentConfig } from "../config/config.js";
 import type { LabService } from "../labs/lab-service.js";
 import { getLink, listLinks } from "../link/links.js";
-import type { NetnsRef } from "../link/netns.js";
+import { type NetnsRef, switchNetnsRef } from "../link/netns.js";
 import { pluginPortNames } from "../model/derived-names.js";
 import { validateId, validateIfName } from "../model/names.js";
 import type { PluginEndpointRecord, PluginNetworkRecord } from "../model/records.js";
@@ -500,8 +500,7 @@ export class NetworkDriver {
   }
 
   private switchNetns(): NetnsRef | undefined {
-    const sw = this.d.config.switchNetns;
-    return sw === undefined ? undefined : sw.startsWith("/") ? { path: sw } : { name: sw };
+    return switchNetnsRef(this.d.config.switchNetns);
   }
 
   private mustNetwork(id: unknown): PluginNetworkRecord {

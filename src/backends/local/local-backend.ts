@@ -3,7 +3,7 @@ import type { Logger } from "../../common/log.js";
 import type { AgentConfig } from "../../config/config.js";
 import { type DeviceRef, untilCarrier } from "../../link/index.js";
 import { netnsLost } from "../../link/netns.js";
-import type { LinkEnd, WiredLink } from "../../model/ends.js";
+import { type LinkEnd, type WiredLink, wiredLinks } from "../../model/ends.js";
 import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../../model/records.js";
 import type { SwitchPortView, SwitchStatusView } from "../../model/views.js";
 import type {
@@ -378,18 +378,4 @@ function wantedPairs(lab: LabRecord): Map<string, Pair> {
     wanted.set(key(lab.lab, w.link.id), pairOf(lab.lab, w));
   }
   return wanted;
-}
-
-function wiredLinks(lab: LabRecord): WiredLink[] {
-  const end = (text: string): LinkEnd | undefined => {
-    const [n, i] = text.split(":") as [string, string];
-    const node = lab.nodes[n];
-    const iface = node?.interfaces[i];
-    return node && iface ? { node, iface } : undefined;
-  };
-  return Object.values(lab.links).flatMap((link) => {
-    const a = end(link.a);
-    const b = end(link.b);
-    return a && b ? [{ link, a, b }] : [];
-  });
 }

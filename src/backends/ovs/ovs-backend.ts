@@ -12,8 +12,8 @@ import {
   setLinkUp,
   untilCarrier,
 } from "../../link/index.js";
-import { type NetnsRef, netnsLost } from "../../link/netns.js";
-import type { LinkEnd, WiredLink } from "../../model/ends.js";
+import { type NetnsRef, netnsLost, switchNetnsRef } from "../../link/netns.js";
+import { type LinkEnd, resolveEnd, storedEnd, type WiredLink } from "../../model/ends.js";
 import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../../model/records.js";
 import type { SwitchStatusView } from "../../model/views.js";
 import {
@@ -82,8 +82,7 @@ export class OvsBackend implements NetworkBackend {
   ) {
     this.datapath = resolveDatapath(config.datapath);
     this.vlans = new VlanAllocator(config.vlan);
-    const sw = config.switchNetns;
-    this.hostNs = sw === undefined ? undefined : sw.startsWith("/") ? { path: sw } : { name: sw };
+    this.hostNs = switchNetnsRef(config.switchNetns);
   }
 
   readonly unsupported = {};
@@ -598,19 +597,13 @@ export class OvsBackend implements NetworkBackend {
   }
 
   private endOf(labs: readonly LabRecord[], o: OverlayRecord): LinkEnd | undefined {
-    const node = labs.find((l) => l.lab === o.lab)?.nodes[o.node];
-    const iface = node?.interfaces[o.interface];
-    return node && iface ? { node, iface } : undefined;
+    const lab = labs.find((l) => l.lab === o.lab);
+    return lab && resolveEnd(lab, { node: o.node, iface: o.interface });
   }
 
   /** Links whose ends exist but do not share the link's VLAN are wired again; stray links undone. */
   private async reconcileLinks(lab: LabRecord): Promise<string[]> {
-    const find = (text: string): LinkEnd | undefined => {
-      const [n, i] = text.split(":") as [string, string];
-      const node = lab.nodes[n];
-      const iface = node?.interfaces[i];
-      return node && iface ? { node, iface } : undefined;
-    };
+    const find = (text: string) => resolveEnd(lab, storedEnd(text));
     const rewire: WiredLink[] = [];
     const expected = new Map<string, string>();
     for (const link of Object.values(lab.links)) {
