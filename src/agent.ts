@@ -142,7 +142,7 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
   cleanup.start();
   let plugin: Awaited<ReturnType<typeof startPlugin>> | undefined;
   try {
-    if (config.pluginSocket && !backend.unsupported("plugin")) {
+    if (config.pluginSocket && backend.dockerPorts) {
       plugin = await startPlugin(config.pluginSocket, { config, store, backend, labs, locks, logger });
     }
   } catch (e) {

@@ -1,5 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { SwitchPortView } from "./labs/views.js";
+import type { SwitchPortView } from "./model/views.js";
 
 /**
  * The agent's Prometheus metrics. Operation latencies and errors are recorded where the work

@@ -6,46 +6,38 @@ import { fileURLToPath } from "node:url";
 
 /**
  * The import rule, read from the code (ARCHITECTURE.md explains it): every part of src/ has a
- * layer, and a part imports only parts of lower layers. The edges that break the rule today are
+ * layer, and a part imports only parts of lower layers (and only the backend registry imports an
+ * implementation). The edges that break the rule today are
  * listed as debt: a new one fails this test, and so does a listed one that is gone (strike it).
  */
 const LAYER: Record<string, number> = {
   common: 0,
-  link: 1,
-  ovsdb: 1,
-  openflow: 1,
-  config: 2,
-  state: 2,
-  metrics: 3,
-  backends: 4, // the interface every backend implements
-  "backends/ovs": 5,
-  "backends/local": 5,
-  "backends/registry": 6, // picks an implementation
-  overlay: 6,
-  labs: 7,
-  plugin: 7,
-  cleanup: 7,
-  services: 8,
-  api: 9,
-  cli: 9,
-  agent: 10,
+  model: 1, // the vocabulary: records, views, names, link ends, what the API may ask
+  link: 2,
+  ovsdb: 2,
+  openflow: 2,
+  config: 3,
+  state: 3,
+  metrics: 4,
+  backends: 5, // the interface every backend implements
+  "backends/ovs": 6,
+  "backends/local": 6,
+  "backends/registry": 7, // picks an implementation
+  overlay: 7,
+  labs: 8,
+  cleanup: 8,
+  plugin: 9, // the Docker driver drives the lab service
+  services: 10,
+  api: 11,
+  cli: 11,
+  agent: 12,
 };
 
-/** Known debt: upward or sideways imports to remove (see ARCHITECTURE.md, "Debt"). */
-const DEBT = new Set([
-  "metrics -> labs", // views are vocabulary: a leaf model/ folder
-  "backends -> labs", // views, in the backend interface
-  "backends/ovs -> labs", // views and names
-  "backends/ovs -> overlay", // the OVS overlay manager lives in overlay/
-  "backends/local -> labs", // views
-  "labs -> plugin", // plugin members of a new lab
-  "labs -> services", // service types
-  "overlay -> labs", // views
-  "overlay -> services", // service types
-  "plugin -> labs", // the lab service
-  "cleanup -> labs", // views
-  "cleanup -> services", // service types
-]);
+/** A backend's implementation is seen by the registry only: every other part uses the interface. */
+const IMPLEMENTATIONS = new Set(["backends/ovs", "backends/local"]);
+
+/** Known debt: imports against the rule to remove (see ARCHITECTURE.md, "Debt"). */
+const DEBT = new Set<string>([]);
 
 const SRC = join(dirname(fileURLToPath(import.meta.url)), "..", "src");
 
@@ -91,13 +83,13 @@ test("parts import only lower layers, except the listed debt; the debt list only
   const edges = importEdges();
   const wrong = [...edges.keys()].filter((e) => {
     const [from, to] = e.split(" -> ") as [string, string];
-    return LAYER[to]! >= LAYER[from]!;
+    return LAYER[to]! >= LAYER[from]! || (IMPLEMENTATIONS.has(to) && from !== "backends/registry");
   });
   const fresh = wrong.filter((e) => !DEBT.has(e)).map((e) => `${e} (${edges.get(e)!.join(", ")})`);
   assert.deepEqual(
     fresh,
     [],
-    "imports against the layering: import downwards, or move the shared piece down",
+    "imports against the layering: import downwards, or move the shared piece down; above the backends, only the registry imports an implementation",
   );
   const paid = [...DEBT].filter((e) => !wrong.includes(e));
   assert.deepEqual(paid, [], "these debts are gone: strike them from DEBT");

@@ -1,4 +1,4 @@
-import type { LabSpec } from "../../src/labs/views.js";
+import type { LabSpec } from "../../src/model/views.js";
 import { NetnsPool } from "../../test/harness/netns.js";
 import { onCleanup } from "./cleanup.js";
 

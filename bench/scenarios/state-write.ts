@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeAtomic } from "../../src/common/atomic-file.js";
 import { run } from "../../src/common/exec.js";
-import type { LabRecord, OverlayRecord } from "../../src/state/records.js";
+import type { LabRecord, OverlayRecord } from "../../src/model/records.js";
 import { onCleanup, scoped } from "../lib/cleanup.js";
 import { figure, type ScenarioResult } from "../lib/report.js";
 import { mean, now, percentile } from "../lib/stats.js";

@@ -5,8 +5,8 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { AgentError, type ErrorCode, toAgentError } from "../common/errors.js";
-import { PATTERN_RULES } from "../link/names.js";
 import type { Metrics } from "../metrics.js";
+import { PATTERN_RULES } from "../model/names.js";
 import { IPV4_PATTERN } from "./schemas.js";
 
 interface ValidationIssue {

@@ -4,7 +4,7 @@
  * "change" events) and by the API's successful writes; nothing here polls a link.
  */
 import { EventEmitter } from "node:events";
-import { OWNER } from "../backends/ovs/ownership.js";
+import type { SwitchDbCapability } from "../backends/network-backend.js";
 import type { CacheChange } from "../ovsdb/cache.js";
 import type { OvsdbClient } from "../ovsdb/client.js";
 import { decodeInterface, decodePort, type InterfaceRow } from "../ovsdb/models.js";
@@ -37,11 +37,6 @@ export type FeedEvent =
 /** Ports' lab changes are gathered for this long, so a 500-link PUT is a few events, not 2000. */
 const LAB_COALESCE_MS = 30;
 
-/** The OVSDB client of a backend that has one (the OVS backend), else undefined. */
-function ovsdbOf(backend: AgentServices["backend"]): OvsdbClient | undefined {
-  return (backend as { ovsdb?: OvsdbClient }).ovsdb;
-}
-
 type Rates = Pick<PortSample, "rx_bps" | "tx_bps" | "rx_pps" | "tx_pps">;
 const IDLE: Rates = { rx_bps: 0, tx_bps: 0, rx_pps: 0, tx_pps: 0 };
 
@@ -53,6 +48,8 @@ interface Last {
 }
 
 export class LiveFeed extends EventEmitter {
+  /** The backend's switch database (none: the feed has only the API's lab changes). */
+  private db: SwitchDbCapability | undefined;
   private client: OvsdbClient | undefined;
   private readonly last = new Map<string, Last>();
   private pendingPorts = new Map<string, InterfaceRow>();
@@ -106,7 +103,8 @@ export class LiveFeed extends EventEmitter {
   }
 
   private attach(): void {
-    this.client = ovsdbOf(this.services.backend);
+    this.db = this.services.backend.switchDb;
+    this.client = this.db?.client();
     this.client?.on("change", this.onChange);
     this.client?.on("connected", this.onConnected);
     this.client?.on("disconnected", this.onDisconnected);
@@ -126,13 +124,14 @@ export class LiveFeed extends EventEmitter {
   }
 
   private labOf(port: string): string | undefined {
-    return this.client?.portByName(port)?.external_ids[OWNER.lab];
+    const p = this.client?.portByName(port);
+    return p ? this.db?.labOf(p.external_ids) : undefined;
   }
 
   private change(c: CacheChange): void {
     if (c.table === "Port") {
       const labs = new Set(
-        [c.old, c.new].map((r) => (r ? decodePort(r).external_ids[OWNER.lab] : undefined)),
+        [c.old, c.new].map((r) => (r ? this.db?.labOf(decodePort(r).external_ids) : undefined)),
       );
       const name = String((c.new ?? c.old)?.name);
       for (const lab of labs) if (lab) this.labChanged(lab, `port ${name} ${c.kind}`);

@@ -1,9 +1,11 @@
 /**
  * TypeBox schemas of every body, path parameter and answer of the HTTP API. They describe
- * exactly the shapes of src/labs/views.ts; the checks at the end of this file fail to compile
+ * exactly the shapes of src/model/views.ts; the checks at the end of this file fail to compile
  * when the two drift apart.
  */
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
+// Name patterns are the name rules' own (the services validate with the same ones).
+import { END_PATTERN, IFNAME_PATTERN, ID_PATTERN as NAME_PATTERN } from "../model/names.js";
 import type {
   InterfaceView,
   LabChanges,
@@ -18,9 +20,7 @@ import type {
   SwitchPortView,
   SwitchStatusView,
   TunnelView,
-} from "../labs/views.js";
-// Name patterns are the name rules' own (the services validate with the same ones).
-import { END_PATTERN, IFNAME_PATTERN, ID_PATTERN as NAME_PATTERN } from "../link/names.js";
+} from "../model/views.js";
 
 const OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
 export const IPV4_PATTERN = `^${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`;

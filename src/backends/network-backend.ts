@@ -1,35 +1,21 @@
-import type { OperState, OrphanView, SwitchStatusView, TunnelView } from "../labs/views.js";
-import type {
-  CarrierState,
-  InterfaceRecord,
-  LabRecord,
-  LinkRecord,
-  NodeRecord,
-  OverlayRecord,
-} from "../state/records.js";
+import { AgentError } from "../common/errors.js";
+import type { BackendName } from "../config/config.js";
+import type { LinkEnd, WiredLink } from "../model/ends.js";
+import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../model/records.js";
+import type { OperState, OrphanView, SwitchStatusView, TunnelView } from "../model/views.js";
+import type { OvsdbClient } from "../ovsdb/client.js";
 
 /**
  * The network mechanics behind the agent. The lab service, the API, the CLI and the Docker
  * plugin see only this interface; `ovs/` and `local/` implement it. Lab bookkeeping
  * (validation, desired state, locking, persistence) is not a backend's job: a backend is told
  * what to build and reports what exists.
+ *
+ * A small core every backend implements, and optional capabilities as objects (`overlay`,
+ * `dockerPorts`, `orphans`, `switchDb`): a backend without one leaves it out and says why in `unsupported`;
+ * `capability()` turns the absence into NOT_SUPPORTED (HTTP 501) with that reason.
  */
-export type BackendName = "ovs" | "local";
-
-/** Optional capabilities; a backend without one answers NOT_SUPPORTED (HTTP 501) with a reason. */
-export type Capability = "overlay" | "plugin" | "carrier";
-
-/** One end of a link: the node and its interface record. */
-export interface LinkEnd {
-  node: NodeRecord;
-  iface: InterfaceRecord;
-}
-
-export interface WiredLink {
-  link: LinkRecord;
-  a: LinkEnd;
-  b: LinkEnd;
-}
+export type { BackendName };
 
 /** What exists for one interface right now. */
 export interface PortObservation {
@@ -48,8 +34,22 @@ export interface DetachedEndpoint {
   /** The other end, left in the host namespace for someone else (Docker) to move. */
   peerName: string;
   mtu: number;
-  /** Marks for ownership, e.g. the plugin's endpoint id. */
-  owner: Record<string, string>;
+  /** ifalias of the peer (the runtime hook renames the interface by it). */
+  alias: string;
+  owner: DockerPortOwner;
+}
+
+/**
+ * Whose a Docker port is, in the backend's neutral terms; the backend keeps these where it keeps
+ * its own marks (OVS: the port's external_ids), so cleanup and a restarted agent can tell.
+ */
+export interface DockerPortOwner {
+  /** The Docker network (a spare has this and no endpoint yet). */
+  network?: string;
+  endpoint?: string;
+  /** The container, once joined, and the interface it is in the lab. */
+  node?: string;
+  iface?: string;
 }
 
 export interface CleanupContext {
@@ -74,12 +74,56 @@ export interface ReconcileReport {
   failed: Map<string, Error>;
 }
 
-export interface NetworkBackend {
+/** Cross-host links: VXLAN tunnels of lab interfaces. */
+export interface OverlayCapability {
+  /** Resolves once committed; with `wait`, once the switch forwards on it. */
+  attach(rec: OverlayRecord, end: LinkEnd, opts?: { wait?: boolean }): Promise<void>;
+  detach(rec: OverlayRecord, end: LinkEnd | undefined): Promise<void>;
+  status(recs: readonly OverlayRecord[]): TunnelView[];
+}
+
+/** Docker plugin endpoints: veths made for Docker to move, on the switch from the start. */
+export interface DockerPortsCapability {
+  /** All or nothing: one kernel batch and one transaction for the lot. */
+  createDetached(eps: readonly DetachedEndpoint[]): Promise<void>;
+  /** One transaction and one kernel batch; ports and veths already gone are fine. */
+  removeDetached(hostPorts: readonly string[]): Promise<void>;
+  /**
+   * Records these owner fields on a port (the others stay); false when the port is not there.
+   * `wait: false` answers on commit.
+   */
+  mark(hostPort: string, owner: DockerPortOwner, opts?: { wait?: boolean }): Promise<boolean>;
+}
+
+/** Cleanup: what is orphaned (removes nothing), and removing a list of orphans. */
+export interface OrphansCapability {
+  audit(ctx: CleanupContext): Promise<Orphan[]>;
+  remove(orphans: readonly Orphan[]): Promise<void>;
+}
+
+/** The switch's OVSDB, followed live: the live page's feed reads its cache and change events. */
+export interface SwitchDbCapability {
+  /** Undefined until the backend has started. */
+  client(): OvsdbClient | undefined;
+  /** The lab a port is in, from the marks the backend keeps on it (undefined: not the agent's). */
+  labOf(externalIds: Readonly<Record<string, string>>): string | undefined;
+}
+
+export interface Capabilities {
+  overlay: OverlayCapability;
+  dockerPorts: DockerPortsCapability;
+  orphans: OrphansCapability;
+  switchDb: SwitchDbCapability;
+}
+
+export type Capability = keyof Capabilities;
+
+export interface NetworkBackend extends Readonly<Partial<Capabilities>> {
   readonly name: BackendName;
   /** The datapath in use (`netdev`, `system`), or null for backends without a switch. */
   readonly datapath: string | null;
-  /** Undefined when the capability is supported, otherwise why not. */
-  unsupported(cap: Capability): string | undefined;
+  /** Why each capability the backend leaves out is left out (the message of the 501). */
+  readonly unsupported: Readonly<Partial<Record<Capability, string>>>;
 
   /** Connects to what the backend needs (the agent then reconciles); fails when it cannot. */
   start(): Promise<void>;
@@ -112,20 +156,14 @@ export interface NetworkBackend {
   /** Subscribes to "something changed behind the agent's back": the agent then reconciles. */
   onDrift(listener: (reason: string) => void): void;
   status(): Promise<SwitchStatusView>;
+}
 
-  /** Overlay (capability "overlay"). */
-  /** Resolves once committed; with `wait`, once the switch forwards on it. */
-  attachOverlay(rec: OverlayRecord, end: LinkEnd, opts?: { wait?: boolean }): Promise<void>;
-  detachOverlay(rec: OverlayRecord, end: LinkEnd | undefined): Promise<void>;
-  overlayStatus(recs: readonly OverlayRecord[]): TunnelView[];
-
-  /** Docker plugin endpoints (capability "plugin"). */
-  /** All or nothing: one kernel batch and one transaction for the lot. */
-  createDetached(eps: readonly DetachedEndpoint[]): Promise<void>;
-  /** One transaction and one kernel batch; ports and veths already gone are fine. */
-  removeDetached(hostPorts: readonly string[]): Promise<void>;
-
-  /** Cleanup: what is orphaned (removes nothing), and removing a list of orphans. */
-  audit(ctx: CleanupContext): Promise<Orphan[]>;
-  removeOrphans(orphans: readonly Orphan[]): Promise<void>;
+/** The backend's capability, or NOT_SUPPORTED (HTTP 501) with the backend's reason. */
+export function capability<C extends Capability>(backend: NetworkBackend, cap: C): Capabilities[C] {
+  const c = backend[cap] as Capabilities[C] | undefined;
+  if (c) return c;
+  throw new AgentError(
+    "NOT_SUPPORTED",
+    backend.unsupported[cap] ?? `the ${backend.name} backend does not support ${cap}`,
+  );
 }

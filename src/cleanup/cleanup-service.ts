@@ -1,10 +1,15 @@
-import type { CleanupContext, NetworkBackend, Orphan } from "../backends/network-backend.js";
+import {
+  type CleanupContext,
+  capability,
+  type NetworkBackend,
+  type Orphan,
+} from "../backends/network-backend.js";
 import type { Locks } from "../common/locks.js";
 import type { Logger } from "../common/log.js";
 import type { AgentConfig } from "../config/config.js";
-import type { OrphanView } from "../labs/views.js";
 import type { Metrics } from "../metrics.js";
-import type { CleanupOperations } from "../services.js";
+import type { CleanupOperations } from "../model/operations.js";
+import type { OrphanView } from "../model/views.js";
 import type { StateStore } from "../state/state-store.js";
 
 export interface CleanupServiceDeps {
@@ -45,7 +50,7 @@ export class CleanupService implements CleanupOperations {
   audit(): Promise<OrphanView[]> {
     return this.d.locks.exclusive(() =>
       this.d.metrics.time("cleanup_audit", async () =>
-        (await this.d.backend.audit(this.context())).map(view),
+        (await capability(this.d.backend, "orphans").audit(this.context())).map(view),
       ),
     );
   }
@@ -57,9 +62,10 @@ export class CleanupService implements CleanupOperations {
   run(): Promise<OrphanView[]> {
     return this.d.locks.exclusive(() =>
       this.d.metrics.time("cleanup", async () => {
-        const orphans = await this.d.backend.audit(this.context());
+        const cap = capability(this.d.backend, "orphans");
+        const orphans = await cap.audit(this.context());
         if (orphans.length === 0) return [];
-        await this.d.backend.removeOrphans(orphans);
+        await cap.remove(orphans);
         for (const o of orphans) this.d.metrics.cleanupRemoved.inc({ kind: o.kind });
         this.d.logger.info({ removed: orphans.map(view) }, "cleanup removed orphans");
         return orphans.map(view);
@@ -67,10 +73,13 @@ export class CleanupService implements CleanupOperations {
     );
   }
 
-  /** Starts the periodic pass (interval 0 disables it); a tick while a pass is pending is skipped. */
+  /**
+   * Starts the periodic pass (interval 0, or a backend without orphans, disables it); a tick
+   * while a pass is pending is skipped.
+   */
   start(): void {
     const s = this.d.config.cleanupIntervalS;
-    if (s <= 0 || this.timer) return;
+    if (s <= 0 || this.timer || !this.d.backend.orphans) return;
     this.timer = setInterval(() => {
       if (this.ticking) return;
       this.ticking = true;

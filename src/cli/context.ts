@@ -2,7 +2,7 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { isAgentError } from "../common/errors.js";
 import { readSecretFile } from "../config/config.js";
-import { type EndRef, parseEnd as parseEndRule } from "../link/names.js";
+import { type EndRef, parseEnd as parseEndRule } from "../model/names.js";
 import { AgentClient, UsageError } from "./client.js";
 
 export interface GlobalOptions {

@@ -1,8 +1,8 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { AgentError, isAgentError } from "../common/errors.js";
-import { validateIfName } from "../link/names.js";
 import { parseNetnsRef } from "../link/netns.js";
+import { validateIfName } from "../model/names.js";
 import { formatRange, parseVlanRange, rangesOverlap, type VlanRange } from "./vlan-range.js";
 
 export type Datapath = "auto" | "system" | "netdev";
@@ -89,7 +89,7 @@ function parseOvsdbRemote(text: string, setting: string): string {
   );
 }
 
-/** A refusal of the name rules (src/link/names.ts) as a config error naming the setting. */
+/** A refusal of the name rules (src/model/names.ts) as a config error naming the setting. */
 function byNameRule<T>(setting: string, check: () => T): T {
   try {
     return check();

@@ -1,10 +1,10 @@
-import type { LinkEnd } from "../backends/network-backend.js";
 import { AgentError } from "../common/errors.js";
-import { formatEnd, parseEnd, validateId, validateIfName } from "../link/names.js";
 import { parseNetnsRef } from "../link/netns.js";
-import type { InterfaceRecord, LabRecord, LinkRecord, NodeRecord, OverlayRecord } from "../state/records.js";
-import { defaultLinkId, hostPortName } from "./names.js";
-import type { LabChanges, LabSpec } from "./views.js";
+import { defaultLinkId, hostPortName } from "../model/derived-names.js";
+import type { LinkEnd } from "../model/ends.js";
+import { formatEnd, parseEnd, validateId, validateIfName } from "../model/names.js";
+import type { InterfaceRecord, LabRecord, LinkRecord, NodeRecord, OverlayRecord } from "../model/records.js";
+import type { LabChanges, LabSpec } from "../model/views.js";
 
 /** What converging a lab to a declared state takes: computed and validated before any change. */
 export interface LabPlan {

@@ -1,14 +1,14 @@
-import type { LinkEnd, NetworkBackend, WiredLink } from "../backends/network-backend.js";
+import { capability, type NetworkBackend } from "../backends/network-backend.js";
 import { AgentError, toAgentError } from "../common/errors.js";
 import type { Locks } from "../common/locks.js";
 import type { Logger } from "../common/log.js";
 import type { AgentConfig } from "../config/config.js";
-import { type EndRef, formatEnd, parseEnd, validateId } from "../link/names.js";
-import { checkNodeNetns, type NetnsRef, netnsLost, parseNetnsRef } from "../link/netns.js";
+import { checkNodeNetns, type NetnsRef, netnsLost, parseNetnsRef, switchNetnsRef } from "../link/netns.js";
 import type { Metrics } from "../metrics.js";
-import { overlayKey } from "../overlay/overlay-service.js";
-import { pluginNodesOf } from "../plugin/lab-members.js";
-import type { LabOperations } from "../services.js";
+import { defaultLinkId, labGroup } from "../model/derived-names.js";
+import { type LinkEnd, resolveEnd, type WiredLink, wiredLinks } from "../model/ends.js";
+import { type EndRef, formatEnd, parseEnd, validateId } from "../model/names.js";
+import type { LabOperations } from "../model/operations.js";
 import type {
   CarrierState,
   InterfaceRecord,
@@ -16,7 +16,17 @@ import type {
   LinkRecord,
   NodeRecord,
   OverlayRecord,
-} from "../state/records.js";
+} from "../model/records.js";
+import type {
+  InterfaceView,
+  LabChanges,
+  LabSpec,
+  LabView,
+  LinkView,
+  NodeInterfacesSpec,
+  NodeView,
+} from "../model/views.js";
+import { overlayKey } from "../overlay/overlay-service.js";
 import type { StateStore } from "../state/state-store.js";
 import {
   emptyPlan,
@@ -26,17 +36,8 @@ import {
   plannedRecord,
   validateInterfaces,
 } from "./lab-plan.js";
-import { defaultLinkId, labGroup } from "./names.js";
+import { pluginNodesOf } from "./plugin-members.js";
 import { labView, linkView, nodeView, summary } from "./render.js";
-import type {
-  InterfaceView,
-  LabChanges,
-  LabSpec,
-  LabView,
-  LinkView,
-  NodeInterfacesSpec,
-  NodeView,
-} from "./views.js";
 
 export interface LabServiceDeps {
   config: AgentConfig;
@@ -99,7 +100,7 @@ export class LabService implements LabOperations {
       this.d.metrics.time("teardown", async () => {
         const rec = this.mustLab(lab);
         for (const o of this.overlaysOf(lab)) {
-          await this.d.backend.detachOverlay(o, this.findEnd(rec, { node: o.node, iface: o.interface }));
+          await this.d.backend.overlay?.detach(o, this.findEnd(rec, { node: o.node, iface: o.interface }));
           this.d.store.overlays.delete(overlayKey(o.lab, o.link));
         }
         await this.d.backend.teardown(rec);
@@ -203,7 +204,6 @@ export class LabService implements LabOperations {
   }
 
   async setCarrier(lab: string, node: string, iface: string, state: CarrierState): Promise<InterfaceView> {
-    this.requireCapability();
     return this.d.locks.withKey(lab, () =>
       this.d.metrics.time("carrier", async () => {
         const rec = this.mustLab(lab);
@@ -226,7 +226,6 @@ export class LabService implements LabOperations {
   }
 
   async setLinkCarrier(lab: string, id: string, state: CarrierState): Promise<LinkView> {
-    this.requireCapability();
     return this.d.locks.withKey(lab, () =>
       this.d.metrics.time("carrier", async () => {
         const rec = this.mustLab(lab);
@@ -288,9 +287,7 @@ export class LabService implements LabOperations {
 
   /** Resolves `NODE:IF` to its records, if the interface exists in the lab. */
   findEnd(rec: LabRecord, ref: EndRef): LinkEnd | undefined {
-    const node = rec.nodes[ref.node];
-    const iface = node?.interfaces[ref.iface];
-    return node && iface ? { node, iface } : undefined;
+    return resolveEnd(rec, ref);
   }
 
   /**
@@ -415,10 +412,13 @@ export class LabService implements LabOperations {
       await backend.connect(next, activate);
     }
     for (const o of plan.detachOverlays) {
-      await backend.detachOverlay(o, undefined);
+      await backend.overlay?.detach(o, undefined);
       const end = this.findEnd(rec, { node: o.node, iface: o.interface });
       if (end)
-        undo.push({ what: `re-attaching overlay link ${o.link}`, run: () => backend.attachOverlay(o, end) });
+        undo.push({
+          what: `re-attaching overlay link ${o.link}`,
+          run: () => capability(backend, "overlay").attach(o, end),
+        });
     }
     await release(
       releasing.filter((e) => !remade.includes(e)),
@@ -427,8 +427,11 @@ export class LabService implements LabOperations {
     // A re-created interface keeps its overlay link.
     for (const o of keptOverlays) {
       const end = this.findEnd(next, { node: o.node, iface: o.interface }) as LinkEnd;
-      undo.push({ what: `detaching overlay link ${o.link}`, run: () => backend.detachOverlay(o, undefined) });
-      await backend.attachOverlay(o, end);
+      undo.push({
+        what: `detaching overlay link ${o.link}`,
+        run: async () => backend.overlay?.detach(o, undefined),
+      });
+      await capability(backend, "overlay").attach(o, end);
     }
   }
 
@@ -439,17 +442,13 @@ export class LabService implements LabOperations {
     await backend.provision(rec, ends);
     for (const o of overlays) {
       const end = this.findEnd(rec, { node: o.node, iface: o.interface });
-      if (end) await backend.attachOverlay(o, end);
+      if (end) await capability(backend, "overlay").attach(o, end);
     }
   }
 
   /** The links of the lab whose two ends exist, with their records. */
   private wired(rec: LabRecord, links: readonly LinkRecord[]): WiredLink[] {
-    return links.flatMap((link) => {
-      const a = this.findEnd(rec, parseEnd(link.a));
-      const b = this.findEnd(rec, parseEnd(link.b));
-      return a && b ? [{ link, a, b }] : [];
-    });
+    return wiredLinks(rec, links);
   }
 
   private newLab(lab: string): LabRecord {
@@ -534,19 +533,13 @@ export class LabService implements LabOperations {
         );
       }
     }
-    const sw = this.d.config.switchNetns;
     const ids = await checkNodeNetns(
       fresh.map((n) => ({ node: n.name, netns: n.netns as NetnsRef })),
-      sw === undefined ? undefined : parseNetnsRef({ netns: sw }),
+      switchNetnsRef(this.d.config.switchNetns),
     );
     fresh.forEach((n, i) => {
       if (!("name" in n.netns!)) n.netnsId = ids[i];
     });
-  }
-
-  private requireCapability(): void {
-    const why = this.d.backend.unsupported("carrier");
-    if (why) throw new AgentError("NOT_SUPPORTED", why);
   }
 }
 

@@ -1,7 +1,8 @@
 import type { NetworkBackend } from "../backends/network-backend.js";
 import { type NetnsRef, netnsLost } from "../link/netns.js";
-import type { LabRecord, LinkRecord, NodeRecord } from "../state/records.js";
-import type { LabSummary, LabView, LinkView, NodeView } from "./views.js";
+import { resolveEnd, storedEnd } from "../model/ends.js";
+import type { LabRecord, LinkRecord, NodeRecord } from "../model/records.js";
+import type { LabSummary, LabView, LinkView, NodeView } from "../model/views.js";
 
 /** Builds the contract's views from desired records plus what the backend observes now. */
 export function summary(rec: LabRecord): LabSummary {
@@ -38,8 +39,7 @@ export function nodeView(node: NodeRecord, backend: NetworkBackend, links?: Map<
 
 export function linkView(rec: LabRecord, link: LinkRecord, backend: NetworkBackend): LinkView {
   const ends = [link.a, link.b].map((text) => {
-    const [node, iface] = text.split(":") as [string, string];
-    const i = rec.nodes[node]?.interfaces[iface];
+    const i = resolveEnd(rec, storedEnd(text))?.iface;
     return i ? backend.observe(i) : undefined;
   });
   const [a, b] = ends;

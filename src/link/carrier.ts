@@ -1,6 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { run } from "../common/exec.js";
-import { validateIfName } from "./names.js";
+import { validateIfName } from "../model/names.js";
 import { netnsPath } from "./netns.js";
 import type { DeviceRef } from "./offload.js";
 

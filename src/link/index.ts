@@ -1,3 +1,4 @@
+export { IFNAME_MAX, NETNS_NAME_MAX, validateIfName, validateNetnsName } from "../model/names.js";
 export { CARRIER_HELPER, untilCarrier } from "./carrier.js";
 export {
   type BatchFailure,
@@ -10,7 +11,6 @@ export {
 } from "./ip.js";
 export { deleteGroup, deleteLinks, setGroup, setLinkUp, setMtu } from "./link-ops.js";
 export { getLink, type LinkInfo, listLinks } from "./links.js";
-export { IFNAME_MAX, NETNS_NAME_MAX, validateIfName, validateNetnsName } from "./names.js";
 export {
   checkNodeNetns,
   describeNetns,

@@ -1,7 +1,7 @@
 import { AgentError } from "../common/errors.js";
 import { CommandError } from "../common/exec.js";
+import { validateIfName } from "../model/names.js";
 import { ipBatch, runIp } from "./ip.js";
-import { validateIfName } from "./names.js";
 import type { NetnsRef } from "./netns.js";
 import { validateGroup, validateMtu } from "./values.js";
 

@@ -1,6 +1,6 @@
 import { CommandError } from "../common/exec.js";
+import { validateIfName } from "../model/names.js";
 import { ipJson } from "./ip.js";
-import { validateIfName } from "./names.js";
 import type { NetnsRef } from "./netns.js";
 
 /** One network interface as the kernel reports it. */

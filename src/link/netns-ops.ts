@@ -1,5 +1,5 @@
+import { validateNetnsName } from "../model/names.js";
 import { ipBatch } from "./ip.js";
-import { validateNetnsName } from "./names.js";
 
 /** Creates named namespaces in one `ip -batch` (tests and benches; the agent uses the node's). */
 export async function addNetns(names: string[]): Promise<void> {

@@ -2,19 +2,10 @@ import { type Stats, statfsSync, statSync } from "node:fs";
 import { lstat, readlink, stat, statfs } from "node:fs/promises";
 import { isAbsolute } from "node:path";
 import { AgentError } from "../common/errors.js";
-import { validateNetnsName } from "./names.js";
+import { validateNetnsName } from "../model/names.js";
+import type { NetnsIdentity, NetnsRef } from "../model/records.js";
 
-/** A network namespace: named (`ip netns add`), a bind-mount/proc path, or a process's. */
-export type NetnsRef = { name: string } | { path: string } | { pid: number };
-
-/**
- * Which namespace a reference pointed to when it was checked: device and inode of its nsfs file
- * (the same through every path to it). A pid or path may point elsewhere later; this does not.
- */
-export interface NetnsIdentity {
-  dev: number;
-  ino: number;
-}
+export type { NetnsIdentity, NetnsRef };
 
 export const NETNS_RUN_DIR = "/var/run/netns";
 /** statfs f_type of the namespace filesystem (linux/magic.h). */
@@ -175,4 +166,9 @@ export function parseNetnsRef(input: { netns?: string; pid?: number }): NetnsRef
       : { name: input.netns! };
   netnsPath(ref);
   return ref;
+}
+
+/** The switch's namespace setting (a name or an absolute path); undefined: the agent's own. */
+export function switchNetnsRef(setting: string | undefined): NetnsRef | undefined {
+  return setting === undefined ? undefined : parseNetnsRef({ netns: setting });
 }

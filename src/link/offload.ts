@@ -1,6 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { run } from "../common/exec.js";
-import { validateIfName } from "./names.js";
+import { validateIfName } from "../model/names.js";
 import { type NetnsRef, netnsPath } from "./netns.js";
 
 /** An interface to change, in a namespace (undefined: the agent's own). */

@@ -1,9 +1,9 @@
 import { AgentError } from "../common/errors.js";
+import { validateIfName } from "../model/names.js";
 import { IpBatchError, ipBatch } from "./ip.js";
 import { mapLimit } from "./limit.js";
 import { deleteLinks } from "./link-ops.js";
 import { getLink, listLinks } from "./links.js";
-import { validateIfName } from "./names.js";
 import {
   describeNetns,
   type NetnsIdentity,

@@ -1,13 +1,13 @@
 import { isIP } from "node:net";
-import type { NetworkBackend } from "../backends/network-backend.js";
+import { capability, type NetworkBackend } from "../backends/network-backend.js";
 import { AgentError } from "../common/errors.js";
 import type { Locks } from "../common/locks.js";
 import type { AgentConfig } from "../config/config.js";
-import type { OverlaySpec, TunnelView } from "../labs/views.js";
-import { validateId, validateIfName } from "../link/names.js";
 import type { Metrics } from "../metrics.js";
-import type { OverlayOperations } from "../services.js";
-import type { OverlayRecord } from "../state/records.js";
+import { validateId, validateIfName } from "../model/names.js";
+import type { OverlayOperations } from "../model/operations.js";
+import type { OverlayRecord } from "../model/records.js";
+import type { OverlaySpec, TunnelView } from "../model/views.js";
 import type { StateStore } from "../state/state-store.js";
 
 export const VNI_MAX = 16_777_215;
@@ -71,17 +71,12 @@ export function validateOverlay(spec: OverlaySpec, defaultMtu: number): Omit<Ove
 export class OverlayService implements OverlayOperations {
   constructor(private readonly d: OverlayServiceDeps) {}
 
-  private unsupported(): void {
-    const why = this.d.backend.unsupported("overlay");
-    if (why) throw new AgentError("NOT_SUPPORTED", why);
-  }
-
   async attach(spec: OverlaySpec, opts: { wait?: boolean } = {}): Promise<TunnelView> {
-    this.unsupported();
+    const overlay = capability(this.d.backend, "overlay");
     const want = validateOverlay(spec, this.d.config.overlayMtu);
     return this.d.locks.withKey(want.lab, () =>
       this.d.metrics.time("overlay_attach", async () => {
-        const { store, backend } = this.d;
+        const { store } = this.d;
         const key = overlayKey(want.lab, want.link);
         const have = store.overlays.get(key);
         if (have) {
@@ -132,7 +127,7 @@ export class OverlayService implements OverlayOperations {
         const rec: OverlayRecord = have ?? { ...want, createdAt: Date.now() };
         store.overlays.set(key, rec);
         try {
-          await backend.attachOverlay(rec, { node, iface }, opts);
+          await overlay.attach(rec, { node, iface }, opts);
         } catch (e) {
           if (!have) store.overlays.delete(key);
           throw e;
@@ -143,7 +138,7 @@ export class OverlayService implements OverlayOperations {
   }
 
   async detach(lab: string, link: string): Promise<void> {
-    this.unsupported();
+    const overlay = capability(this.d.backend, "overlay");
     await this.d.locks.withKey(lab, () =>
       this.d.metrics.time("overlay_detach", async () => {
         const key = overlayKey(lab, link);
@@ -156,21 +151,22 @@ export class OverlayService implements OverlayOperations {
           );
         const node = this.d.store.lab(lab)?.nodes[rec.node];
         const iface = node?.interfaces[rec.interface];
-        await this.d.backend.detachOverlay(rec, node && iface ? { node, iface } : undefined);
+        await overlay.detach(rec, node && iface ? { node, iface } : undefined);
         this.d.store.overlays.delete(key);
       }),
     );
   }
 
   status(): TunnelView[] {
-    if (this.d.backend.unsupported("overlay")) return [];
+    const overlay = this.d.backend.overlay;
+    if (!overlay) return [];
     const byId = (x: OverlayRecord, y: OverlayRecord) =>
       x.lab === y.lab ? (x.link < y.link ? -1 : x.link > y.link ? 1 : 0) : x.lab < y.lab ? -1 : 1;
-    return this.d.backend.overlayStatus(this.d.store.overlays.values().sort(byId));
+    return overlay.status(this.d.store.overlays.values().sort(byId));
   }
 
   private view(rec: OverlayRecord): TunnelView {
-    const v = this.d.backend.overlayStatus([rec])[0];
+    const v = capability(this.d.backend, "overlay").status([rec])[0];
     if (!v) throw new AgentError("INTERNAL", `overlay link ${overlayKey(rec.lab, rec.link)} has no status`);
     return v;
   }

@@ -1,18 +1,17 @@
 import { setMaxListeners } from "node:events";
 import { basename } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { NetworkBackend } from "../backends/network-backend.js";
-import { OWNER } from "../backends/ovs/ownership.js";
+import { capability, type DockerPortsCapability, type NetworkBackend } from "../backends/network-backend.js";
 import { AgentError, isAgentError } from "../common/errors.js";
 import { Locks } from "../common/locks.js";
 import type { Logger } from "../common/log.js";
 import type { AgentConfig } from "../config/config.js";
 import type { LabService } from "../labs/lab-service.js";
-import { pluginPortNames } from "../labs/names.js";
 import { getLink, listLinks } from "../link/links.js";
-import { validateId, validateIfName } from "../link/names.js";
-import type { NetnsRef } from "../link/netns.js";
-import type { PluginEndpointRecord, PluginNetworkRecord } from "../state/records.js";
+import { type NetnsRef, switchNetnsRef } from "../link/netns.js";
+import { pluginPortNames } from "../model/derived-names.js";
+import { validateId, validateIfName } from "../model/names.js";
+import type { PluginEndpointRecord, PluginNetworkRecord } from "../model/records.js";
 import type { StateStore } from "../state/state-store.js";
 import type { DockerEngine } from "./docker-engine.js";
 import { isRunningSandbox, renameWhenMoved } from "./live-rename.js";
@@ -41,15 +40,6 @@ export interface DriverDeps {
   docker: DockerEngine;
   /** How long to look for the container of a joined endpoint in Docker (ms). */
   resolveTimeoutMs?: number;
-}
-
-/** Backends that can mark a plugin port with its endpoint and container (OvsBackend). */
-interface PortMarker {
-  markPort(hostPort: string, marks: Record<string, string>, opts?: { wait?: boolean }): Promise<boolean>;
-}
-
-function canMark(b: NetworkBackend): b is NetworkBackend & PortMarker {
-  return typeof (b as Partial<PortMarker>).markPort === "function";
 }
 
 /** First look for the container of an endpoint joined while its container starts (no start event seen). */
@@ -95,15 +85,19 @@ export class NetworkDriver {
   private demandTimer: NodeJS.Timeout | undefined;
   /** A container was created since Docker was last asked: the demand may rise. */
   private demandRaise = false;
+  /** The backend's Docker ports (NOT_SUPPORTED when it has none: the driver is not started then). */
+  private readonly ports: DockerPortsCapability;
 
   constructor(private readonly d: DriverDeps) {
+    const ports = capability(d.backend, "dockerPorts");
+    this.ports = ports;
     // Plugin ports are made, marked and removed under the agent's locks: a reconcile or cleanup
     // pass (exclusive) never rebuilds the VLAN allocator in the middle of them.
     this.reaper = new PortReaper(
-      (ports) => d.locks.withKey(PORTS_KEY, () => d.backend.removeDetached(ports)),
+      (hostPorts) => d.locks.withKey(PORTS_KEY, () => ports.removeDetached(hostPorts)),
       d.logger,
     );
-    this.veths = new VethBatcher((eps) => d.locks.withKey(PORTS_KEY, () => d.backend.createDetached(eps)));
+    this.veths = new VethBatcher((eps) => d.locks.withKey(PORTS_KEY, () => ports.createDetached(eps)));
     this.spares = new SparePool({ ...d, reaper: this.reaper, create: (eps) => this.veths.create(eps) });
     this.stopWatching = d.docker.watchContainers?.((id, action) => {
       if (action === "start") this.onContainerStart(id);
@@ -234,11 +228,9 @@ export class NetworkDriver {
    * vanished: made afresh).
    */
   private claimSpare(net: PluginNetworkRecord, id: string): boolean {
-    const backend = this.d.backend;
-    if (!canMark(backend)) return false;
     const spare = this.spares.take(net);
     if (!spare) return false;
-    if (!backend.observe({ ...spare, name: net.interfaceName, carrier: "up" }).present) {
+    if (!this.d.backend.observe({ ...spare, name: net.interfaceName, carrier: "up" }).present) {
       this.reaper.add([spare.hostPort]);
       return false;
     }
@@ -246,8 +238,8 @@ export class NetworkDriver {
     this.made.add(id);
     // The mark only tells OVSDB's readers whose port it is (cleanup and restarts go by the
     // store): sent now, not awaited. A mutation of this one key, so no lock is needed.
-    void backend
-      .markPort(spare.hostPort, { [OWNER.endpoint]: id }, { wait: false })
+    void this.ports
+      .mark(spare.hostPort, { endpoint: id }, { wait: false })
       .catch((e) =>
         this.d.logger.warn({ err: errorText(e), port: spare.hostPort }, "could not mark a claimed spare"),
       );
@@ -446,18 +438,11 @@ export class NetworkDriver {
       if (this.d.store.pluginEndpoints.get(ep.endpointId) !== ep) return; // deleted meanwhile
       ep.node = name;
       this.d.store.pluginEndpoints.set(ep.endpointId, ep);
-      const backend = this.d.backend;
-      if (canMark(backend)) {
-        // Under the lab's lock (its links retag this port); answers on commit (no work for
-        // ovs-vswitchd).
-        await this.d.locks.withKey(net.lab, () =>
-          backend.markPort(
-            ep.hostPort,
-            { [OWNER.node]: name, [OWNER.iface]: net.interfaceName },
-            { wait: false },
-          ),
-        );
-      }
+      // Under the lab's lock (its links retag this port); answers on commit (no work for
+      // ovs-vswitchd).
+      await this.d.locks.withKey(net.lab, () =>
+        this.ports.mark(ep.hostPort, { node: name, iface: net.interfaceName }, { wait: false }),
+      );
       await this.d.labs.adoptPluginInterface(net.lab, name, {
         name: net.interfaceName,
         hostPort: ep.hostPort,
@@ -503,11 +488,8 @@ export class NetworkDriver {
         hostPort: ep.hostPort,
         peerName: ep.peerName,
         mtu: ep.mtu,
-        owner: {
-          alias: `${ALIAS_PREFIX}${net.interfaceName}`,
-          [OWNER.network]: net.networkId,
-          [OWNER.endpoint]: ep.endpointId,
-        },
+        alias: `${ALIAS_PREFIX}${net.interfaceName}`,
+        owner: { network: net.networkId, endpoint: ep.endpointId },
       },
     ]);
     this.made.add(ep.endpointId);
@@ -518,8 +500,7 @@ export class NetworkDriver {
   }
 
   private switchNetns(): NetnsRef | undefined {
-    const sw = this.d.config.switchNetns;
-    return sw === undefined ? undefined : sw.startsWith("/") ? { path: sw } : { name: sw };
+    return switchNetnsRef(this.d.config.switchNetns);
   }
 
   private mustNetwork(id: unknown): PluginNetworkRecord {

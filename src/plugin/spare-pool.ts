@@ -1,11 +1,10 @@
 import { randomBytes } from "node:crypto";
 import type { DetachedEndpoint } from "../backends/network-backend.js";
-import { OWNER } from "../backends/ovs/ownership.js";
 import { toAgentError } from "../common/errors.js";
 import type { Logger } from "../common/log.js";
 import type { AgentConfig } from "../config/config.js";
-import { pluginPortNames } from "../labs/names.js";
-import type { PluginNetworkRecord, SpareInterface } from "../state/records.js";
+import { pluginPortNames } from "../model/derived-names.js";
+import type { PluginNetworkRecord, SpareInterface } from "../model/records.js";
 import type { StateStore } from "../state/state-store.js";
 import type { PortReaper } from "./port-reaper.js";
 import { ALIAS_PREFIX } from "./protocol.js";
@@ -178,7 +177,8 @@ export class SparePool {
             hostPort,
             peerName: peer,
             mtu: spare.mtu,
-            owner: { alias: `${ALIAS_PREFIX}${net.interfaceName}`, [OWNER.network]: net.networkId },
+            alias: `${ALIAS_PREFIX}${net.interfaceName}`,
+            owner: { network: net.networkId },
           },
         });
       }

@@ -2,7 +2,12 @@ import { mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { readJson, removeFile, setAside, writeAtomic } from "../common/atomic-file.js";
 import { type Logger, silentLogger } from "../common/log.js";
-import type { LabRecord, OverlayRecord, PluginEndpointRecord, PluginNetworkRecord } from "./records.js";
+import type {
+  LabRecord,
+  OverlayRecord,
+  PluginEndpointRecord,
+  PluginNetworkRecord,
+} from "../model/records.js";
 
 /** Where the store reports what it could not load, and what was set aside. */
 interface Loader {

@@ -10,7 +10,7 @@ import { type IncomingHttpHeaders, request } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { type RunningApi, startApi } from "../../src/api/server.js";
 import { silentLogger } from "../../src/common/log.js";
-import type { LabView } from "../../src/labs/views.js";
+import type { LabView } from "../../src/model/views.js";
 import { type ApiFixture, type ApiFixtureFactory, stateOf } from "./fixture.js";
 
 interface Answer {

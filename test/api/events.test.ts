@@ -9,7 +9,7 @@ import { createParser } from "eventsource-parser";
 import type { PortSample } from "../../src/api/live-feed.js";
 import { type RunningApi, startApi } from "../../src/api/server.js";
 import { silentLogger } from "../../src/common/log.js";
-import type { LabView } from "../../src/labs/views.js";
+import type { LabView } from "../../src/model/views.js";
 import { addAddress, nsExec } from "../harness/netns.js";
 import { type RealAgentFixture, startRealAgentFixture } from "../harness/real-agent-fixture.js";
 import { expectPing } from "../harness/traffic.js";

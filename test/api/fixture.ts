@@ -7,7 +7,7 @@ import type { LightMyRequestResponse } from "fastify";
 import { buildServer } from "../../src/api/server.js";
 import type { App } from "../../src/api/types.js";
 import { silentLogger } from "../../src/common/log.js";
-import type { OrphanView } from "../../src/labs/views.js";
+import type { OrphanView } from "../../src/model/views.js";
 import type { AgentServices } from "../../src/services.js";
 import { createStubServices } from "../harness/stub-services.js";
 

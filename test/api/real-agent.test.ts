@@ -9,7 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type RunningApi, startApi } from "../../src/api/server.js";
 import { run } from "../../src/common/exec.js";
 import { silentLogger } from "../../src/common/log.js";
-import type { LabView, SwitchStatusView } from "../../src/labs/views.js";
+import type { LabView, SwitchStatusView } from "../../src/model/views.js";
 import { addAddress, nsExec } from "../harness/netns.js";
 import {
   type RealAgentFixture,

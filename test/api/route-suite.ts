@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { InjectOptions, LightMyRequestResponse } from "fastify";
 import type { App } from "../../src/api/types.js";
-import type { InterfaceView, LabView, LinkView, NodeView, TunnelView } from "../../src/labs/views.js";
+import type { InterfaceView, LabView, LinkView, NodeView, TunnelView } from "../../src/model/views.js";
 import { type ApiFixture, type ApiFixtureFactory, appFor, json } from "./fixture.js";
 
 type Method = "GET" | "PUT" | "POST" | "DELETE" | "PATCH" | "OPTIONS";

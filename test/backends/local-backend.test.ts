@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, type TestContext, test } from "node:test";
+import { capability } from "../../src/backends/network-backend.js";
 import { AgentError } from "../../src/common/errors.js";
 import { ipJson } from "../../src/link/index.js";
 import { startTestAgent, type TestAgent } from "../harness/agent.js";
@@ -121,13 +122,27 @@ test("link pings, isolation holds, carrier down is NO-CARRIER and stops traffic,
 
 test("overlay and plugin are not supported (501 with a reason)", async () => {
   const b = t.agent.services.backend;
-  assert.match(b.unsupported("overlay") ?? "", /ARCHETYPE_AGENT_BACKEND=ovs/);
-  assert.match(b.unsupported("plugin") ?? "", /plugin/);
-  assert.equal(b.unsupported("carrier"), undefined);
+  assert.equal(b.overlay, undefined);
+  assert.equal(b.dockerPorts, undefined);
+  assert.ok(b.orphans, "cleanup is supported");
+  assert.match(b.unsupported.overlay ?? "", /ARCHETYPE_AGENT_BACKEND=ovs/);
+  assert.match(b.unsupported.dockerPorts ?? "", /plugin/);
+  const notSupported = (why: RegExp) => (e: unknown) =>
+    e instanceof AgentError && e.code === "NOT_SUPPORTED" && e.status === 501 && why.test(e.message);
+  assert.throws(() => capability(b, "dockerPorts"), notSupported(/plugin/));
   await assert.rejects(
-    b.createDetached([{ lab: "x", hostPort: "vpx", peerName: "vcx", mtu: 1500, owner: {} }]),
-    (e: unknown) => e instanceof AgentError && e.code === "NOT_SUPPORTED" && e.status === 501,
+    t.agent.services.overlays.attach({
+      lab: "x",
+      link: "x1",
+      node: "a",
+      interface: "eth1",
+      vni: 5001,
+      local_ip: "198.18.0.1",
+      remote_ip: "198.18.0.2",
+    }),
+    notSupported(/ARCHETYPE_AGENT_BACKEND=ovs/),
   );
+  assert.deepEqual(t.agent.services.overlays.status(), []);
 });
 
 test("cleanup: a pair whose namespace died is reported as stale state and forgotten", async (ctx) => {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { OrphanView } from "../../src/labs/views.js";
 import { listLinks } from "../../src/link/index.js";
+import type { OrphanView } from "../../src/model/views.js";
 import { startTestAgent, type TestAgent } from "../harness/agent.js";
 import { NetnsPool } from "../harness/netns.js";
 

@@ -8,7 +8,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { LabView } from "../../src/labs/views.js";
+import type { LabView } from "../../src/model/views.js";
 import { type CliResult, type CliTarget, type CliTargetFactory, runCli } from "./target.js";
 
 function assertOk(r: CliResult): void {

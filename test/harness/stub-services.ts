@@ -5,6 +5,9 @@
 import type { NetworkBackend } from "../../src/backends/network-backend.js";
 import { AgentError } from "../../src/common/errors.js";
 import { type AgentConfig, defaultConfig } from "../../src/config/config.js";
+import { createMetrics } from "../../src/metrics.js";
+import type { CleanupOperations, LabOperations, OverlayOperations } from "../../src/model/operations.js";
+import type { CarrierState } from "../../src/model/records.js";
 import type {
   InterfaceView,
   LabChanges,
@@ -17,15 +20,8 @@ import type {
   OverlaySpec,
   SwitchStatusView,
   TunnelView,
-} from "../../src/labs/views.js";
-import { createMetrics } from "../../src/metrics.js";
-import type {
-  AgentServices,
-  CleanupOperations,
-  LabOperations,
-  OverlayOperations,
-} from "../../src/services.js";
-import type { CarrierState } from "../../src/state/records.js";
+} from "../../src/model/views.js";
+import type { AgentServices } from "../../src/services.js";
 
 interface StubIface {
   name: string;
@@ -427,7 +423,7 @@ export function createStubServices(opts: StubOptions = {}): StubServices {
   const backend: NetworkBackend = {
     name: config.backend,
     datapath: "netdev",
-    unsupported: () => undefined,
+    unsupported: {},
     start: async () => {},
     stop: async () => {},
     provision: notHere,
@@ -472,13 +468,6 @@ export function createStubServices(opts: StubOptions = {}): StubServices {
         ports,
       };
     },
-    attachOverlay: notHere,
-    detachOverlay: notHere,
-    overlayStatus: () => [],
-    createDetached: notHere,
-    removeDetached: notHere,
-    audit: async () => [],
-    removeOrphans: notHere,
   };
 
   handle.services = {

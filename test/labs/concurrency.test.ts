@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { AgentError } from "../../src/common/errors.js";
-import { defaultLinkId } from "../../src/labs/names.js";
-import { parseEnd } from "../../src/link/names.js";
+import { defaultLinkId } from "../../src/model/derived-names.js";
+import { parseEnd } from "../../src/model/names.js";
 import { startTestAgent, type TestAgent } from "../harness/agent.js";
 import { addAddress, NetnsPool } from "../harness/netns.js";
 import { expectPing } from "../harness/traffic.js";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { run } from "../../src/common/exec.js";
-import type { LabSpec } from "../../src/labs/views.js";
+import type { LabSpec } from "../../src/model/views.js";
 import type { OvsInstance } from "../harness/ovs-instance.js";
 import { ping } from "../harness/traffic.js";
 

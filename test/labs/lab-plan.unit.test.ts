@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { planLab, plannedRecord } from "../../src/labs/lab-plan.js";
-import type { LabSpec } from "../../src/labs/views.js";
-import type { LabRecord, OverlayRecord } from "../../src/state/records.js";
+import type { LabRecord, OverlayRecord } from "../../src/model/records.js";
+import type { LabSpec } from "../../src/model/views.js";
 
 /** Pure logic of a declarative plan: what goes with a removed interface, and the planned record. */
 function lab(): LabRecord {

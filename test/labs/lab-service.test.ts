@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { AgentError, type ErrorCode } from "../../src/common/errors.js";
 import { run } from "../../src/common/exec.js";
-import type { LabSpec } from "../../src/labs/views.js";
+import type { LabSpec } from "../../src/model/views.js";
 import { startTestAgent, type TestAgent } from "../harness/agent.js";
 import { addAddress, NetnsPool } from "../harness/netns.js";
 import { expectNoPing, expectPing } from "../harness/traffic.js";

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { run } from "../../src/common/exec.js";
-import { hostPortName } from "../../src/labs/names.js";
-import type { LabSpec, OverlaySpec } from "../../src/labs/views.js";
+import { hostPortName } from "../../src/model/derived-names.js";
+import type { LabSpec, OverlaySpec } from "../../src/model/views.js";
 import { addAddress, NetnsPool } from "../harness/netns.js";
 import { expectNoPing, expectPing } from "../harness/traffic.js";
 import { startTwoHosts, type TwoHosts } from "../harness/two-hosts.js";

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { VNI_MAX } from "../../src/overlay/overlay-service.js";
 import {
   ownsPort,
   sameTunnel,
@@ -8,9 +7,10 @@ import {
   vxlanMarks,
   vxlanOptions,
   vxlanPortName,
-} from "../../src/overlay/vxlan-port.js";
+} from "../../src/backends/ovs/overlay/vxlan-port.js";
+import type { OverlayRecord } from "../../src/model/records.js";
+import { VNI_MAX } from "../../src/overlay/overlay-service.js";
 import type { InterfaceRow, PortRow } from "../../src/ovsdb/index.js";
-import type { OverlayRecord } from "../../src/state/records.js";
 
 const rec: OverlayRecord = {
   lab: "lab1",

@@ -4,7 +4,7 @@ import { createInterface } from "node:readline";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import type { LabSpec } from "../../src/labs/views.js";
+import type { LabSpec } from "../../src/model/views.js";
 import { startTestAgent, type TestAgent } from "../harness/agent.js";
 import { addAddress, NetnsPool } from "../harness/netns.js";
 import { expectPing } from "../harness/traffic.js";

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { pino } from "pino";
 import { isAgentError } from "../../src/common/errors.js";
-import type { LabRecord, OverlayRecord } from "../../src/state/records.js";
+import type { LabRecord, OverlayRecord } from "../../src/model/records.js";
 import { StateStore } from "../../src/state/state-store.js";
 import { mountSmallDisk, type SmallDisk } from "./small-disk.js";
 

@@ -14,7 +14,7 @@ import { type Browser, chromium, type Page } from "playwright-core";
 import { UI_ROOT } from "../../src/api/routes/ui.js";
 import { type RunningApi, startApi } from "../../src/api/server.js";
 import { silentLogger } from "../../src/common/log.js";
-import type { LabSpec } from "../../src/labs/views.js";
+import type { LabSpec } from "../../src/model/views.js";
 import { addAddress, NetnsPool, nsExec } from "../harness/netns.js";
 import {
   OVERLAY_LOCAL_IP,

@@ -4,7 +4,7 @@
  * of links stay smooth; the layout runs only when the set of nodes or links changes.
  */
 import cytoscape, { type Core, type ElementDefinition } from "cytoscape";
-import type { LabView, TunnelView } from "../../src/labs/views.js";
+import type { LabView, TunnelView } from "../../src/model/views.js";
 
 export type Selection = { kind: "node"; id: string } | { kind: "link"; id: string } | undefined;
 

@@ -11,7 +11,7 @@ import type {
   LinkView,
   SwitchStatusView,
   TunnelView,
-} from "../../src/labs/views.js";
+} from "../../src/model/views.js";
 import { ApiError, api, setToken, token, Unauthorized } from "./api";
 import { LiveStream, type StreamState } from "./events";
 import { bps } from "./format";

@@ -6,7 +6,7 @@
 
 import type { ServerResponse } from "node:http";
 import { Type } from "@sinclair/typebox";
-import { ID_PATTERN } from "../../link/names.js";
+import { ID_PATTERN } from "../../model/names.js";
 import { type FeedEvent, LiveFeed, type PortSample } from "../live-feed.js";
 import type { RouteModule } from "../types.js";
 

@@ -1,20 +1,19 @@
 import { AgentError } from "../../common/errors.js";
 import type { Logger } from "../../common/log.js";
 import type { AgentConfig } from "../../config/config.js";
-import type { SwitchPortView, SwitchStatusView, TunnelView } from "../../labs/views.js";
 import { type DeviceRef, untilCarrier } from "../../link/index.js";
 import { netnsLost } from "../../link/netns.js";
-import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../../state/records.js";
+import { type LinkEnd, type WiredLink, wiredLinks } from "../../model/ends.js";
+import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../../model/records.js";
+import type { SwitchPortView, SwitchStatusView } from "../../model/views.js";
 import type {
   Capability,
   CleanupContext,
-  DetachedEndpoint,
-  LinkEnd,
   NetworkBackend,
   Orphan,
+  OrphansCapability,
   PortObservation,
   ReconcileReport,
-  WiredLink,
 } from "../network-backend.js";
 import {
   createPairs,
@@ -34,7 +33,7 @@ const CARRIER_WAIT_MS = 3000;
 const UNSUPPORTED: Partial<Record<Capability, string>> = {
   overlay:
     "the local backend has no switch to attach VXLAN tunnels to; run the agent with ARCHETYPE_AGENT_BACKEND=ovs",
-  plugin:
+  dockerPorts:
     "the local backend cannot serve the Docker network plugin; run the agent with ARCHETYPE_AGENT_BACKEND=ovs",
 };
 
@@ -58,9 +57,12 @@ export class LocalBackend implements NetworkBackend {
     readonly logger: Logger,
   ) {}
 
-  unsupported(cap: Capability): string | undefined {
-    return UNSUPPORTED[cap];
-  }
+  readonly unsupported = UNSUPPORTED;
+
+  readonly orphans: OrphansCapability = {
+    audit: (ctx) => this.audit(ctx),
+    remove: (orphans) => this.removeOrphans(orphans),
+  };
 
   /** Nothing to connect to: the kernel is always there. */
   async start(): Promise<void> {}
@@ -71,7 +73,10 @@ export class LocalBackend implements NetworkBackend {
   async provision(_lab: LabRecord, ends: readonly LinkEnd[]): Promise<void> {
     for (const { node } of ends) {
       if (!node.netns)
-        throw new AgentError("NOT_SUPPORTED", `node ${node.name} has no namespace: ${UNSUPPORTED.plugin}`);
+        throw new AgentError(
+          "NOT_SUPPORTED",
+          `node ${node.name} has no namespace: ${UNSUPPORTED.dockerPorts}`,
+        );
     }
   }
 
@@ -265,23 +270,11 @@ export class LocalBackend implements NetworkBackend {
     return { backend: "local", bridge: null, fail_mode: null, datapath: null, connected: true, ports };
   }
 
-  async attachOverlay(_rec: OverlayRecord, _end: LinkEnd): Promise<void> {
-    throw new AgentError("NOT_SUPPORTED", UNSUPPORTED.overlay!);
-  }
-  async detachOverlay(_rec: OverlayRecord, _end: LinkEnd | undefined): Promise<void> {}
-  overlayStatus(_recs: readonly OverlayRecord[]): TunnelView[] {
-    return [];
-  }
-  async createDetached(_eps: readonly DetachedEndpoint[]): Promise<void> {
-    throw new AgentError("NOT_SUPPORTED", UNSUPPORTED.plugin!);
-  }
-  async removeDetached(_hostPorts: readonly string[]): Promise<void> {}
-
   /**
    * Orphans: pairs the agent made whose link the desired state no longer has (`veth`), and
    * records of pairs whose namespace is gone, taking the pair with it (`state`).
    */
-  async audit(ctx: CleanupContext): Promise<Orphan[]> {
+  private async audit(ctx: CleanupContext): Promise<Orphan[]> {
     const labs = new Map(ctx.labs.map((l) => [l.lab, l]));
     const out: Orphan[] = [];
     for (const p of this.pairs.values()) {
@@ -312,7 +305,7 @@ export class LocalBackend implements NetworkBackend {
     return out;
   }
 
-  async removeOrphans(orphans: readonly Orphan[]): Promise<void> {
+  private async removeOrphans(orphans: readonly Orphan[]): Promise<void> {
     const pairs = orphans
       .map((o) => (o.detail?.pair ? this.pairs.get(o.detail.pair) : undefined))
       .filter((p): p is Pair => p !== undefined);
@@ -360,7 +353,10 @@ function sameEnds(x: Pair, y: Pair): boolean {
 function pairOf(lab: string, w: WiredLink): Pair {
   const side = (e: LinkEnd, other: LinkEnd): PairSide => {
     if (!e.node.netns)
-      throw new AgentError("NOT_SUPPORTED", `node ${e.node.name} has no namespace: ${UNSUPPORTED.plugin}`);
+      throw new AgentError(
+        "NOT_SUPPORTED",
+        `node ${e.node.name} has no namespace: ${UNSUPPORTED.dockerPorts}`,
+      );
     return {
       hostPort: e.iface.hostPort,
       netns: e.node.netns,
@@ -382,18 +378,4 @@ function wantedPairs(lab: LabRecord): Map<string, Pair> {
     wanted.set(key(lab.lab, w.link.id), pairOf(lab.lab, w));
   }
   return wanted;
-}
-
-function wiredLinks(lab: LabRecord): WiredLink[] {
-  const end = (text: string): LinkEnd | undefined => {
-    const [n, i] = text.split(":") as [string, string];
-    const node = lab.nodes[n];
-    const iface = node?.interfaces[i];
-    return node && iface ? { node, iface } : undefined;
-  };
-  return Object.values(lab.links).flatMap((link) => {
-    const a = end(link.a);
-    const b = end(link.b);
-    return a && b ? [{ link, a, b }] : [];
-  });
 }

@@ -1,7 +1,7 @@
 import type { Logger } from "../../common/log.js";
-import type { OperState } from "../../labs/views.js";
+import type { CarrierState } from "../../model/records.js";
+import type { OperState } from "../../model/views.js";
 import type { CacheChange, InterfaceRow, OvsdbClient } from "../../ovsdb/index.js";
-import type { CarrierState } from "../../state/records.js";
 import { OWNER, portKind } from "./ownership.js";
 
 /**

@@ -1,9 +1,9 @@
 import { randomInt } from "node:crypto";
-import { HOST_PORT_PREFIX, PLUGIN_PORT_PREFIX } from "../../labs/names.js";
 import { deleteGroup, deleteLinks, ipBatch, type LinkInfo, listLinks } from "../../link/index.js";
 import type { NetnsRef } from "../../link/netns.js";
+import { HOST_PORT_PREFIX, PLUGIN_PORT_PREFIX } from "../../model/derived-names.js";
+import type { LabRecord } from "../../model/records.js";
 import type { Operation, OvsdbClient, PortRow } from "../../ovsdb/index.js";
-import type { LabRecord } from "../../state/records.js";
 import type { CleanupContext, Orphan } from "../network-backend.js";
 import { OWNER, type PortKind, portKind } from "./ownership.js";
 import { removePorts } from "./port-ops.js";

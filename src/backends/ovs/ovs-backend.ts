@@ -1,7 +1,6 @@
 import { AgentError } from "../../common/errors.js";
 import type { Logger } from "../../common/log.js";
 import type { AgentConfig } from "../../config/config.js";
-import type { SwitchStatusView, TunnelView } from "../../labs/views.js";
 import {
   createVeths,
   createVethsInHost,
@@ -13,8 +12,10 @@ import {
   setLinkUp,
   untilCarrier,
 } from "../../link/index.js";
-import { type NetnsRef, netnsLost } from "../../link/netns.js";
-import { OverlayManager } from "../../overlay/overlay-manager.js";
+import { type NetnsRef, netnsLost, switchNetnsRef } from "../../link/netns.js";
+import { type LinkEnd, resolveEnd, storedEnd, type WiredLink } from "../../model/ends.js";
+import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../../model/records.js";
+import type { SwitchStatusView } from "../../model/views.js";
 import {
   type BridgeRow,
   type CacheChange,
@@ -27,22 +28,24 @@ import {
   type PortRow,
   type TransactOptions,
 } from "../../ovsdb/index.js";
-import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../../state/records.js";
 import type {
-  Capability,
   CleanupContext,
   DetachedEndpoint,
-  LinkEnd,
+  DockerPortOwner,
+  DockerPortsCapability,
   NetworkBackend,
   Orphan,
+  OrphansCapability,
+  OverlayCapability,
   PortObservation,
   ReconcileReport,
-  WiredLink,
+  SwitchDbCapability,
 } from "../network-backend.js";
 import { ensureBridgeOps, resolveDatapath } from "./bridge.js";
 import { CarrierFollow } from "./carrier-follow.js";
 import { auditOrphans, deleteDevices, removeOrphanOps } from "./orphans.js";
-import { OWNER, portKind } from "./ownership.js";
+import { OverlayManager } from "./overlay/overlay-manager.js";
+import { dockerOwnerIds, OWNER, portKind } from "./ownership.js";
 import { addPorts, type NewPort, removePorts, retag } from "./port-ops.js";
 import { switchStatus } from "./status.js";
 import { VlanAllocator } from "./vlan-allocator.js";
@@ -63,7 +66,7 @@ export class OvsBackend implements NetworkBackend {
   readonly datapath: "system" | "netdev";
   readonly vlans: VlanAllocator;
   private client!: OvsdbClient;
-  private overlay!: OverlayManager;
+  private tunnels!: OverlayManager;
   /** Carrier follows across links: a dead end takes its peer down with it. */
   follow!: CarrierFollow;
   private ownTxns = 0;
@@ -79,13 +82,32 @@ export class OvsBackend implements NetworkBackend {
   ) {
     this.datapath = resolveDatapath(config.datapath);
     this.vlans = new VlanAllocator(config.vlan);
-    const sw = config.switchNetns;
-    this.hostNs = sw === undefined ? undefined : sw.startsWith("/") ? { path: sw } : { name: sw };
+    this.hostNs = switchNetnsRef(config.switchNetns);
   }
 
-  unsupported(_cap: Capability): string | undefined {
-    return undefined;
-  }
+  readonly unsupported = {};
+
+  readonly overlay: OverlayCapability = {
+    attach: (rec, end, opts = {}) => this.tunnels.attach(rec, end, opts.wait ?? false),
+    detach: (rec, end) => this.tunnels.detach(rec, end),
+    status: (recs) => this.tunnels.status(recs),
+  };
+
+  readonly dockerPorts: DockerPortsCapability = {
+    createDetached: (eps) => this.createDetached(eps),
+    removeDetached: (hostPorts) => this.removeDetached(hostPorts),
+    mark: (hostPort, owner, opts) => this.markPort(hostPort, owner, opts),
+  };
+
+  readonly orphans: OrphansCapability = {
+    audit: (ctx) => this.audit(ctx),
+    remove: (orphans) => this.removeOrphans(orphans),
+  };
+
+  readonly switchDb: SwitchDbCapability = {
+    client: () => this.client,
+    labOf: (externalIds) => externalIds[OWNER.lab],
+  };
 
   get ovsdb(): OvsdbClient {
     return this.client;
@@ -110,7 +132,7 @@ export class OvsBackend implements NetworkBackend {
         { cause: e },
       );
     });
-    this.overlay = new OverlayManager({
+    this.tunnels = new OverlayManager({
       config: this.config,
       logger: this.logger,
       client: this.client,
@@ -405,29 +427,17 @@ export class OvsBackend implements NetworkBackend {
     return Promise.resolve(switchStatus(this.client, this.config.bridge, this.datapath));
   }
 
-  attachOverlay(rec: OverlayRecord, end: LinkEnd, opts: { wait?: boolean } = {}): Promise<void> {
-    return this.overlay.attach(rec, end, opts.wait ?? false);
-  }
-
-  detachOverlay(rec: OverlayRecord, end: LinkEnd | undefined): Promise<void> {
-    return this.overlay.detach(rec, end);
-  }
-
-  overlayStatus(recs: readonly OverlayRecord[]): TunnelView[] {
-    return this.overlay.status(recs);
-  }
-
   /**
    * Callers hold one of the agent's locks (src/plugin does): a reconcile or cleanup pass
    * (exclusive) rebuilds the VLAN allocator from OVSDB and would forget the isolated VLANs taken
    * here before their ports are committed, handing them out again.
    */
-  async createDetached(eps: readonly DetachedEndpoint[]): Promise<void> {
+  private async createDetached(eps: readonly DetachedEndpoint[]): Promise<void> {
     if (eps.length === 0) return;
     const isolated = this.vlans.allocateMany("isolated", eps.length); // all or none
     try {
       await createVethsInHost(
-        eps.map((ep) => ({ host: ep.hostPort, peer: ep.peerName, mtu: ep.mtu, alias: ep.owner.alias })),
+        eps.map((ep) => ({ host: ep.hostPort, peer: ep.peerName, mtu: ep.mtu, alias: ep.alias })),
         { netns: this.hostNs },
       );
       // Container start may wait on this: the offload change and the ports go in parallel, and
@@ -444,7 +454,8 @@ export class OvsBackend implements NetworkBackend {
             name: ep.hostPort,
             tag: isolated[k]!,
             externalIds: {
-              ...ep.owner,
+              alias: ep.alias,
+              ...dockerOwnerIds(ep.owner),
               [OWNER.kind]: "plugin",
               [OWNER.lab]: ep.lab,
               [OWNER.isolated]: String(isolated[k]),
@@ -470,7 +481,7 @@ export class OvsBackend implements NetworkBackend {
     }
   }
 
-  async removeDetached(hostPorts: readonly string[]): Promise<void> {
+  private async removeDetached(hostPorts: readonly string[]): Promise<void> {
     if (hostPorts.length === 0) return;
     await this.removePortRows(hostPorts.map((h) => this.port(h)));
     await deleteLinks(hostPorts, { ignoreMissing: true, netns: this.hostNs });
@@ -482,19 +493,20 @@ export class OvsBackend implements NetworkBackend {
    * Only these keys are written, in place (a mutation, not the cached map): the tag and the
    * other marks stay whatever a concurrent retag made them.
    */
-  async markPort(
+  private async markPort(
     hostPort: string,
-    marks: Record<string, string>,
+    owner: DockerPortOwner,
     opts: { wait?: boolean } = {},
   ): Promise<boolean> {
     const p = this.port(hostPort);
     if (!p) return false;
+    const marks = dockerOwnerIds(owner);
     const ids = [mapDeleteKeys("external_ids", Object.keys(marks)), mapInsert("external_ids", marks)];
     await this.transact([mutate("Port", [eqUuid(p.uuid)], ids)], { waitApplied: opts.wait ?? true });
     return true;
   }
 
-  async audit(ctx: CleanupContext): Promise<Orphan[]> {
+  private async audit(ctx: CleanupContext): Promise<Orphan[]> {
     const links = await listLinks(this.hostNs);
     return auditOrphans(this.client, this.config.bridge, ctx, {
       links,
@@ -505,7 +517,7 @@ export class OvsBackend implements NetworkBackend {
   }
 
   /** All port removals of one pass in one transaction, then the kernel devices in one batch. */
-  async removeOrphans(orphans: readonly Orphan[]): Promise<void> {
+  private async removeOrphans(orphans: readonly Orphan[]): Promise<void> {
     const { ops, kernel, ports } = removeOrphanOps(this.client, this.config.bridge, orphans);
     await this.transact(ops);
     if (ports.length > 0) this.vlans.rebuild(this.vlansInUse());
@@ -547,7 +559,7 @@ export class OvsBackend implements NetworkBackend {
         failed.set(lab.lab, e instanceof Error ? e : new Error(String(e)));
       }
     }
-    repairs.push(...(await this.overlay.reconcile(overlays, (o) => this.endOf(labs, o))));
+    repairs.push(...(await this.tunnels.reconcile(overlays, (o) => this.endOf(labs, o))));
     if (repairs.length > 0) this.logger.info({ repairs }, "reconciled");
     return { repairs, failed };
   }
@@ -587,19 +599,13 @@ export class OvsBackend implements NetworkBackend {
   }
 
   private endOf(labs: readonly LabRecord[], o: OverlayRecord): LinkEnd | undefined {
-    const node = labs.find((l) => l.lab === o.lab)?.nodes[o.node];
-    const iface = node?.interfaces[o.interface];
-    return node && iface ? { node, iface } : undefined;
+    const lab = labs.find((l) => l.lab === o.lab);
+    return lab && resolveEnd(lab, { node: o.node, iface: o.interface });
   }
 
   /** Links whose ends exist but do not share the link's VLAN are wired again; stray links undone. */
   private async reconcileLinks(lab: LabRecord): Promise<string[]> {
-    const find = (text: string): LinkEnd | undefined => {
-      const [n, i] = text.split(":") as [string, string];
-      const node = lab.nodes[n];
-      const iface = node?.interfaces[i];
-      return node && iface ? { node, iface } : undefined;
-    };
+    const find = (text: string) => resolveEnd(lab, storedEnd(text));
     const rewire: WiredLink[] = [];
     const expected = new Map<string, string>();
     for (const link of Object.values(lab.links)) {

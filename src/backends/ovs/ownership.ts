@@ -1,3 +1,5 @@
+import type { DockerPortOwner } from "../network-backend.js";
+
 /**
  * The marks the agent writes into `external_ids` of the OVS ports it owns. A port without
  * `archetype_kind` is not ours and is never touched. Recording owner and link in the same
@@ -26,4 +28,15 @@ export type PortKind = "node" | "plugin" | "overlay";
 export function portKind(externalIds: Readonly<Record<string, string>>): PortKind | undefined {
   const k = externalIds[OWNER.kind];
   return k === "node" || k === "plugin" || k === "overlay" ? k : undefined;
+}
+
+/** The marks of a Docker port's owner fields (only those given). */
+export function dockerOwnerIds(owner: DockerPortOwner): Record<string, string> {
+  const keys = { network: OWNER.network, endpoint: OWNER.endpoint, node: OWNER.node, iface: OWNER.iface };
+  const ids: Record<string, string> = {};
+  for (const [field, key] of Object.entries(keys)) {
+    const v = owner[field as keyof DockerPortOwner];
+    if (v !== undefined) ids[key] = v;
+  }
+  return ids;
 }

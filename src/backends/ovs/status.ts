@@ -1,4 +1,4 @@
-import type { SwitchPortView, SwitchStatusView } from "../../labs/views.js";
+import type { SwitchPortView, SwitchStatusView } from "../../model/views.js";
 import type { OvsdbClient } from "../../ovsdb/index.js";
 import { OWNER } from "./ownership.js";
 

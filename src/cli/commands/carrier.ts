@@ -1,5 +1,5 @@
 import { Argument, type Command } from "commander";
-import type { InterfaceView } from "../../labs/views.js";
+import type { InterfaceView } from "../../model/views.js";
 import { seg } from "../client.js";
 import { ctxOf, parseEnd } from "../context.js";
 

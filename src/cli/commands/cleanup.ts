@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { OrphanView } from "../../labs/views.js";
+import type { OrphanView } from "../../model/views.js";
 import { ctxOf } from "../context.js";
 import { renderTable } from "../table.js";
 

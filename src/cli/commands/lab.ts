@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import type { LabChanges, LabSpec, LabSummary, LabView, LinkView } from "../../labs/views.js";
+import type { LabChanges, LabSpec, LabSummary, LabView, LinkView } from "../../model/views.js";
 import { seg, UsageError } from "../client.js";
 import { ctxOf } from "../context.js";
 import { renderTable } from "../table.js";

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { Argument, Option } from "commander";
-import type { LinkView } from "../../labs/views.js";
+import type { LinkView } from "../../model/views.js";
 import { seg } from "../client.js";
 import { ctxOf, parseEnd } from "../context.js";
 import { renderLinks } from "./lab.js";

@@ -1,5 +1,5 @@
 import { type Command, Option } from "commander";
-import type { OverlaySpec, TunnelView } from "../../labs/views.js";
+import type { OverlaySpec, TunnelView } from "../../model/views.js";
 import { seg } from "../client.js";
 import { ctxOf, parseEnd, parseIntOption } from "../context.js";
 import { renderTable } from "../table.js";

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { LabSummary, SwitchStatusView, TunnelView } from "../../labs/views.js";
+import type { LabSummary, SwitchStatusView, TunnelView } from "../../model/views.js";
 import { ctxOf } from "../context.js";
 import { renderTable } from "../table.js";
 

@@ -2,7 +2,7 @@
  * What the agent answers about labs, in the contract's JSON shapes (snake_case, see
  * shared/spec/api.md). The API's TypeBox schemas describe exactly these.
  */
-import type { CarrierState } from "../state/records.js";
+import type { CarrierState } from "./records.js";
 
 export type LinkState = "up" | "down" | "pending";
 

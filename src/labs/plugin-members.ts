@@ -1,4 +1,4 @@
-import type { NodeRecord } from "../state/records.js";
+import type { NodeRecord } from "../model/records.js";
 import type { StateStore } from "../state/state-store.js";
 
 /**

@@ -1,7 +1,7 @@
-import { AgentError } from "../common/errors.js";
-import type { Logger } from "../common/log.js";
-import { ipBatch, ipJson } from "../link/index.js";
-import type { NetnsRef } from "../link/netns.js";
+import { AgentError } from "../../../common/errors.js";
+import type { Logger } from "../../../common/log.js";
+import { ipBatch, ipJson } from "../../../link/index.js";
+import type { NetnsRef } from "../../../link/netns.js";
 import {
   type BridgeRow,
   eqUuid,
@@ -12,7 +12,7 @@ import {
   type OvsdbClient,
   set,
   setInsert,
-} from "../ovsdb/index.js";
+} from "../../../ovsdb/index.js";
 
 /**
  * The VXLAN underlay. With the userspace datapath ovs-vswitchd encapsulates tunnel traffic

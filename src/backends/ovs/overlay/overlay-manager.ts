@@ -1,14 +1,11 @@
-import type { LinkEnd } from "../backends/network-backend.js";
-import { resolveDatapath } from "../backends/ovs/bridge.js";
-import { OWNER } from "../backends/ovs/ownership.js";
-import { addPorts, removePorts, retag } from "../backends/ovs/port-ops.js";
-import type { VlanAllocator } from "../backends/ovs/vlan-allocator.js";
-import { AgentError, toAgentError } from "../common/errors.js";
-import type { Logger } from "../common/log.js";
-import type { AgentConfig } from "../config/config.js";
-import type { TunnelView } from "../labs/views.js";
-import { ipJson, setMtu } from "../link/index.js";
-import { describeNetns, type NetnsRef } from "../link/netns.js";
+import { AgentError, toAgentError } from "../../../common/errors.js";
+import type { Logger } from "../../../common/log.js";
+import type { AgentConfig } from "../../../config/config.js";
+import { ipJson, setMtu } from "../../../link/index.js";
+import { describeNetns, type NetnsRef } from "../../../link/netns.js";
+import type { LinkEnd } from "../../../model/ends.js";
+import type { OverlayRecord } from "../../../model/records.js";
+import type { TunnelView } from "../../../model/views.js";
 import {
   type BridgeRow,
   type CacheChange,
@@ -19,8 +16,11 @@ import {
   type OvsdbClient,
   type PortRow,
   update,
-} from "../ovsdb/index.js";
-import type { OverlayRecord } from "../state/records.js";
+} from "../../../ovsdb/index.js";
+import { resolveDatapath } from "../bridge.js";
+import { OWNER } from "../ownership.js";
+import { addPorts, removePorts, retag } from "../port-ops.js";
+import type { VlanAllocator } from "../vlan-allocator.js";
 import { ensureUnderlay, localAddresses } from "./underlay.js";
 import {
   dropCount,

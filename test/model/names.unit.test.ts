@@ -19,7 +19,7 @@ import {
   IFNAME_PATTERN,
   parseEnd,
   validateId,
-} from "../../src/link/names.js";
+} from "../../src/model/names.js";
 
 const code = (c: string) => (e: unknown) => isAgentError(e) && e.code === c;
 

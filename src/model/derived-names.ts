@@ -1,6 +1,6 @@
-/** Names the agent derives: host ports, default link ids, interface groups (the rules for names it takes: link/names.ts). */
+/** Names the agent derives: host ports, default link ids, interface groups (the rules for names it takes: names.ts). */
 import { createHash } from "node:crypto";
-import { type EndRef, formatEnd, isValidId } from "../link/names.js";
+import { type EndRef, formatEnd, isValidId } from "./names.js";
 
 function digest(parts: readonly string[], chars: number): string {
   // base32 without padding keeps names short and safe for the kernel and OVS.

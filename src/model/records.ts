@@ -1,4 +1,14 @@
-import type { NetnsIdentity, NetnsRef } from "../link/netns.js";
+/** A network namespace: named (`ip netns add`), a bind-mount/proc path, or a process's. */
+export type NetnsRef = { name: string } | { path: string } | { pid: number };
+
+/**
+ * Which namespace a reference pointed to when it was checked: device and inode of its nsfs file
+ * (the same through every path to it). A pid or path may point elsewhere later; this does not.
+ */
+export interface NetnsIdentity {
+  dev: number;
+  ino: number;
+}
 
 /**
  * The desired state the agent keeps per lab. It is what the controller declared, not what the

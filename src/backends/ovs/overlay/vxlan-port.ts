@@ -1,6 +1,6 @@
-import { OWNER } from "../backends/ovs/ownership.js";
-import type { InterfaceRow, PortRow } from "../ovsdb/index.js";
-import type { OverlayRecord } from "../state/records.js";
+import type { OverlayRecord } from "../../../model/records.js";
+import type { InterfaceRow, PortRow } from "../../../ovsdb/index.js";
+import { OWNER } from "../ownership.js";
 
 /**
  * The VXLAN port of an overlay link, as data. Its name follows from the VNI alone
