@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { CarrierFollow, type CarrierSource } from "../../src/backends/ovs/carrier-follow.js";
 import { OWNER } from "../../src/backends/ovs/ownership.js";
 import { silentLogger } from "../../src/common/log.js";
-import type { InterfaceRow, PortRow } from "../../src/ovsdb/index.js";
+import type { InterfaceRow, PortRow, Row } from "../../src/ovsdb/index.js";
 
 /**
  * The switch as the monitor shows it, with the kernel's order of events: a veth set admin up
@@ -61,8 +61,8 @@ class FakeSwitch implements CarrierSource {
       table: "Interface",
       uuid: name,
       kind: "modify",
-      old: { ...old },
-      new: { ...now },
+      old: rawRow(old),
+      new: rawRow(now),
     });
   }
 
@@ -86,6 +86,11 @@ class FakeSwitch implements CarrierSource {
     );
     for (const n of now) this.report(n, { link_state: "up" });
   }
+}
+
+/** The columns carrier follow reads from a change, as the monitor's raw row has them. */
+function rawRow(i: InterfaceRow): Row {
+  return { _uuid: i.uuid, name: i.name, admin_state: i.admin_state ?? "", link_state: i.link_state ?? "" };
 }
 
 function setup(): { sw: FakeSwitch; follow: CarrierFollow } {
