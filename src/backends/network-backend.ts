@@ -1,4 +1,12 @@
-import type { OperState, OrphanView, SwitchStatusView, TunnelView } from "../labs/views.js";
+import type {
+  ImpairmentDirection,
+  InterfaceCounters,
+  OperState,
+  OrphanView,
+  SwitchStatusView,
+  TunnelView,
+} from "../labs/views.js";
+import type { NetnsRef } from "../link/netns.js";
 import type {
   CarrierState,
   InterfaceRecord,
@@ -16,8 +24,12 @@ import type {
  */
 export type BackendName = "ovs" | "local";
 
-/** Optional capabilities; a backend without one answers NOT_SUPPORTED (HTTP 501) with a reason. */
-export type Capability = "overlay" | "plugin" | "carrier";
+/**
+ * Optional capabilities; a backend without one answers NOT_SUPPORTED (HTTP 501) with a reason.
+ * `impairment`: a rate (tbf) on link directions; `netem`: delay, loss and the rest too;
+ * `capture`: packet capture of an interface.
+ */
+export type Capability = "overlay" | "plugin" | "carrier" | "impairment" | "netem" | "capture";
 
 /** One end of a link: the node and its interface record. */
 export interface LinkEnd {
@@ -39,6 +51,15 @@ export interface PortObservation {
   link: string | null;
   /** Why it forwards or not, where the backend can tell (otherwise: the API's carrier). */
   operState?: OperState;
+  /** The interface's counters from the node's side, where the backend counts (from its caches). */
+  counters?: InterfaceCounters;
+}
+
+/** Where an interface's traffic, both directions, can be captured: a device in a namespace. */
+export interface CapturePoint {
+  /** undefined: the agent's own namespace. */
+  netns: NetnsRef | undefined;
+  dev: string;
 }
 
 export interface DetachedEndpoint {
@@ -80,6 +101,18 @@ export interface NetworkBackend {
   readonly datapath: string | null;
   /** Undefined when the capability is supported, otherwise why not. */
   unsupported(cap: Capability): string | undefined;
+
+  /**
+   * Applies each link's `impairment` (absent: none) to its ends (capability "impairment", and
+   * "netem" for more than a rate); `connect` applies it too, `disconnect` removes it.
+   */
+  impair(lab: LabRecord, links: readonly WiredLink[]): Promise<void>;
+  /** What each of these links suffers now, read back from the kernel (a process, not a cache). */
+  appliedImpairments(
+    links: readonly WiredLink[],
+  ): Promise<{ a_to_b: ImpairmentDirection; b_to_a: ImpairmentDirection; in_sync: boolean }[]>;
+  /** Where to capture an interface (capability "capture"); undefined while it does not exist. */
+  capturePoint(end: LinkEnd): CapturePoint | undefined;
 
   /** Connects to what the backend needs (the agent then reconciles); fails when it cannot. */
   start(): Promise<void>;

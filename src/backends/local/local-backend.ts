@@ -7,6 +7,7 @@ import { netnsLost } from "../../link/netns.js";
 import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../../state/records.js";
 import type {
   Capability,
+  CapturePoint,
   CleanupContext,
   DetachedEndpoint,
   LinkEnd,
@@ -36,6 +37,10 @@ const UNSUPPORTED: Partial<Record<Capability, string>> = {
     "the local backend has no switch to attach VXLAN tunnels to; run the agent with ARCHETYPE_AGENT_BACKEND=ovs",
   plugin:
     "the local backend cannot serve the Docker network plugin; run the agent with ARCHETYPE_AGENT_BACKEND=ovs",
+  impairment:
+    "the local backend has no host ends to shape traffic on (its links are veth pairs between the nodes); run the agent with ARCHETYPE_AGENT_BACKEND=ovs",
+  netem:
+    "the local backend has no host ends to shape traffic on (its links are veth pairs between the nodes); run the agent with ARCHETYPE_AGENT_BACKEND=ovs",
 };
 
 /**
@@ -263,6 +268,21 @@ export class LocalBackend implements NetworkBackend {
     }
     ports.sort((a, b) => a.name.localeCompare(b.name));
     return { backend: "local", bridge: null, fail_mode: null, datapath: null, connected: true, ports };
+  }
+
+  async impair(_lab: LabRecord, links: readonly WiredLink[]): Promise<void> {
+    if (links.some((w) => w.link.impairment)) throw new AgentError("NOT_SUPPORTED", UNSUPPORTED.impairment!);
+  }
+
+  async appliedImpairments(links: readonly WiredLink[]) {
+    return links.map(() => ({ a_to_b: {}, b_to_a: {}, in_sync: true }));
+  }
+
+  /** The node's own interface, in its namespace: it exists while the link does. */
+  capturePoint(end: LinkEnd): CapturePoint | undefined {
+    const p = this.byPort.get(end.iface.hostPort);
+    const side = p && (p.first.hostPort === end.iface.hostPort ? p.first : p.second);
+    return side ? { netns: side.netns, dev: side.name } : undefined;
   }
 
   async attachOverlay(_rec: OverlayRecord, _end: LinkEnd): Promise<void> {
