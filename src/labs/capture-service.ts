@@ -74,7 +74,8 @@ export class CaptureService implements CaptureOperations {
       if (!released) this.taken--;
       released = true;
     };
-    const args = ["-Z", "root", "-U", "-w", "-", "-n", "-s", "262144", "-i", point.dev];
+    // --immediate-mode: each frame as it comes (libpcap's default holds them up to 1 s).
+    const args = ["-Z", "root", "--immediate-mode", "-U", "-w", "-", "-n", "-s", "262144", "-i", point.dev];
     if (opts.count !== undefined) args.push("-c", String(opts.count));
     args.push("--");
     if (opts.filter !== undefined && opts.filter.trim() !== "") args.push(opts.filter);

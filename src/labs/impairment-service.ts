@@ -59,14 +59,20 @@ export class ImpairmentService implements ImpairmentOperations {
           this.d.logger.warn({ lab, link, err: toAgentError(e).message, failed }, "impairment rolled back");
           throw rolledBack(e, failed);
         }
-        return this.view(next, fresh);
+        // tc took it: what is applied is what was asked (GET reads it back from the kernel).
+        return this.view(next, fresh, false);
       }),
     );
   }
 
-  private async view(rec: LabRecord, link: LinkRecord): Promise<ImpairmentView> {
+  private async view(rec: LabRecord, link: LinkRecord, readBack = true): Promise<ImpairmentView> {
     const w = wired(rec, link);
-    const [applied] = w.length > 0 ? await this.d.backend.appliedImpairments(w) : [];
+    const asked = {
+      a_to_b: link.impairment?.a_to_b ?? {},
+      b_to_a: link.impairment?.b_to_a ?? {},
+      in_sync: true,
+    };
+    const [applied] = w.length === 0 ? [] : readBack ? await this.d.backend.appliedImpairments(w) : [asked];
     return {
       lab: rec.lab,
       id: link.id,

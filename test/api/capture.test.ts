@@ -36,7 +36,7 @@ function hostPort(node: string): string {
 
 /** The pids of tcpdumps capturing this device (there is one per capture). */
 async function tcpdumpsOn(dev: string): Promise<string[]> {
-  const r = await run("pgrep", ["-f", `tcpdump .*-i ${dev} --`], { okCodes: [1] });
+  const r = await run("pgrep", ["-f", `tcpdump .*-i ${dev}( |$)`], { okCodes: [1] });
   return r.stdout.split("\n").filter((l) => l.trim() !== "");
 }
 
