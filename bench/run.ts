@@ -16,6 +16,7 @@ import { livePage } from "./scenarios/live-page.js";
 import { overlayThroughput } from "./scenarios/overlay-throughput.js";
 import { startupMemory } from "./scenarios/startup-memory.js";
 import { stateWrite } from "./scenarios/state-write.js";
+import { captureStart, impairmentSetClear } from "./scenarios/traffic.js";
 
 const { values } = parseArgs({
   options: {
@@ -79,6 +80,12 @@ const steps: Step[] = [
   { ids: [9], name: "state write durability", run: () => stateWrite(smoke ? 20 : 500) },
   { ids: [10], name: "live page", run: () => livePage(smoke ? 10 : 500) },
   { ids: [11], name: "carrier follows across a link", run: () => carrierFollow(smoke ? 10 : 100) },
+  {
+    ids: [14],
+    name: "impairment set/clear per link",
+    run: () => impairmentSetClear(smoke ? 2 : 20, smoke ? 2 : 5),
+  },
+  { ids: [15], name: "capture start to first packet", run: () => captureStart(smoke ? 3 : 30) },
 ];
 
 async function main(): Promise<number> {

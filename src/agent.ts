@@ -6,8 +6,10 @@ import { Locks } from "./common/locks.js";
 import type { Logger } from "./common/log.js";
 import { endPredecessorChildren } from "./common/orphaned-children.js";
 import type { AgentConfig } from "./config/config.js";
+import { CaptureService } from "./labs/capture-service.js";
+import { ImpairmentService } from "./labs/impairment-service.js";
 import { LabService } from "./labs/lab-service.js";
-import { createMetrics, registerNetworkMetrics } from "./metrics.js";
+import { createMetrics, registerLinkMetrics, registerNetworkMetrics } from "./metrics.js";
 import { OverlayService } from "./overlay/overlay-service.js";
 import { startPlugin } from "./plugin/plugin-server.js";
 import type { AgentServices } from "./services.js";
@@ -53,6 +55,8 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
   const labs = new LabService({ config, store, backend, locks, metrics, logger, unconverged });
   const overlays = new OverlayService({ config, store, backend, locks, metrics });
   const cleanup = new CleanupService({ config, store, backend, locks, metrics, logger });
+  const impairments = new ImpairmentService({ store, backend, locks, metrics, logger });
+  const captures = new CaptureService({ store, backend, logger, max: config.maxCaptures });
   registerNetworkMetrics(
     metrics.registry,
     async () => (await backend.status()).ports,
@@ -65,6 +69,19 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
         for (const n of labs.getLab(l.lab).nodes)
           for (const i of n.interfaces) yield { lab: l.lab, state: i.oper_state };
     },
+  );
+
+  registerLinkMetrics(
+    metrics.registry,
+    function* () {
+      for (const l of store.labs())
+        for (const v of labs.getLab(l.lab).links)
+          for (const end of ["a", "b"] as const) {
+            const counters = v.counters?.[end];
+            if (counters) yield { lab: l.lab, link: v.id, end, counters };
+          }
+    },
+    () => captures.active(),
   );
 
   let pending: NodeJS.Timeout | undefined;
@@ -153,7 +170,17 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
     throw e;
   }
 
-  const services: AgentServices = { version: VERSION, config, backend, labs, overlays, cleanup, metrics };
+  const services: AgentServices = {
+    version: VERSION,
+    config,
+    backend,
+    labs,
+    overlays,
+    cleanup,
+    impairments,
+    captures,
+    metrics,
+  };
   return {
     services,
     labs,
@@ -171,6 +198,7 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
       scheduled = undefined;
       clearTimeout(retry);
       cleanup.stop();
+      await captures.close();
       await plugin?.close();
       await locks.exclusive(async () => undefined);
       await backend.stop();

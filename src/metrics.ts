@@ -154,3 +154,45 @@ export function registerNetworkMetrics(
     () => byLabAndState(interfaces()),
   );
 }
+
+/** A link end's counters, from the node's side (see InterfaceCounters). */
+export interface LinkEndReading {
+  lab: string;
+  link: string;
+  end: "a" | "b";
+  counters: Record<(typeof LINK_COUNTERS)[number], number>;
+}
+
+export const LINK_COUNTERS = [
+  "rx_packets",
+  "tx_packets",
+  "rx_bytes",
+  "tx_bytes",
+  "rx_dropped",
+  "tx_dropped",
+  "rx_errors",
+  "tx_errors",
+] as const;
+
+/**
+ * Per-link counters (labels lab, link, end: one series per link end, however the ports are
+ * named), and the packet captures running.
+ */
+export function registerLinkMetrics(
+  registry: Registry,
+  ends: () => Iterable<LinkEndReading>,
+  captures: () => number,
+): void {
+  for (const c of LINK_COUNTERS) {
+    scrapedGauge(
+      registry,
+      `archnet_link_${c}`,
+      `Link end ${c.replace("_", " ")} from the node's side (rx: reached the node), as the switch counts them`,
+      ["lab", "link", "end"],
+      function* () {
+        for (const e of ends()) yield [{ lab: e.lab, link: e.link, end: e.end }, e.counters[c]];
+      },
+    );
+  }
+  scrapedGauge(registry, "archnet_captures_active", "Packet captures running", [], () => [[{}, captures()]]);
+}

@@ -1,7 +1,13 @@
 import type { NetworkBackend } from "./backends/network-backend.js";
 import type { AgentConfig } from "./config/config.js";
 import type { Metrics } from "./metrics.js";
-import type { CleanupOperations, LabOperations, OverlayOperations } from "./model/operations.js";
+import type {
+  CaptureOperations,
+  CleanupOperations,
+  ImpairmentOperations,
+  LabOperations,
+  OverlayOperations,
+} from "./model/operations.js";
 
 /** Everything the API needs, built by the composition root (src/agent.ts). */
 export interface AgentServices {
@@ -11,5 +17,7 @@ export interface AgentServices {
   labs: LabOperations;
   overlays: OverlayOperations;
   cleanup: CleanupOperations;
+  impairments: ImpairmentOperations;
+  captures: CaptureOperations;
   metrics: Metrics;
 }

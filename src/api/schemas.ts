@@ -7,6 +7,9 @@ import { type Static, type TSchema, Type } from "@sinclair/typebox";
 // Name patterns are the name rules' own (the services validate with the same ones).
 import { END_PATTERN, IFNAME_PATTERN, ID_PATTERN as NAME_PATTERN } from "../model/names.js";
 import type {
+  Impairment,
+  ImpairmentView,
+  InterfaceCounters,
   InterfaceView,
   LabChanges,
   LabSpec,
@@ -76,6 +79,62 @@ export const LinkSpecSchema = Type.Object(
   { additionalProperties: false },
 );
 
+// ---- impairments (validated again, with the rules across fields, by src/labs/impairment.ts) ----
+
+const Ms = (description: string) =>
+  Type.Optional(Type.Number({ minimum: 0, maximum: 60_000, description: `${description}, ms (0: none)` }));
+const Pct = (description: string) =>
+  Type.Optional(Type.Number({ minimum: 0, maximum: 100, description: `${description}, percent (0: none)` }));
+
+export const ImpairmentDirectionSchema = Type.Object(
+  {
+    delay_ms: Ms("added delay"),
+    jitter_ms: Ms("delay variation (needs delay_ms)"),
+    loss_pct: Pct("packets dropped"),
+    corrupt_pct: Pct("packets with a bit flipped"),
+    duplicate_pct: Pct("packets sent twice"),
+    reorder_pct: Pct("packets sent at once, ahead of the delayed ones (needs delay_ms)"),
+    rate_kbit: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 100_000_000,
+        description: "rate limit, kbit/s (1000 bit/s; at least 8; 0: none); alone it needs no netem (tbf)",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const ImpairmentSchema = Type.Object(
+  { a_to_b: Type.Optional(ImpairmentDirectionSchema), b_to_a: Type.Optional(ImpairmentDirectionSchema) },
+  {
+    additionalProperties: false,
+    description: "per direction: a_to_b is what reaches end b from end a; absent or {}: none",
+  },
+);
+
+/** A link in a lab body: a link, and its impairment (absent: none). */
+export const LabLinkSpecSchema = Type.Object(
+  { ...LinkSpecSchema.properties, impairment: Type.Optional(ImpairmentSchema) },
+  { additionalProperties: false },
+);
+
+const CountString = (max: number, description: string) =>
+  Type.Optional(Type.String({ pattern: `^[1-9][0-9]{0,${String(max).length - 1}}$`, description }));
+
+export const CaptureQuery = Type.Object(
+  {
+    count: CountString(10_000_000, "stop after this many packets"),
+    seconds: Type.Optional(
+      Type.String({ pattern: "^[0-9]{1,5}(\\.[0-9]{1,3})?$", description: "stop after this many seconds" }),
+    ),
+    filter: Type.Optional(
+      Type.String({ maxLength: 1024, description: "BPF expression (pcap-filter(7)), e.g. icmp" }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const LabSpecSchema = Type.Object(
   {
     nodes: Type.Array(
@@ -89,7 +148,7 @@ export const LabSpecSchema = Type.Object(
       ),
       { maxItems: 4096 },
     ),
-    links: Type.Array(LinkSpecSchema, { maxItems: 16384 }),
+    links: Type.Array(LabLinkSpecSchema, { maxItems: 16384 }),
   },
   { additionalProperties: false },
 );
@@ -157,12 +216,43 @@ export const NodeViewSchema = Type.Object({
   interfaces: Type.Array(InterfaceViewSchema),
 });
 
+export const InterfaceCountersSchema = Type.Object(
+  {
+    rx_packets: Count,
+    tx_packets: Count,
+    rx_bytes: Count,
+    tx_bytes: Count,
+    rx_dropped: Count,
+    tx_dropped: Count,
+    rx_errors: Count,
+    tx_errors: Count,
+  },
+  { description: "from the node's side (rx: reached the node); the switch refreshes them every 5 s" },
+);
+const EndCounters = Type.Union([InterfaceCountersSchema, Type.Null()]);
+
 export const LinkViewSchema = Type.Object({
   id: Type.String(),
   a: Type.String(),
   b: Type.String(),
   vlan: Vlan,
   state: Type.Union([Type.Literal("up"), Type.Literal("down"), Type.Literal("pending")]),
+  impairment: Type.Optional(ImpairmentSchema),
+  counters: Type.Optional(Type.Object({ a: EndCounters, b: EndCounters })),
+});
+
+export const ImpairmentViewSchema = Type.Object({
+  lab: Type.String(),
+  id: Type.String(),
+  a: Type.String(),
+  b: Type.String(),
+  a_to_b: ImpairmentDirectionSchema,
+  b_to_a: ImpairmentDirectionSchema,
+  applied: Type.Union(
+    [Type.Object({ a_to_b: ImpairmentDirectionSchema, b_to_a: ImpairmentDirectionSchema }), Type.Null()],
+    { description: "read back from tc on the host ends now; null while the link is pending" },
+  ),
+  in_sync: Type.Boolean({ description: "applied is what is asked (reconcile repairs a difference)" }),
 });
 
 export const LabViewSchema = Type.Object({
@@ -180,6 +270,7 @@ export const LabChangesSchema = Type.Object({
   links_added: Type.Array(Type.String()),
   links_removed: Type.Array(Type.String()),
   overlays_detached: Type.Array(Type.String()),
+  impairments_changed: Type.Array(Type.String()),
 });
 
 export const PutLabAnswer = Type.Object({ ...LabViewSchema.properties, changes: LabChangesSchema });
@@ -321,6 +412,12 @@ export type SchemaChecks = [
   Assignable<SwitchPortView, Static<typeof SwitchPortViewSchema>>,
   Assignable<Static<typeof SwitchStatusViewSchema>, SwitchStatusView>,
   Assignable<SwitchStatusView, Static<typeof SwitchStatusViewSchema>>,
+  Assignable<Static<typeof InterfaceCountersSchema>, InterfaceCounters>,
+  Assignable<InterfaceCounters, Static<typeof InterfaceCountersSchema>>,
+  Assignable<Static<typeof ImpairmentSchema>, Impairment>,
+  Assignable<Impairment, Static<typeof ImpairmentSchema>>,
+  Assignable<Static<typeof ImpairmentViewSchema>, ImpairmentView>,
+  Assignable<ImpairmentView, Static<typeof ImpairmentViewSchema>>,
   Assignable<Static<typeof OrphanViewSchema>, OrphanView>,
   Assignable<OrphanView, Static<typeof OrphanViewSchema>>,
   // Bodies: what passes validation is what the services take.

@@ -18,9 +18,11 @@ import { authHook } from "./auth.js";
 import { browserGuardHook } from "./browser-guard.js";
 import { errorHandler, sendError } from "./errors.js";
 import { httpHistogram, recordRequest } from "./http-metrics.js";
+import { captureRoutes } from "./routes/capture.js";
 import { cleanupRoutes } from "./routes/cleanup.js";
 import { eventRoutes } from "./routes/events.js";
 import { healthRoutes } from "./routes/health.js";
+import { impairmentRoutes } from "./routes/impairment.js";
 import { labRoutes } from "./routes/labs.js";
 import { linkRoutes } from "./routes/links.js";
 import { metricsRoutes } from "./routes/metrics.js";
@@ -38,6 +40,8 @@ const ROUTES: readonly RouteModule[] = [
   labRoutes,
   nodeRoutes,
   linkRoutes,
+  impairmentRoutes,
+  captureRoutes,
   overlayRoutes,
   ovsRoutes,
   cleanupRoutes,

@@ -1,8 +1,15 @@
 import { AgentError } from "../common/errors.js";
 import type { BackendName } from "../config/config.js";
 import type { LinkEnd, WiredLink } from "../model/ends.js";
-import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../model/records.js";
-import type { OperState, OrphanView, SwitchStatusView, TunnelView } from "../model/views.js";
+import type { CarrierState, InterfaceRecord, LabRecord, NetnsRef, OverlayRecord } from "../model/records.js";
+import type {
+  ImpairmentDirection,
+  InterfaceCounters,
+  OperState,
+  OrphanView,
+  SwitchStatusView,
+  TunnelView,
+} from "../model/views.js";
 import type { OvsdbClient } from "../ovsdb/client.js";
 
 /**
@@ -12,7 +19,7 @@ import type { OvsdbClient } from "../ovsdb/client.js";
  * what to build and reports what exists.
  *
  * A small core every backend implements, and optional capabilities as objects (`overlay`,
- * `dockerPorts`, `orphans`, `switchDb`): a backend without one leaves it out and says why in `unsupported`;
+ * `dockerPorts`, `orphans`, `switchDb`, `impairment`, `capture`): a backend without one leaves it out and says why in `unsupported`;
  * `capability()` turns the absence into NOT_SUPPORTED (HTTP 501) with that reason.
  */
 export type { BackendName };
@@ -25,6 +32,15 @@ export interface PortObservation {
   link: string | null;
   /** Why it forwards or not, where the backend can tell (otherwise: the API's carrier). */
   operState?: OperState;
+  /** The interface's counters from the node's side, where the backend counts (from its caches). */
+  counters?: InterfaceCounters;
+}
+
+/** Where an interface's traffic, both directions, can be captured: a device in a namespace. */
+export interface CapturePoint {
+  /** undefined: the agent's own namespace. */
+  netns: NetnsRef | undefined;
+  dev: string;
 }
 
 export interface DetachedEndpoint {
@@ -109,11 +125,34 @@ export interface SwitchDbCapability {
   labOf(externalIds: Readonly<Record<string, string>>): string | undefined;
 }
 
+/** Link impairments with tc: a rate alone (tbf) wherever offered; delay, loss and the rest need netem. */
+export interface ImpairmentCapability {
+  /** Undefined when the kernel has netem, otherwise why not (what needs it answers 501). */
+  netemMissing(): string | undefined;
+  /**
+   * Applies each link's `impairment` (absent: none) to its ends; `connect` applies it too,
+   * `disconnect` removes it.
+   */
+  apply(lab: LabRecord, links: readonly WiredLink[]): Promise<void>;
+  /** What each of these links suffers now, read back from the kernel (a process, not a cache). */
+  applied(
+    links: readonly WiredLink[],
+  ): Promise<{ a_to_b: ImpairmentDirection; b_to_a: ImpairmentDirection; in_sync: boolean }[]>;
+}
+
+/** Packet capture of lab interfaces. */
+export interface CaptureCapability {
+  /** Where to capture an interface; undefined while it does not exist. */
+  point(end: LinkEnd): CapturePoint | undefined;
+}
+
 export interface Capabilities {
   overlay: OverlayCapability;
   dockerPorts: DockerPortsCapability;
   orphans: OrphansCapability;
   switchDb: SwitchDbCapability;
+  impairment: ImpairmentCapability;
+  capture: CaptureCapability;
 }
 
 export type Capability = keyof Capabilities;

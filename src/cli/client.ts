@@ -61,6 +61,32 @@ export class AgentClient {
     return this.request<T>("DELETE", path);
   }
 
+  /**
+   * A streaming GET (packet capture): the response once the agent answers 200, its body read by
+   * the caller as it comes (no overall timeout); an error answer is a ClientError as usual.
+   */
+  async stream(path: string, signal?: AbortSignal): Promise<Response> {
+    const headers: Record<string, string> = {};
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    let res: Response;
+    try {
+      res = await fetch(this.base + path, { headers, ...(signal ? { signal } : {}) });
+    } catch (e) {
+      throw this.networkError(e);
+    }
+    if (res.ok) return res;
+    const text = await res.text();
+    const err = (() => {
+      try {
+        return (JSON.parse(text) as { error?: { code?: string; message?: string; hint?: string } }).error;
+      } catch {
+        return undefined;
+      }
+    })();
+    if (err?.message) throw new ClientError(err.message, err.code ?? "HTTP_ERROR", err.hint, res.status);
+    throw new ClientError(`GET ${path}: HTTP ${res.status} ${text.slice(0, 200)}`.trim(), "HTTP_ERROR");
+  }
+
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { accept: "application/json" };
     if (this.token) headers.authorization = `Bearer ${this.token}`;

@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { isAgentError } from "../common/errors.js";
 import { ClientError, DEFAULT_URL, UsageError } from "./client.js";
+import { registerCapture } from "./commands/capture.js";
 import { registerCarrier } from "./commands/carrier.js";
 import { registerCleanup } from "./commands/cleanup.js";
 import { registerHost } from "./commands/host.js";
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerLab(program);
   registerLink(program);
   registerCarrier(program);
+  registerCapture(program);
   registerOverlay(program);
   registerCleanup(program);
   return program;

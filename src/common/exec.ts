@@ -1,4 +1,5 @@
-import { execFile } from "node:child_process";
+import { type ChildProcessByStdio, execFile, spawn } from "node:child_process";
+import type { Readable } from "node:stream";
 import { AgentError } from "./errors.js";
 import { CHILD_MARK, selfIdentity } from "./orphaned-children.js";
 
@@ -85,6 +86,48 @@ export function run(file: string, args: readonly string[], opts: ExecOptions = {
       child.stdin?.end(opts.input);
     }
   });
+}
+
+/** A program started by spawnStreaming: its output as streams, and how to end it. */
+export interface StreamingChild {
+  readonly child: ChildProcessByStdio<null, Readable, Readable>;
+  /** Resolves with the exit code (or the signal's name) once the program has exited. */
+  readonly exited: Promise<number | string>;
+  /** SIGTERM, then SIGKILL after `graceMs` if it is still running; resolves once it has exited. */
+  stop(graceMs?: number): Promise<number | string>;
+}
+
+/**
+ * The door for a program that runs until told to stop and streams its output (tcpdump): the
+ * same rules as run() (no shell, an argument array, marked, dies with the agent), but the caller
+ * reads stdout and stderr as they come and ends it with stop().
+ */
+export function spawnStreaming(file: string, args: readonly string[]): StreamingChild {
+  const child = spawn("setpriv", [...DIE_WITH_AGENT, file, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, [CHILD_MARK]: selfIdentity() },
+  });
+  const exited = new Promise<number | string>((resolve) => {
+    child.on("error", () => resolve(-1));
+    child.on("exit", (code, signal) => resolve(code ?? signal ?? -1));
+  });
+  let stopping: Promise<number | string> | undefined;
+  return {
+    child,
+    exited,
+    stop(graceMs = 2000) {
+      stopping ??= (async () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+        const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+        try {
+          return await exited;
+        } finally {
+          clearTimeout(timer);
+        }
+      })();
+      return stopping;
+    },
+  };
 }
 
 export class CommandError extends AgentError {

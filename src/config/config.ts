@@ -45,6 +45,8 @@ export interface AgentConfig {
   underlay: { bridge: string; interface: string | undefined; localIp: string | undefined };
   cleanupIntervalS: number;
   cleanupGraceS: number;
+  /** Packet captures running at once (a tcpdump each); more are 429. */
+  maxCaptures: number;
   logLevel: string;
 }
 
@@ -387,6 +389,14 @@ export const SETTINGS: readonly Setting[] = [
     },
   },
   {
+    env: "ARCHETYPE_AGENT_MAX_CAPTURES",
+    flag: "max-captures",
+    describe: "packet captures running at once (one tcpdump each); more are refused (429)",
+    apply: (c, t) => {
+      c.maxCaptures = intIn("ARCHETYPE_AGENT_MAX_CAPTURES", 0, 256)(t);
+    },
+  },
+  {
     env: "ARCHETYPE_LOG_LEVEL",
     flag: "log-level",
     describe: "trace, debug, info, warn, error",
@@ -427,6 +437,7 @@ export function defaultConfig(): AgentConfig {
     underlay: { bridge: "br-phy", interface: undefined, localIp: undefined },
     cleanupIntervalS: 60,
     cleanupGraceS: 10,
+    maxCaptures: 8,
     logLevel: "info",
   };
 }

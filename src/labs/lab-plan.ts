@@ -5,6 +5,7 @@ import type { LinkEnd } from "../model/ends.js";
 import { formatEnd, parseEnd, validateId, validateIfName } from "../model/names.js";
 import type { InterfaceRecord, LabRecord, LinkRecord, NodeRecord, OverlayRecord } from "../model/records.js";
 import type { LabChanges, LabSpec } from "../model/views.js";
+import { sameImpairment, validateImpairment } from "./impairment.js";
 
 /** What converging a lab to a declared state takes: computed and validated before any change. */
 export interface LabPlan {
@@ -14,6 +15,8 @@ export interface LabPlan {
   removeEnds: LinkEnd[];
   addLinks: LinkRecord[];
   removeLinks: LinkRecord[];
+  /** Links kept whose impairment changes: their new records (the old ones are the lab's). */
+  impairLinks: LinkRecord[];
   /** Overlay links whose interface leaves the lab for good (not re-created): detached and dropped. */
   detachOverlays: OverlayRecord[];
   changes: LabChanges;
@@ -98,14 +101,26 @@ export function planLab(
       throw new AgentError("BAD_REQUEST", `link ${id} joins ${formatEnd(a)} to itself`);
     if (ids.has(id)) throw new AgentError("BAD_REQUEST", `link id ${id} is declared twice`);
     ids.add(id);
+    const impairment = validateImpairment(l.impairment, `link ${id}: impairment`);
     const have = current.links[id];
     const same = have && [have.a, have.b].sort().join() === [formatEnd(a), formatEnd(b)].sort().join();
-    if (have && same) continue;
+    if (have && same) {
+      if (!sameImpairment(have.impairment, oriented(impairment, have.a === formatEnd(a)))) {
+        plan.impairLinks.push(withImpairment(have, oriented(impairment, have.a === formatEnd(a))));
+        c.impairments_changed.push(id);
+      }
+      continue;
+    }
     if (have) {
       plan.removeLinks.push(have);
       c.links_removed.push(id);
     }
-    plan.addLinks.push({ id, a: formatEnd(a), b: formatEnd(b), carrier: "up", createdAt: Date.now() });
+    plan.addLinks.push(
+      withImpairment(
+        { id, a: formatEnd(a), b: formatEnd(b), carrier: "up", createdAt: Date.now() },
+        impairment,
+      ),
+    );
     c.links_added.push(id);
   }
   for (const have of Object.values(current.links)) {
@@ -115,6 +130,21 @@ export function planLab(
     }
   }
   return plan;
+}
+
+/** A link record with this impairment (none: without the field). */
+export function withImpairment(link: LinkRecord, impairment: LinkRecord["impairment"]): LinkRecord {
+  const { impairment: _old, ...rest } = link;
+  return impairment ? { ...rest, impairment } : rest;
+}
+
+/** An impairment given for ends a, b of a body, for a record whose ends are the other way round. */
+function oriented(imp: LinkRecord["impairment"], sameWay: boolean): LinkRecord["impairment"] {
+  if (sameWay || !imp) return imp;
+  return {
+    ...(imp.b_to_a ? { a_to_b: imp.b_to_a } : {}),
+    ...(imp.a_to_b ? { b_to_a: imp.a_to_b } : {}),
+  };
 }
 
 function removeNode(plan: LabPlan, node: NodeRecord): void {
@@ -169,6 +199,7 @@ export function emptyPlan(): LabPlan {
     removeEnds: [],
     addLinks: [],
     removeLinks: [],
+    impairLinks: [],
     detachOverlays: [],
     changes: {
       nodes_added: [],
@@ -178,6 +209,7 @@ export function emptyPlan(): LabPlan {
       links_added: [],
       links_removed: [],
       overlays_detached: [],
+      impairments_changed: [],
     },
   };
 }
@@ -205,5 +237,6 @@ export function plannedRecord(current: LabRecord, plan: LabPlan): LabRecord {
     for (const i of ifaces) into.interfaces[i.name] = i;
   }
   for (const l of plan.addLinks) next.links[l.id] = l;
+  for (const l of plan.impairLinks) next.links[l.id] = l;
   return next;
 }

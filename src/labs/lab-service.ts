@@ -28,6 +28,7 @@ import type {
 } from "../model/views.js";
 import { overlayKey } from "../overlay/overlay-service.js";
 import type { StateStore } from "../state/state-store.js";
+import { requireShaping } from "./impairment.js";
 import {
   emptyPlan,
   type LabPlan,
@@ -81,6 +82,10 @@ export class LabService implements LabOperations {
           this.d.config.localMtu,
           this.overlaysOf(lab),
           this.takenPorts(lab),
+        );
+        requireShaping(
+          this.d.backend,
+          [...plan.addLinks, ...plan.impairLinks].map((l) => l.impairment),
         );
         await this.requireNetns(
           current,
@@ -411,6 +416,17 @@ export class LabService implements LabOperations {
       undo.push({ what: "unlinking new links", run: () => backend.disconnect(next, activate) });
       await backend.connect(next, activate);
     }
+    // Links kept whose impairment changed (connecting applied those just wired).
+    const retuned = plan.impairLinks.filter((l) => !activate.some((w) => w.link.id === l.id));
+    if (retuned.length > 0) {
+      const before = this.wired(
+        rec,
+        retuned.map((l) => rec.links[l.id] as LinkRecord),
+      );
+      const shaping = capability(backend, "impairment");
+      undo.push({ what: "restoring impairments", run: () => shaping.apply(rec, before) });
+      await shaping.apply(next, this.wired(next, retuned));
+    }
     for (const o of plan.detachOverlays) {
       await backend.overlay?.detach(o, undefined);
       const end = this.findEnd(rec, { node: o.node, iface: o.interface });
@@ -550,7 +566,7 @@ interface Undo {
 }
 
 /** The error of a failed change, saying whether the lab is as it was. */
-function rolledBack(e: unknown, failed: readonly string[]): AgentError {
+export function rolledBack(e: unknown, failed: readonly string[]): AgentError {
   const err = toAgentError(e);
   const how =
     failed.length === 0

@@ -50,6 +50,8 @@ export function linkView(rec: LabRecord, link: LinkRecord, backend: NetworkBacke
     b: link.b,
     vlan: wired ? a.vlan : null,
     state: !wired ? "pending" : link.carrier === "down" ? "down" : "up",
+    ...(link.impairment ? { impairment: link.impairment } : {}),
+    ...(a?.counters || b?.counters ? { counters: { a: a?.counters ?? null, b: b?.counters ?? null } } : {}),
   };
 }
 

@@ -25,5 +25,20 @@ export {
 } from "./netns.js";
 export { addNetns, deleteNetns } from "./netns-ops.js";
 export { type DeviceRef, disableTxOffload } from "./offload.js";
+export {
+  isEmptyShape,
+  listRootQdiscs,
+  NETEM_FIELDS,
+  needsNetem,
+  netemMissing,
+  parseRootQdisc,
+  type QdiscShape,
+  qdiscLine,
+  type RootQdisc,
+  rootQdisc,
+  SHAPE_FIELDS,
+  sameShape,
+  tcBatch,
+} from "./tc.js";
 export { validateAlias, validateGroup, validateMtu } from "./values.js";
 export { createVeths, createVethsInHost, type HostVethSpec, type VethSpec } from "./veth.js";

@@ -1,5 +1,8 @@
+import type { Readable } from "node:stream";
 import type { CarrierState } from "./records.js";
 import type {
+  Impairment,
+  ImpairmentView,
   InterfaceView,
   LabChanges,
   LabSpec,
@@ -40,6 +43,49 @@ export interface OverlayOperations {
   attach(spec: OverlaySpec, opts?: { wait?: boolean }): Promise<TunnelView>;
   detach(lab: string, link: string): Promise<void>;
   status(): TunnelView[];
+}
+
+/** Impairments of links (delay, loss, rate...): stored with the lab, applied with tc. */
+export interface ImpairmentOperations {
+  /** LAB_NOT_FOUND, LINK_NOT_FOUND; what is asked and what the kernel applies now. */
+  get(lab: string, link: string): Promise<ImpairmentView>;
+  /**
+   * Sets a link's impairment exactly (undefined or {}: none). BAD_REQUEST for a bad field,
+   * NOT_SUPPORTED for what the kernel or backend cannot do; either changes nothing.
+   */
+  set(lab: string, link: string, impairment: Impairment | undefined): Promise<ImpairmentView>;
+}
+
+/** What to capture: a link (both directions, on one end) or one interface. */
+export type CaptureTarget = { lab: string; link: string } | { lab: string; node: string; iface: string };
+
+export interface CaptureOptions {
+  /** Stop after this many packets. */
+  count?: number;
+  /** Stop after this many seconds. */
+  seconds?: number;
+  /** A BPF expression (as tcpdump takes it). */
+  filter?: string;
+}
+
+/** A capture that has started: pcap bytes as they come, until stopped or a limit is reached. */
+export interface CaptureHandle {
+  /** pcap (tcpdump -w -), both directions of the interface. */
+  stream: Readable;
+  /** The interface captured, for a file name: `lab-node-if`. */
+  name: string;
+  /** Ends the capture (the client left); resolves once its helper process has exited. */
+  stop(): Promise<void>;
+}
+
+export interface CaptureOperations {
+  /**
+   * Resolves once the capture listens. BAD_REQUEST for a filter that does not compile,
+   * TOO_MANY_REQUESTS past the agent's limit, CONFLICT while the interface is absent.
+   */
+  start(target: CaptureTarget, opts: CaptureOptions): Promise<CaptureHandle>;
+  /** Captures running now. */
+  active(): number;
 }
 
 export interface CleanupOperations {

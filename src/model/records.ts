@@ -48,6 +48,28 @@ export interface LinkRecord {
   b: string;
   carrier: CarrierState;
   createdAt: number;
+  /** Delay, loss, rate... per direction (tc on the host ends); absent: none. */
+  impairment?: Impairment;
+}
+
+/**
+ * What one direction of a link suffers (netem; tbf for a rate alone). Fields that are absent
+ * or 0 are not applied; the API's names, as stored.
+ */
+export interface ImpairmentDirection {
+  delay_ms?: number;
+  jitter_ms?: number;
+  loss_pct?: number;
+  corrupt_pct?: number;
+  duplicate_pct?: number;
+  reorder_pct?: number;
+  rate_kbit?: number;
+}
+
+/** Both directions of a link: `a_to_b` is what reaches end b from end a. */
+export interface Impairment {
+  a_to_b?: ImpairmentDirection;
+  b_to_a?: ImpairmentDirection;
 }
 
 export interface LabRecord {

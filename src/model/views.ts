@@ -2,7 +2,9 @@
  * What the agent answers about labs, in the contract's JSON shapes (snake_case, see
  * shared/spec/api.md). The API's TypeBox schemas describe exactly these.
  */
-import type { CarrierState } from "./records.js";
+import type { CarrierState, Impairment, ImpairmentDirection } from "./records.js";
+
+export type { Impairment, ImpairmentDirection };
 
 export type LinkState = "up" | "down" | "pending";
 
@@ -43,6 +45,40 @@ export interface LinkView {
   vlan: number | null;
   /** up: both ends exist and are joined; pending: an end does not exist yet; down: carrier down. */
   state: LinkState;
+  /** Delay, loss, rate... per direction; absent when none. */
+  impairment?: Impairment;
+  /** Per end, from the node's side; absent where the backend counts nothing (see InterfaceCounters). */
+  counters?: { a: InterfaceCounters | null; b: InterfaceCounters | null };
+}
+
+/**
+ * An interface's counters from its node's side (rx: what reached the node), as the switch counts
+ * them on the host end (OVS refreshes them every 5 s); null while the interface is absent.
+ */
+export interface InterfaceCounters {
+  rx_packets: number;
+  tx_packets: number;
+  rx_bytes: number;
+  tx_bytes: number;
+  rx_dropped: number;
+  tx_dropped: number;
+  rx_errors: number;
+  tx_errors: number;
+}
+
+/** `GET /labs/{lab}/links/{id}/impairment`: what is asked, and what the kernel applies now. */
+export interface ImpairmentView {
+  lab: string;
+  id: string;
+  a: string;
+  b: string;
+  /** What is asked, per direction ({}: nothing). */
+  a_to_b: ImpairmentDirection;
+  b_to_a: ImpairmentDirection;
+  /** Read back from tc on the host ends now; null while the link is pending (an end is absent). */
+  applied: { a_to_b: ImpairmentDirection; b_to_a: ImpairmentDirection } | null;
+  /** Whether what is applied is what is asked (the agent's reconcile repairs a difference). */
+  in_sync: boolean;
 }
 
 export interface LabView {
@@ -69,12 +105,14 @@ export interface LabChanges {
   links_removed: string[];
   /** Overlay links (ids) detached because their interface left the lab. */
   overlays_detached: string[];
+  /** Links (ids) kept whose impairment was set, changed or cleared. */
+  impairments_changed: string[];
 }
 
 /** Body of `PUT /labs/{lab}`. */
 export interface LabSpec {
   nodes: { name: string; netns?: string; pid?: number; interfaces: { name: string; mtu?: number }[] }[];
-  links: { a: string; b: string; id?: string }[];
+  links: { a: string; b: string; id?: string; impairment?: Impairment }[];
 }
 
 /** Body of `POST /labs/{lab}/nodes/{node}/interfaces`. */

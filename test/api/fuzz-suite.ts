@@ -83,6 +83,11 @@ const ROUTES: Route[] = [
   { method: "DELETE", path: "/labs/:lab/links/:id" },
   { method: "PUT", path: "/labs/:lab/nodes/:node/interfaces/:if/carrier", body: () => ({ state: "down" }) },
   { method: "PUT", path: "/labs/:lab/links/:id/carrier", body: () => ({ state: "down" }) },
+  // (PUT impairment is left out: every field is optional, so a body with one dropped stays valid.)
+  { method: "GET", path: "/labs/:lab/links/:id/impairment" },
+  { method: "DELETE", path: "/labs/:lab/links/:id/impairment" },
+  { method: "GET", path: "/labs/:lab/links/:id/capture" },
+  { method: "GET", path: "/labs/:lab/nodes/:node/interfaces/:if/capture" },
   {
     method: "POST",
     path: "/overlay/links",

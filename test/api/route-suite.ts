@@ -6,7 +6,14 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { InjectOptions, LightMyRequestResponse } from "fastify";
 import type { App } from "../../src/api/types.js";
-import type { InterfaceView, LabView, LinkView, NodeView, TunnelView } from "../../src/model/views.js";
+import type {
+  ImpairmentView,
+  InterfaceView,
+  LabView,
+  LinkView,
+  NodeView,
+  TunnelView,
+} from "../../src/model/views.js";
 import { type ApiFixture, type ApiFixtureFactory, appFor, json } from "./fixture.js";
 
 type Method = "GET" | "PUT" | "POST" | "DELETE" | "PATCH" | "OPTIONS";
@@ -46,6 +53,11 @@ export const CONTRACT_ROUTES: readonly [string, string][] = [
   ["delete", "/labs/{lab}/links/{id}"],
   ["put", "/labs/{lab}/nodes/{node}/interfaces/{if}/carrier"],
   ["put", "/labs/{lab}/links/{id}/carrier"],
+  ["get", "/labs/{lab}/links/{id}/impairment"],
+  ["put", "/labs/{lab}/links/{id}/impairment"],
+  ["delete", "/labs/{lab}/links/{id}/impairment"],
+  ["get", "/labs/{lab}/links/{id}/capture"],
+  ["get", "/labs/{lab}/nodes/{node}/interfaces/{if}/capture"],
   ["post", "/overlay/links"],
   ["delete", "/overlay/links/{lab}/{link}"],
   ["get", "/overlay/status"],
@@ -216,6 +228,27 @@ export function routeSuite(name: string, factory: ApiFixtureFactory): void {
         404,
         "LINK_NOT_FOUND",
       );
+    });
+
+    it("PUT/GET/DELETE a link's impairment: a rate applies, bad fields are 400, unknown ids 404", async () => {
+      const url = `/labs/${lab}/links/l2/impairment`;
+      const put = await call("PUT", url, { a_to_b: { rate_kbit: 5000 } });
+      assert.equal(put.statusCode, 200, put.body);
+      const view = json<ImpairmentView>(put);
+      assert.deepEqual([view.a_to_b, view.b_to_a], [{ rate_kbit: 5000 }, {}]);
+      assert.deepEqual(json<ImpairmentView>(await call("GET", url)).a_to_b, { rate_kbit: 5000 });
+      const links = json<LinkView[]>(await call("GET", `/labs/${lab}/links`));
+      assert.deepEqual(links.find((l) => l.id === "l2")?.impairment, { a_to_b: { rate_kbit: 5000 } });
+      for (const body of [{ a_to_b: { loss_pct: 150 } }, { b_to_a: { rate_kbit: 3 } }, { x: {} }, []]) {
+        assertError(await call("PUT", url, body), 400, "BAD_REQUEST");
+      }
+      const del = await call("DELETE", url);
+      assert.equal(del.statusCode, 200, del.body);
+      assert.deepEqual(json<ImpairmentView>(del).a_to_b, {});
+      assertError(await call("GET", `/labs/${lab}/links/nope/impairment`), 404, "LINK_NOT_FOUND");
+      assertError(await call("PUT", `/labs/no-such-lab/links/l2/impairment`, {}), 404, "LAB_NOT_FOUND");
+      assertError(await call("GET", `/labs/no-such-lab/links/l2/capture`), 404, "LAB_NOT_FOUND");
+      assertError(await call("GET", `/labs/${lab}/links/l2/capture?count=0`), 400, "BAD_REQUEST");
     });
 
     it("DELETE /labs/{lab}/links/{id}: 200, then 404", async () => {

@@ -49,7 +49,17 @@ export function cliSuite(name: string, factory: CliTargetFactory): void {
       assertOk(v);
       assert.match(v.stdout, /^\d+\.\d+\.\d+/);
       assertOk(h);
-      for (const verb of ["serve", "status", "host", "lab", "link", "carrier", "overlay", "cleanup"]) {
+      for (const verb of [
+        "serve",
+        "status",
+        "host",
+        "lab",
+        "link",
+        "carrier",
+        "capture",
+        "overlay",
+        "cleanup",
+      ]) {
         assert.match(h.stdout, new RegExp(`\\b${verb}\\b`), verb);
       }
       assert.equal(bad.code, 2);
@@ -146,8 +156,11 @@ export function cliSuite(name: string, factory: CliTargetFactory): void {
       assert.match(add.stdout, /^linked r1:eth2 <-> r2:eth2 as l2 \(vlan \d+, up\)/);
       const ls = await cli("link", "ls", lab);
       assertOk(ls);
-      assert.match(ls.stdout, /^ID\s+A\s+B\s+VLAN\s+STATE\n/);
-      assert.match(ls.stdout, /\nl2\s+r1:eth2\s+r2:eth2\s+\d+\s+up\n/);
+      assert.match(
+        ls.stdout,
+        /^ID\s+A\s+B\s+VLAN\s+STATE\s+A RX\s+A TX\s+B RX\s+B TX\s+DROPS\s+ERRORS\s+IMPAIRMENT\n/,
+      );
+      assert.match(ls.stdout, /\nl2\s+r1:eth2\s+r2:eth2\s+\d+\s+up\b/);
       const dup = await cli("link", "add", lab, "r1:eth2", "router-long-name:eth1");
       assert.equal(dup.code, 1);
       assert.match(dup.stderr, /^error: .*r1:eth2.*\nhint: .+/);

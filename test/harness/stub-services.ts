@@ -5,9 +5,16 @@
 import type { NetworkBackend } from "../../src/backends/network-backend.js";
 import { AgentError } from "../../src/common/errors.js";
 import { type AgentConfig, defaultConfig } from "../../src/config/config.js";
+import { requireShaping, validateImpairment } from "../../src/labs/impairment.js";
 import { createMetrics } from "../../src/metrics.js";
-import type { CleanupOperations, LabOperations, OverlayOperations } from "../../src/model/operations.js";
-import type { CarrierState } from "../../src/model/records.js";
+import type {
+  CaptureOperations,
+  CleanupOperations,
+  ImpairmentOperations,
+  LabOperations,
+  OverlayOperations,
+} from "../../src/model/operations.js";
+import type { CarrierState, Impairment } from "../../src/model/records.js";
 import type {
   InterfaceView,
   LabChanges,
@@ -42,6 +49,7 @@ interface StubLink {
   b: string;
   vlan: number;
   carrier: CarrierState;
+  impairment?: Impairment;
 }
 interface StubLab {
   lab: string;
@@ -147,7 +155,14 @@ export function createStubServices(opts: StubOptions = {}): StubServices {
     const a = ifaceOf(l, k.a);
     const b = ifaceOf(l, k.b);
     const state = !a || !b ? "pending" : k.carrier === "down" ? "down" : "up";
-    return { id: k.id, a: k.a, b: k.b, vlan: k.vlan, state };
+    return {
+      id: k.id,
+      a: k.a,
+      b: k.b,
+      vlan: k.vlan,
+      state,
+      ...(k.impairment ? { impairment: k.impairment } : {}),
+    };
   }
   function labView(lab: string): LabView {
     const l = mustLab(lab);
@@ -208,6 +223,8 @@ export function createStubServices(opts: StubOptions = {}): StubServices {
         }
       }
       const ends = new Set<string>();
+      const impairments = spec.links.map((k) => validateImpairment(k.impairment));
+      requireShaping(backend, impairments);
       for (const k of spec.links) {
         for (const end of [k.a, k.b]) {
           if (ends.has(end)) throw new AgentError("ALREADY_LINKED", `${end} is in two links of the spec`);
@@ -226,6 +243,7 @@ export function createStubServices(opts: StubOptions = {}): StubServices {
         links_added: [],
         links_removed: [],
         overlays_detached: [],
+        impairments_changed: [],
       };
       for (const n of spec.nodes) {
         const old = existed?.nodes.get(n.name);
@@ -248,15 +266,23 @@ export function createStubServices(opts: StubOptions = {}): StubServices {
           for (const oi of old.interfaces.keys()) changes.interfaces_removed.push(`${old.name}:${oi}`);
         }
       }
-      for (const k of spec.links) {
+      spec.links.forEach((k, n) => {
         const id = k.id ?? defaultLinkId(k.a, k.b);
         const old = existed?.links.get(id);
-        if (old && old.a === k.a && old.b === k.b) l.links.set(id, old);
-        else {
-          addLinkTo(l, { ...k, id });
+        const impairment = impairments[n];
+        let link: StubLink;
+        if (old && old.a === k.a && old.b === k.b) {
+          link = old;
+          if (JSON.stringify(old.impairment) !== JSON.stringify(impairment))
+            changes.impairments_changed.push(id);
+        } else {
+          link = addLinkTo(l, { a: k.a, b: k.b, id });
           changes.links_added.push(id);
         }
-      }
+        if (impairment) link.impairment = impairment;
+        else delete link.impairment;
+        l.links.set(id, link);
+      });
       for (const id of existed?.links.keys() ?? []) {
         if (!l.links.has(id)) changes.links_removed.push(id);
       }
@@ -417,6 +443,36 @@ export function createStubServices(opts: StubOptions = {}): StubServices {
     },
   };
 
+  const impairmentOps: ImpairmentOperations = {
+    async get(lab, id) {
+      check();
+      const k = mustLab(lab).links.get(id);
+      if (!k) throw new AgentError("LINK_NOT_FOUND", `lab ${lab} has no link ${id}`);
+      const a_to_b = k.impairment?.a_to_b ?? {};
+      const b_to_a = k.impairment?.b_to_a ?? {};
+      return { lab, id, a: k.a, b: k.b, a_to_b, b_to_a, applied: { a_to_b, b_to_a }, in_sync: true };
+    },
+    async set(lab, id, spec) {
+      check();
+      const impairment = validateImpairment(spec);
+      const k = mustLab(lab).links.get(id);
+      if (!k) throw new AgentError("LINK_NOT_FOUND", `lab ${lab} has no link ${id}`);
+      requireShaping(backend, [impairment]);
+      if (impairment) k.impairment = impairment;
+      else delete k.impairment;
+      return impairmentOps.get(lab, id);
+    },
+  };
+
+  const captureOps: CaptureOperations = {
+    async start(target) {
+      check();
+      mustLab(target.lab);
+      throw new AgentError("NOT_SUPPORTED", "the stub backend does not capture");
+    },
+    active: () => 0,
+  };
+
   const notHere = async (): Promise<never> => {
     throw new AgentError("NOT_SUPPORTED", "the stub backend does not do this");
   };
@@ -432,6 +488,12 @@ export function createStubServices(opts: StubOptions = {}): StubServices {
     disconnect: notHere,
     setCarrier: notHere,
     teardown: notHere,
+    impairment: {
+      netemMissing: () => undefined,
+      apply: async () => {},
+      applied: async (links) => links.map(() => ({ a_to_b: {}, b_to_a: {}, in_sync: true })),
+    },
+    capture: { point: () => undefined },
     observe: () => ({ present: true, vlan: null, link: null }),
     reconcile: async () => ({ repairs: [], failed: new Map() }),
     onDrift: () => {},
@@ -477,6 +539,8 @@ export function createStubServices(opts: StubOptions = {}): StubServices {
     labs: labOps,
     overlays: overlayOps,
     cleanup: cleanupOps,
+    impairments: impairmentOps,
+    captures: captureOps,
     metrics: createMetrics(),
   };
   return handle;

@@ -8,6 +8,7 @@ import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "..
 import type { SwitchPortView, SwitchStatusView } from "../../model/views.js";
 import type {
   Capability,
+  CaptureCapability,
   CleanupContext,
   NetworkBackend,
   Orphan,
@@ -35,6 +36,8 @@ const UNSUPPORTED: Partial<Record<Capability, string>> = {
     "the local backend has no switch to attach VXLAN tunnels to; run the agent with ARCHETYPE_AGENT_BACKEND=ovs",
   dockerPorts:
     "the local backend cannot serve the Docker network plugin; run the agent with ARCHETYPE_AGENT_BACKEND=ovs",
+  impairment:
+    "the local backend has no host ends to shape traffic on (its links are veth pairs between the nodes); run the agent with ARCHETYPE_AGENT_BACKEND=ovs",
 };
 
 /**
@@ -58,6 +61,15 @@ export class LocalBackend implements NetworkBackend {
   ) {}
 
   readonly unsupported = UNSUPPORTED;
+
+  /** The node's own interface, in its namespace: it exists while the link does. */
+  readonly capture: CaptureCapability = {
+    point: (end) => {
+      const p = this.byPort.get(end.iface.hostPort);
+      const side = p && (p.first.hostPort === end.iface.hostPort ? p.first : p.second);
+      return side ? { netns: side.netns, dev: side.name } : undefined;
+    },
+  };
 
   readonly orphans: OrphansCapability = {
     audit: (ctx) => this.audit(ctx),

@@ -8,8 +8,17 @@ import {
   deleteLinks,
   disableTxOffload,
   ipBatch,
+  isEmptyShape,
   listLinks,
+  listRootQdiscs,
+  netemMissing,
+  type QdiscShape,
+  qdiscLine,
+  type RootQdisc,
+  rootQdisc,
+  sameShape,
   setLinkUp,
+  tcBatch,
   untilCarrier,
 } from "../../link/index.js";
 import { type NetnsRef, netnsLost, switchNetnsRef } from "../../link/netns.js";
@@ -29,10 +38,13 @@ import {
   type TransactOptions,
 } from "../../ovsdb/index.js";
 import type {
+  CaptureCapability,
+  CapturePoint,
   CleanupContext,
   DetachedEndpoint,
   DockerPortOwner,
   DockerPortsCapability,
+  ImpairmentCapability,
   NetworkBackend,
   Orphan,
   OrphansCapability,
@@ -75,6 +87,10 @@ export class OvsBackend implements NetworkBackend {
   private readonly strayVeths = new Map<string, number>();
   /** Where the host ends of veths live: the namespace ovs-vswitchd opens ports in. */
   private readonly hostNs: NetnsRef | undefined;
+  /** Host ports given a qdisc by this agent (reconcile checks them even when none is wanted now). */
+  private readonly shaped = new Set<string>();
+  /** Whether a reconcile has compared the host ends' qdiscs with the records yet. */
+  private qdiscsChecked = false;
 
   constructor(
     private readonly config: AgentConfig,
@@ -107,6 +123,22 @@ export class OvsBackend implements NetworkBackend {
   readonly switchDb: SwitchDbCapability = {
     client: () => this.client,
     labOf: (externalIds) => externalIds[OWNER.lab],
+  };
+
+  readonly impairment: ImpairmentCapability = {
+    netemMissing: () => {
+      const why = netemMissing();
+      return (
+        why &&
+        `${why}; delay, jitter, loss, corruption, duplication and reordering need it (rate_kbit alone works, through tbf)`
+      );
+    },
+    apply: (lab, links) => this.impair(lab, links),
+    applied: (links) => this.appliedImpairments(links),
+  };
+
+  readonly capture: CaptureCapability = {
+    point: (end) => this.capturePoint(end),
   };
 
   get ovsdb(): OvsdbClient {
@@ -270,6 +302,7 @@ export class OvsBackend implements NetworkBackend {
 
   async release(_lab: LabRecord, ends: readonly LinkEnd[]): Promise<void> {
     this.follow.forget(ends.map((e) => e.iface.hostPort));
+    for (const e of ends) this.shaped.delete(e.iface.hostPort);
     await this.removePortRows(ends.map((e) => this.port(e.iface.hostPort)));
     await deleteLinks(
       ends.map((e) => e.iface.hostPort),
@@ -292,6 +325,10 @@ export class OvsBackend implements NetworkBackend {
       for (const v of vlans) this.vlans.release(v);
       throw e;
     }
+    await this.impair(
+      _lab,
+      links.filter((w) => !isEmptyImpairment(w)),
+    );
     const down = links.filter((w) => w.link.carrier === "down").flatMap((w) => [w.a, w.b]);
     this.follow.setDesired(
       down.map((e) => e.iface.hostPort),
@@ -318,6 +355,49 @@ export class OvsBackend implements NetworkBackend {
     }
     await this.transact(ops);
     for (const v of new Set(freed)) this.vlans.release(v);
+    // The link's impairment goes with it: its ends are plain interfaces again.
+    const shaped = links.filter(
+      (w) => !isEmptyImpairment(w) || [w.a, w.b].some((e) => this.shaped.has(e.iface.hostPort)),
+    );
+    await this.shape(shaped.flatMap((w) => directions(w, undefined)));
+  }
+
+  private async impair(_lab: LabRecord, links: readonly WiredLink[]): Promise<void> {
+    await this.shape(links.flatMap((w) => directions(w, w.link.impairment)));
+  }
+
+  /** Gives each host port its qdisc (undefined: none) in one tc batch. */
+  private async shape(items: readonly Shaping[]): Promise<void> {
+    if (items.length === 0) return;
+    await tcBatch(
+      items.map((i) => qdiscLine(i.dev, i.shape, i.mtu)),
+      this.hostNs,
+    );
+    for (const i of items) {
+      if (isEmptyShape(i.shape)) this.shaped.delete(i.dev);
+      else this.shaped.add(i.dev);
+    }
+  }
+
+  private async appliedImpairments(links: readonly WiredLink[]) {
+    return Promise.all(
+      links.map(async (w) => {
+        const [toB, toA] = directions(w, w.link.impairment);
+        const [haveB, haveA] = await Promise.all(
+          [toB!, toA!].map((d) => rootQdisc(d.dev, this.hostNs).catch(() => undefined)),
+        );
+        return {
+          a_to_b: shapeOf(haveB),
+          b_to_a: shapeOf(haveA),
+          in_sync: sameShape(toB!.shape, haveB) && sameShape(toA!.shape, haveA),
+        };
+      }),
+    );
+  }
+
+  private capturePoint(end: LinkEnd): CapturePoint | undefined {
+    if (!this.port(end.iface.hostPort)) return undefined;
+    return { netns: this.hostNs, dev: end.iface.hostPort };
   }
 
   async setCarrier(lab: LabRecord, ends: readonly LinkEnd[], state: CarrierState): Promise<void> {
@@ -388,9 +468,15 @@ export class OvsBackend implements NetworkBackend {
   }
 
   async teardown(lab: LabRecord): Promise<void> {
-    this.follow.forget(
-      Object.values(lab.nodes).flatMap((n) => Object.values(n.interfaces).map((i) => i.hostPort)),
+    const hostPorts = Object.values(lab.nodes).flatMap((n) =>
+      Object.values(n.interfaces).map((i) => i.hostPort),
     );
+    this.follow.forget(hostPorts);
+    // Docker's interfaces stay: an impairment of theirs goes below; the lab's own die with their veths.
+    const shapedStaying = hostPorts.filter(
+      (h) => this.shaped.has(h) && this.port(h) && portKind(this.port(h)!.external_ids) === "plugin",
+    );
+    for (const h of hostPorts) this.shaped.delete(h);
     const mine = this.client
       .ports()
       .filter((p) => p.external_ids[OWNER.lab] === lab.lab && portKind(p.external_ids) === "node");
@@ -411,15 +497,18 @@ export class OvsBackend implements NetworkBackend {
           p.external_ids[OWNER.link],
       );
     await this.transact(plugin.map(isolateAgain));
+    await this.shape(shapedStaying.map((dev) => ({ dev, shape: undefined, mtu: 0, what: "" })));
   }
 
   observe(iface: InterfaceRecord): PortObservation {
     const p = this.client?.portByName(iface.hostPort);
+    const stats = p ? this.client.interfaceByName(iface.hostPort)?.statistics : undefined;
     return {
       present: p !== undefined,
       vlan: p?.tag ?? null,
       link: p?.external_ids[OWNER.link] ?? null,
       operState: this.follow?.operState(iface.hostPort),
+      ...(stats ? { counters: nodeSide(stats) } : {}),
     };
   }
 
@@ -559,6 +648,11 @@ export class OvsBackend implements NetworkBackend {
         failed.set(lab.lab, e instanceof Error ? e : new Error(String(e)));
       }
     }
+    await this.reconcileImpairments(
+      labs.filter((l) => !failed.has(l.lab)),
+      repairs,
+      failed,
+    );
     repairs.push(...(await this.tunnels.reconcile(overlays, (o) => this.endOf(labs, o))));
     if (repairs.length > 0) this.logger.info({ repairs }, "reconciled");
     return { repairs, failed };
@@ -596,6 +690,50 @@ export class OvsBackend implements NetworkBackend {
     }
     repairs.push(...(await this.reconcileLinks(lab)));
     repairs.push(...(await this.reconcileCarrier(lab, ends, kernel)));
+  }
+
+  /**
+   * The host ends' qdiscs as the links' impairments say: what differs (a veth made again, a
+   * qdisc changed or removed by hand) is set again, a shape on a port that wants none removed.
+   * One `tc` listing per pass, and only when some link is impaired or was (or on the first pass).
+   */
+  private async reconcileImpairments(
+    labs: readonly LabRecord[],
+    repairs: string[],
+    failed: Map<string, Error>,
+  ): Promise<void> {
+    const wanted = labs.map((lab) => ({ lab, items: wantedShapes(lab) }));
+    const any = wanted.some((w) => w.items.some((i) => !isEmptyShape(i.shape)));
+    if (!any && this.shaped.size === 0 && this.qdiscsChecked) return;
+    const have = await listRootQdiscs(this.hostNs);
+    this.qdiscsChecked = true;
+    for (const { items } of wanted) {
+      for (const i of items) {
+        if (have.get(i.dev)?.kind === "shape") this.shaped.add(i.dev);
+        else this.shaped.delete(i.dev);
+      }
+    }
+    for (const { lab, items } of wanted) {
+      const wrong = items.filter((i) => {
+        const now = have.get(i.dev);
+        if (now === undefined) return false; // no such device (yet): nothing to shape
+        if (isEmptyShape(i.shape)) return now.kind === "shape";
+        return !sameShape(i.shape, now);
+      });
+      if (wrong.length === 0) continue;
+      try {
+        await this.shape(wrong);
+        repairs.push(
+          ...wrong.map((i) =>
+            isEmptyShape(i.shape)
+              ? `lab ${lab.lab}: stray qdisc on ${i.dev} removed`
+              : `lab ${lab.lab}: impairment ${i.what} set again`,
+          ),
+        );
+      } catch (e) {
+        failed.set(lab.lab, e instanceof Error ? e : new Error(String(e)));
+      }
+    }
   }
 
   private endOf(labs: readonly LabRecord[], o: OverlayRecord): LinkEnd | undefined {
@@ -771,6 +909,67 @@ export class OvsBackend implements NetworkBackend {
     }
     return p;
   }
+}
+
+/** One host port's qdisc: what the direction towards its node suffers. */
+interface Shaping {
+  dev: string;
+  shape: QdiscShape | undefined;
+  mtu: number;
+  /** e.g. `a_to_b of link l1`. */
+  what: string;
+}
+
+/** A link's two directions: a->b is the egress of b's host end (towards node b), b->a of a's. */
+function directions(w: WiredLink, imp: WiredLink["link"]["impairment"]): [Shaping, Shaping] {
+  return [
+    { dev: w.b.iface.hostPort, shape: imp?.a_to_b, mtu: w.b.iface.mtu, what: `a_to_b of link ${w.link.id}` },
+    { dev: w.a.iface.hostPort, shape: imp?.b_to_a, mtu: w.a.iface.mtu, what: `b_to_a of link ${w.link.id}` },
+  ];
+}
+
+function isEmptyImpairment(w: WiredLink): boolean {
+  return isEmptyShape(w.link.impairment?.a_to_b) && isEmptyShape(w.link.impairment?.b_to_a);
+}
+
+/** Every interface of the lab with the qdisc it should have (none unless in an impaired link). */
+function wantedShapes(lab: LabRecord): Shaping[] {
+  const out = new Map<string, Shaping>();
+  for (const node of Object.values(lab.nodes)) {
+    for (const iface of Object.values(node.interfaces)) {
+      out.set(iface.hostPort, { dev: iface.hostPort, shape: undefined, mtu: iface.mtu, what: "" });
+    }
+  }
+  for (const link of Object.values(lab.links)) {
+    const end = (text: string) => {
+      const [n, i] = text.split(":") as [string, string];
+      const node = lab.nodes[n];
+      const iface = node?.interfaces[i];
+      return node && iface ? { node, iface } : undefined;
+    };
+    const a = end(link.a);
+    const b = end(link.b);
+    if (a && b) for (const d of directions({ link, a, b }, link.impairment)) out.set(d.dev, d);
+  }
+  return [...out.values()];
+}
+
+function shapeOf(q: RootQdisc | undefined): QdiscShape {
+  return q?.kind === "shape" ? q.shape : {};
+}
+
+/** The host end's counters from the node's side: what the host end sends, the node receives. */
+function nodeSide(s: Record<string, number>) {
+  return {
+    rx_packets: s.tx_packets ?? 0,
+    tx_packets: s.rx_packets ?? 0,
+    rx_bytes: s.tx_bytes ?? 0,
+    tx_bytes: s.rx_bytes ?? 0,
+    rx_dropped: s.tx_dropped ?? 0,
+    tx_dropped: s.rx_dropped ?? 0,
+    rx_errors: s.tx_errors ?? 0,
+    tx_errors: s.rx_errors ?? 0,
+  };
 }
 
 /** A port back in its own VLAN, out of any link. */
