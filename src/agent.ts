@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { startApi } from "./api/server.js";
+import { OvnBackend } from "./backends/ovn/ovn-backend.js";
 import { createBackend } from "./backends/registry.js";
 import { CleanupService } from "./cleanup/cleanup-service.js";
 import { Locks } from "./common/locks.js";
@@ -7,6 +8,7 @@ import type { Logger } from "./common/log.js";
 import { endPredecessorChildren } from "./common/orphaned-children.js";
 import type { AgentConfig } from "./config/config.js";
 import { LabService } from "./labs/lab-service.js";
+import { OvnLabService } from "./labs/ovn-lab-service.js";
 import { createMetrics, registerNetworkMetrics } from "./metrics.js";
 import { OverlayService } from "./overlay/overlay-service.js";
 import { startPlugin } from "./plugin/plugin-server.js";
@@ -26,6 +28,8 @@ const RETRY_MAX_MS = 60_000;
 export interface Agent {
   services: AgentServices;
   labs: LabService;
+  /** With the ovn backend: the lab service the API uses (labs live in OVN's NB, not the store). */
+  ovnLabs: OvnLabService | undefined;
   cleanup: CleanupService;
   store: StateStore;
   locks: Locks;
@@ -51,6 +55,10 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
   /** Lab -> why the last reconcile could not converge it. */
   const unconverged = new Map<string, string>();
   const labs = new LabService({ config, store, backend, locks, metrics, logger, unconverged });
+  const ovnLabs =
+    backend instanceof OvnBackend
+      ? new OvnLabService({ config, backend, locks, metrics, logger })
+      : undefined;
   const overlays = new OverlayService({ config, store, backend, locks, metrics });
   const cleanup = new CleanupService({ config, store, backend, locks, metrics, logger });
   registerNetworkMetrics(
@@ -153,10 +161,19 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
     throw e;
   }
 
-  const services: AgentServices = { version: VERSION, config, backend, labs, overlays, cleanup, metrics };
+  const services: AgentServices = {
+    version: VERSION,
+    config,
+    backend,
+    labs: ovnLabs ?? labs,
+    overlays,
+    cleanup,
+    metrics,
+  };
   return {
     services,
     labs,
+    ovnLabs,
     cleanup,
     store,
     locks,

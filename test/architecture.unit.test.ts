@@ -20,6 +20,7 @@ const LAYER: Record<string, number> = {
   backends: 4, // the interface every backend implements
   "backends/ovs": 5,
   "backends/local": 5,
+  "backends/ovn": 5,
   "backends/registry": 6, // picks an implementation
   overlay: 6,
   labs: 7,

@@ -14,7 +14,7 @@ import type {
  * (validation, desired state, locking, persistence) is not a backend's job: a backend is told
  * what to build and reports what exists.
  */
-export type BackendName = "ovs" | "local";
+export type BackendName = "ovs" | "local" | "ovn";
 
 /** Optional capabilities; a backend without one answers NOT_SUPPORTED (HTTP 501) with a reason. */
 export type Capability = "overlay" | "plugin" | "carrier";
