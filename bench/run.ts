@@ -14,6 +14,7 @@ import { hotLinks } from "./scenarios/hot-links.js";
 import { labLifecycle } from "./scenarios/lab-lifecycle.js";
 import { livePage } from "./scenarios/live-page.js";
 import { overlayThroughput } from "./scenarios/overlay-throughput.js";
+import { ovnRewire } from "./scenarios/ovn-rewire.js";
 import { startupMemory } from "./scenarios/startup-memory.js";
 import { stateWrite } from "./scenarios/state-write.js";
 
@@ -79,6 +80,7 @@ const steps: Step[] = [
   { ids: [9], name: "state write durability", run: () => stateWrite(smoke ? 20 : 500) },
   { ids: [10], name: "live page", run: () => livePage(smoke ? 10 : 500) },
   { ids: [11], name: "carrier follows across a link", run: () => carrierFollow(smoke ? 10 : 100) },
+  { ids: [16], name: "ovn: cross-host hot rewire", run: () => ovnRewire(smoke ? 10 : 100) },
 ];
 
 async function main(): Promise<number> {

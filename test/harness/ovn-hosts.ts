@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { run } from "../../src/common/exec.js";
+import { type AgentConfig, defaultConfig } from "../../src/config/config.js";
 import { uniqueName } from "./netns.js";
 import { type OvsInstance, startOvs } from "./ovs-instance.js";
 
@@ -353,4 +354,21 @@ export async function until(
     if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
     await sleep(50);
   }
+}
+
+/** An ovn-backend agent's config for `host`: its OVS, its namespace, the central databases. */
+export function ovnAgentConfig(ovn: OvnHosts, host: OvnHost, stateDir: string): AgentConfig {
+  return {
+    ...defaultConfig(),
+    backend: "ovn",
+    ovsdb: host.ovs.remote,
+    datapath: "netdev",
+    stateDir,
+    pluginSocket: undefined,
+    switchNetns: host.netns,
+    cleanupIntervalS: 0,
+    cleanupGraceS: 0,
+    listen: { host: "127.0.0.1", port: 0 },
+    ovn: { nb: ovn.central.nbRemote, sb: ovn.central.sbRemote, hostId: host.chassis, encapIp: host.encapIp },
+  };
 }

@@ -7,10 +7,10 @@ import { type Agent, createAgent } from "../../src/agent.js";
 import type { OvnBackend } from "../../src/backends/ovn/ovn-backend.js";
 import { isAgentError } from "../../src/common/errors.js";
 import { silentLogger } from "../../src/common/log.js";
-import { type AgentConfig, defaultConfig } from "../../src/config/config.js";
+import type { AgentConfig } from "../../src/config/config.js";
 import type { LabSpec, LabView } from "../../src/labs/views.js";
 import { addAddress, NetnsPool, nsExec } from "../harness/netns.js";
-import { type OvnHost, type OvnHosts, startOvnHosts, until } from "../harness/ovn-hosts.js";
+import { type OvnHosts, ovnAgentConfig, startOvnHosts, until } from "../harness/ovn-hosts.js";
 import { capture, ping } from "../harness/traffic.js";
 
 /**
@@ -25,22 +25,6 @@ const stateDirs: string[] = [];
 const configs: AgentConfig[] = [];
 /** Node name -> its namespace. */
 const ns: Record<string, string> = {};
-
-function agentConfig(h: OvnHost, stateDir: string): AgentConfig {
-  return {
-    ...defaultConfig(),
-    backend: "ovn",
-    ovsdb: h.ovs.remote,
-    datapath: "netdev",
-    stateDir,
-    pluginSocket: undefined,
-    switchNetns: h.netns,
-    cleanupIntervalS: 0,
-    cleanupGraceS: 0,
-    listen: { host: "127.0.0.1", port: 0 },
-    ovn: { nb: ovn.central.nbRemote, sb: ovn.central.sbRemote, hostId: h.chassis, encapIp: h.encapIp },
-  };
-}
 
 function agent(i: number): Agent {
   const a = agents[i];
@@ -100,7 +84,7 @@ before(async () => {
   for (const h of ovn.hosts) {
     const dir = await mkdtemp(join(tmpdir(), "archnet-ovn-"));
     stateDirs.push(dir);
-    configs.push(agentConfig(h, dir));
+    configs.push(ovnAgentConfig(ovn, h, dir));
   }
   for (let i = 0; i < 3; i++) await startAgent(i);
   const names = await pool.create(NODES.length);

@@ -211,6 +211,11 @@ export function planLab(state: NbState, want: DesiredLab, writer: string, now: n
         before.every((p) => ends.includes(`${p.node}:${p.iface}`));
       if (same) return;
       noteMoves(before, ends);
+      // The end that stays applies it too: its chassis tunnels to the new peer's now.
+      for (const k of ends) {
+        const p = cur?.interfaces.get(k);
+        if (p) hosts.add(p.host);
+      }
       ops.push(
         update("Logical_Switch", [eqUuid(have.uuid)], { ports: portSet(ends), external_ids: map(ids) }),
       );

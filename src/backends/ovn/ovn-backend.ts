@@ -55,7 +55,10 @@ export interface Binding {
 export interface Applied {
   nbCfg: number;
   pending: string[];
+  /** From the transaction until all was applied (or the timeout). */
   ms: number;
+  /** From the transaction until the touched chassis reported the nb_cfg (before the bindings were up). */
+  chassisMs: number;
 }
 
 type NetworkBackendFn<K extends keyof NetworkBackend> = NetworkBackend[K] extends (...a: infer A) => infer R
@@ -307,26 +310,27 @@ export class OvnBackend implements NetworkBackend {
 
   async deleteLab(lab: string): Promise<Applied> {
     const cur = this.nbState().labs.get(lab);
-    if (!cur) return { nbCfg: 0, pending: [], ms: 0 };
+    if (!cur) return { nbCfg: 0, pending: [], ms: 0, chassisMs: 0 };
     const { ops, hosts } = deleteLabOps(cur);
     return this.commit({ ops, hosts, moved: [] });
   }
 
   private async commit(plan: NbPlan): Promise<Applied> {
-    if (plan.ops.length === 0) return { nbCfg: 0, pending: [], ms: 0 };
+    if (plan.ops.length === 0) return { nbCfg: 0, pending: [], ms: 0, chassisMs: 0 };
     const started = performance.now();
     const { target, hvApplied } = await this.transactNb(plan.ops);
     const local = plan.hosts.has(this.hostId) ? this.hostPorts.sync() : Promise.resolve();
-    const pending = await this.untilApplied(target, plan, hvApplied);
+    const { pending, chassisAt } = await this.untilApplied(target, plan, hvApplied);
     await local;
     const ms = performance.now() - started;
+    const chassisMs = (chassisAt ?? performance.now()) - started;
     if (pending.length > 0) {
       this.logger.warn(
         { nbCfg: target, pending, timeoutMs: APPLY_TIMEOUT_MS },
         "ovn: committed, but these chassis have not applied it yet",
       );
     }
-    return { nbCfg: target, pending, ms };
+    return { nbCfg: target, pending, ms, chassisMs };
   }
 
   private async transactNb(ops: Operation[]): Promise<{ target: number; hvApplied: Promise<void> }> {
@@ -353,14 +357,20 @@ export class OvnBackend implements NetworkBackend {
    * Resolves with the chassis that have not applied `target` (empty: all did). Event-driven on
    * SB's monitor; without SB, NB's hv_cfg (every chassis) stands in.
    */
-  private untilApplied(target: number, plan: NbPlan, hvApplied: Promise<void>): Promise<string[]> {
+  private untilApplied(
+    target: number,
+    plan: NbPlan,
+    hvApplied: Promise<void>,
+  ): Promise<{ pending: string[]; chassisAt: number | undefined }> {
     const hosts = [...plan.hosts].filter((h) => this.knownHosts().has(h));
+    let chassisAt: number | undefined;
     const missing = (): string[] => {
       const cfg = new Map<string, number>();
       for (const r of this.sb.rawRows("Chassis_Private").values()) {
         if (typeof r.name === "string" && typeof r.nb_cfg === "number") cfg.set(r.name, r.nb_cfg);
       }
       const late = hosts.filter((h) => (cfg.get(h) ?? -1) < target);
+      if (late.length === 0) chassisAt ??= performance.now();
       if (plan.moved.length > 0) {
         const b = this.bindings();
         for (const lsp of plan.moved) {
@@ -370,7 +380,7 @@ export class OvnBackend implements NetworkBackend {
       }
       return late;
     };
-    if (missing().length === 0) return Promise.resolve([]);
+    if (missing().length === 0) return Promise.resolve({ pending: [], chassisAt });
     return new Promise((resolve) => {
       const check = () => {
         const late = missing();
@@ -379,7 +389,7 @@ export class OvnBackend implements NetworkBackend {
       const done = (late: string[]) => {
         clearTimeout(timer);
         this.sb.off("change", check);
-        resolve(late);
+        resolve({ pending: late, chassisAt });
       };
       const timer = setTimeout(() => done(missing()), APPLY_TIMEOUT_MS);
       this.sb.on("change", check);
