@@ -1,6 +1,6 @@
 import { labSwitchName, linkSwitchName, portName } from "../backends/ovn/marks.js";
-import type { NbLab, NbPort } from "../backends/ovn/nb-model.js";
-import type { DesiredLab, DesiredLink, DesiredPort } from "../backends/ovn/nb-plan.js";
+import type { DesiredPort, NbLab, NbPort } from "../backends/ovn/nb-model.js";
+import type { DesiredLab, DesiredLink } from "../backends/ovn/nb-plan.js";
 import type { Applied, OvnBackend } from "../backends/ovn/ovn-backend.js";
 import { AgentError } from "../common/errors.js";
 import type { Locks } from "../common/locks.js";
@@ -11,7 +11,7 @@ import { checkNodeNetns, type NetnsRef, netnsLost, parseNetnsRef } from "../link
 import type { Metrics } from "../metrics.js";
 import type { LabOperations } from "../services.js";
 import type { CarrierState } from "../state/records.js";
-import { validateInterfaces } from "./lab-plan.js";
+import { emptyPlan, validateInterfaces } from "./lab-plan.js";
 import { defaultLinkId, hostPortName } from "./names.js";
 import { netnsText } from "./render.js";
 import type {
@@ -405,15 +405,7 @@ function specOf(lab: NbLab): LabSpec {
 
 /** What a change does, in the contract's words. */
 function diff(cur: NbLab | undefined, want: DesiredLab): LabChanges {
-  const c: LabChanges = {
-    nodes_added: [],
-    nodes_removed: [],
-    interfaces_added: [],
-    interfaces_removed: [],
-    links_added: [],
-    links_removed: [],
-    overlays_detached: [],
-  };
+  const c: LabChanges = emptyPlan().changes;
   const curNodes = new Set([...(cur?.interfaces.values() ?? [])].map((p) => p.node));
   const wantNodes = new Set(want.ports.map((p) => p.node));
   for (const n of wantNodes) if (!curNodes.has(n)) c.nodes_added.push(n);

@@ -1,12 +1,12 @@
 import { execFileSync } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { run } from "../../src/common/exec.js";
 import { type AgentConfig, defaultConfig } from "../../src/config/config.js";
 import { uniqueName } from "./netns.js";
-import { type OvsInstance, startOvs } from "./ovs-instance.js";
+import { type OvsInstance, startOvs, stopDaemon as stopOvsDaemon } from "./ovs-instance.js";
 
 /**
  * OVN across simulated hosts on one machine (like shared/sandbox/ovn-two-hosts.sh), all private:
@@ -111,39 +111,10 @@ async function exec(
   return r.stdout;
 }
 
-async function readPid(pidfile: string): Promise<number | undefined> {
-  const text = await readFile(pidfile, "utf8").catch(() => "");
-  const pid = Number.parseInt(text.trim(), 10);
-  return Number.isInteger(pid) && pid > 1 ? pid : undefined;
-}
-
-/** Alive (not a zombie: nobody here reaps detached daemons) and started with `dir` in its argv. */
-async function isOurs(pid: number, dir: string): Promise<boolean> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    if (state === "Z" || state === "X") return false;
-    return (await readFile(`/proc/${pid}/cmdline`, "utf8")).includes(dir);
-  } catch {
-    return false;
-  }
-}
-
-/** SIGTERM, SIGKILL after 3 s; then the pidfile goes. Waits on /proc with a deadline. */
+/** Stops a daemon (ovs-instance's way) and forgets it for the exit hook. */
 async function stopDaemon(pidfile: string, dir: string): Promise<void> {
-  const pid = await readPid(pidfile);
   livePidfiles.delete(pidfile);
-  if (pid === undefined) return;
-  for (const signal of ["SIGTERM", "SIGKILL"] as const) {
-    if (!(await isOurs(pid, dir))) break;
-    try {
-      process.kill(pid, signal);
-    } catch {
-      break;
-    }
-    for (let i = 0; i < 150 && (await isOurs(pid, dir)); i++) await sleep(20);
-  }
-  await rm(pidfile, { force: true });
+  await stopOvsDaemon(pidfile, dir);
 }
 
 /** Starts a `--detach`ed daemon and records its pidfile for cleanup. */

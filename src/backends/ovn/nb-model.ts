@@ -7,18 +7,23 @@ import { NB_MARK, OWNER_VALUE } from "./marks.js";
  * the lab's unlinked ports, disabled), each link a logical switch of its two ports, each node
  * interface a logical switch port whose marks say the node, host, namespace and MTU.
  */
-export interface NbPort {
-  uuid: string;
-  name: string;
-  lab: string;
+/** A node interface as declared (the lab service resolves it: ids valid, host port named). */
+export interface DesiredPort {
   node: string;
   iface: string;
+  /** The chassis the node runs on. */
   host: string;
   /** JSON of the node's NetnsRef on its host. */
   netns: string;
   mtu: number;
   hostPort: string;
   carrier: "up" | "down";
+}
+
+export interface NbPort extends DesiredPort {
+  uuid: string;
+  name: string;
+  lab: string;
   enabled: boolean;
   /** Set by ovn-northd from the southbound Port_Binding. */
   up: boolean;

@@ -13,20 +13,9 @@ import {
   wait,
 } from "../../ovsdb/index.js";
 import { labSwitchName, linkSwitchName, NB_MARK, OWNER_VALUE, portName } from "./marks.js";
-import type { NbLab, NbPort, NbState } from "./nb-model.js";
+import type { DesiredPort, NbLab, NbPort, NbState } from "./nb-model.js";
 
-/** A lab as declared, resolved by the lab service (ids validated, host ports named). */
-export interface DesiredPort {
-  node: string;
-  iface: string;
-  host: string;
-  /** JSON of the node's NetnsRef. */
-  netns: string;
-  mtu: number;
-  hostPort: string;
-  carrier: "up" | "down";
-}
-
+/** A link as declared: two interfaces of the lab. */
 export interface DesiredLink {
   id: string;
   /** NODE:IF, both interfaces of the lab. */
