@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { type Agent, createAgent } from "../../src/agent.js";
+import { startApi } from "../../src/api/server.js";
 import type { OvnBackend } from "../../src/backends/ovn/ovn-backend.js";
 import { isAgentError } from "../../src/common/errors.js";
 import { silentLogger } from "../../src/common/log.js";
@@ -213,6 +214,30 @@ test("one lab on three hosts: every agent builds its part; pings inside and acro
   await eventuallyPings("c2", ADDR["a2:eth2"]!); // hv3 -> hv1
   // The unlinked c1:eth2 sits in L2's subnet and hears nothing.
   assert.equal(await ping(ns.a1!, ADDR["c1:eth2"]!), false, "an unlinked interface is isolated");
+});
+
+test("over HTTP: any agent's GET shows hosts and bindings; a PUT naming an unknown host is a 404", async () => {
+  const api = await startApi(agent(2).services, { logger: silentLogger() });
+  try {
+    const got = await fetch(`${api.address}/labs/span`);
+    assert.equal(got.status, 200);
+    const view = (await got.json()) as LabView;
+    const a1 = view.nodes.find((n) => n.name === "a1")!;
+    assert.equal(a1.host, HV1);
+    assert.deepEqual(a1.interfaces[0]?.binding, { chassis: HV1, up: true });
+    const put = await fetch(`${api.address}/labs/other`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        nodes: [{ name: "z", netns: ns.c2!, host: "hv9", interfaces: [{ name: "eth7" }] }],
+        links: [],
+      }),
+    });
+    assert.equal(put.status, 404);
+    assert.equal(((await put.json()) as { error: { code: string } }).error.code, "HOST_NOT_FOUND");
+  } finally {
+    await api.close();
+  }
 });
 
 test("802.1Q-tagged frames and LLDP cross a cross-host link unchanged", async () => {
