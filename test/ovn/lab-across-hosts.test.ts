@@ -308,6 +308,29 @@ test("faults: an agent restart, an ovn-controller restart and an SB restart; tra
   await until("bindings seen again after SB restart", () => allBound(labs(0).getLab("span")), 60_000);
 });
 
+test("two agents writing one lab at once: one wins whole, the other is told to retry", async () => {
+  const body = (iface: string): LabSpec => ({
+    nodes: [{ name: "r", netns: ns.a1!, host: HV1, interfaces: [{ name: iface }] }],
+    links: [],
+  });
+  await labs(0).putLab("race", body("eth5"));
+  const results = await Promise.allSettled([
+    labs(0).putLab("race", body("eth6")),
+    labs(1).putLab("race", body("eth7")),
+  ]);
+  const refused = results.filter((r) => r.status === "rejected");
+  for (const r of refused) {
+    assert.ok(isAgentError(r.reason) && r.reason.code === "CONFLICT", String(r.reason));
+  }
+  assert.ok(refused.length <= 1);
+  const ifaces = labs(2)
+    .getLab("race")
+    .nodes.flatMap((n) => n.interfaces.map((i) => i.name));
+  assert.equal(ifaces.length, 1, `one body won whole: ${ifaces}`);
+  assert.ok(["eth6", "eth7"].includes(ifaces[0]!));
+  await labs(1).deleteLab("race");
+});
+
 test("deleting the lab removes its logical switches and every host's veths", async () => {
   await labs(2).deleteLab("span");
   assert.equal(await ovn.central.nbctl(["--bare", "--columns=name", "list", "Logical_Switch"]), "");
