@@ -276,7 +276,7 @@ test("hot rewire of a cross-host link to another host's node: one NB transaction
   await eventuallyPings("b2", ADDR["c1:eth1"]!); // the other links are untouched
 });
 
-test("faults: an agent restart, an ovn-controller restart and an SB restart; traffic returns without API calls", async () => {
+test("faults: an agent restart, ovn-controller, SB and NB restarts; traffic returns without API calls", async () => {
   // The agent of hv3 goes: what it made stays (traffic flows). The veth of c1:eth2 is lost
   // meanwhile; the agent, back, makes it again from NB and binds it.
   await agents[2]!.close();
@@ -306,6 +306,27 @@ test("faults: an agent restart, an ovn-controller restart and an SB restart; tra
   await eventuallyPings("a1", ADDR["c1:eth2"]!, 60_000);
   await eventuallyPings("c2", ADDR["a2:eth2"]!, 60_000);
   await until("bindings seen again after SB restart", () => allBound(labs(0).getLab("span")), 60_000);
+
+  // The NB server restarts: traffic flows meanwhile, and once the agents are back a rewire works.
+  await ovn.central.stopNb();
+  await ovn.central.startNb();
+  await eventuallyPings("b2", ADDR["c1:eth1"]!, 60_000);
+  await until(
+    "a PUT through hv1's agent after the NB restart",
+    () =>
+      labs(0)
+        .putLab("span", spec())
+        .then(
+          () => true,
+          (e: unknown) => {
+            if (isAgentError(e) && e.code === "OVS_UNREACHABLE") return false;
+            throw e;
+          },
+        ),
+    60_000,
+  );
+  await eventuallyPings("a1", ADDR["b1:eth1"]!, 60_000);
+  assert.equal(await ping(ns.a1!, ADDR["c1:eth2"]!), false, "rewired back: c1:eth2 is cut off again");
 });
 
 test("two agents writing one lab at once: one wins whole, the other is told to retry", async () => {
