@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +20,10 @@ const NAME = "ovn: cross-host hot rewire";
  * ports bound and up). Baseline: the same move by one `ovn-nbctl --wait=hv` process each.
  */
 export async function ovnRewire(ops: number): Promise<ScenarioResult> {
+  if (!existsSync("/usr/bin/ovn-northd") || !existsSync("/usr/bin/ovn-controller")) {
+    const reason = "OVN is not installed (ovn-central, ovn-host: bash scripts/host-setup.sh --docker)";
+    return { id: 16, name: NAME, status: "skipped", reason, figures: [] };
+  }
   return scoped(async () => {
     const ovn = await startOvnHosts({ hosts: 2, configureChassis: false });
     onCleanup("private OVN (central + 2 hosts)", () => ovn.close());
