@@ -226,7 +226,7 @@ export class HostPorts {
         ops.push(
           insert(
             "Interface",
-            { name: d.port.hostPort, external_ids: map({ "iface-id": d.lsp, "attached-mac": "" }) },
+            { name: d.port.hostPort, external_ids: map({ "iface-id": d.lsp }) },
             `i${i}`,
           ),
           insert(
