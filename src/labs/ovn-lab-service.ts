@@ -178,12 +178,47 @@ export class OvnLabService implements LabOperations {
     });
   }
 
-  setCarrier(_lab: string, _node: string, _iface: string, _state: CarrierState): Promise<InterfaceView> {
-    return Promise.reject(new AgentError("NOT_SUPPORTED", this.d.backend.unsupported("carrier") as string));
+  /**
+   * A pulled cable: the logical port disabled (traffic stops in one NB transaction, answered once
+   * the chassis applied it) and, by the node's own host agent, the host end of its veth down (the
+   * node sees NO-CARRIER). The link's peer is not held down (the ovs backend's carrier follow).
+   */
+  async setCarrier(lab: string, node: string, iface: string, state: CarrierState): Promise<InterfaceView> {
+    return this.d.locks.withKey(lab, async () => {
+      const cur = this.mustLab(lab);
+      const key = `${node}:${iface}`;
+      if (!cur.interfaces.has(key)) {
+        const known = [...cur.interfaces.values()].some((p) => p.node === node);
+        throw known
+          ? new AgentError("INTERFACE_NOT_FOUND", `interface ${key} does not exist in lab ${lab}`)
+          : new AgentError("NODE_NOT_FOUND", `node ${node} does not exist in lab ${lab}`);
+      }
+      await this.withCarrier(lab, cur, [key], state);
+      const view = this.view(this.mustLab(lab)).nodes.find((n) => n.name === node);
+      return view?.interfaces.find((i) => i.name === iface) as InterfaceView;
+    });
   }
 
-  setLinkCarrier(_lab: string, _id: string, _state: CarrierState): Promise<LinkView> {
-    return Promise.reject(new AgentError("NOT_SUPPORTED", this.d.backend.unsupported("carrier") as string));
+  async setLinkCarrier(lab: string, id: string, state: CarrierState): Promise<LinkView> {
+    return this.d.locks.withKey(lab, async () => {
+      const cur = this.mustLab(lab);
+      const link = cur.links.get(id);
+      if (!link) {
+        throw new AgentError(
+          "LINK_NOT_FOUND",
+          `link ${id} does not exist in lab ${lab}`,
+          `see \`archnet link ls ${lab}\``,
+        );
+      }
+      await this.withCarrier(lab, cur, [link.a, link.b], state);
+      return this.linkOf(lab, id);
+    });
+  }
+
+  private async withCarrier(lab: string, cur: NbLab, ends: readonly string[], state: CarrierState) {
+    const want = await this.desired(lab, specOf(cur), cur);
+    for (const p of want.ports) if (ends.includes(`${p.node}:${p.iface}`)) p.carrier = state;
+    this.lastApplied = await this.d.backend.applyLab(want);
   }
 
   // ---- validation: everything is checked before anything is written ----
@@ -256,7 +291,8 @@ export class OvnLabService implements LabOperations {
           netns: JSON.stringify(netns),
           mtu: w.mtu,
           hostPort,
-          carrier: "up",
+          // A declarative PUT keeps a pulled cable pulled (as with the ovs backend).
+          carrier: cur?.interfaces.get(`${name}:${w.name}`)?.carrier ?? "up",
         });
       }
     }

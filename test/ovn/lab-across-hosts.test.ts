@@ -276,6 +276,30 @@ test("hot rewire of a cross-host link to another host's node: one NB transaction
   await eventuallyPings("b2", ADDR["c1:eth1"]!); // the other links are untouched
 });
 
+test("carrier down from another host's agent: the port is disabled and the node sees NO-CARRIER; up restores", async () => {
+  const noCarrier = async () => {
+    const r = await nsExec(ns.a1!, ["ip", "-j", "link", "show", "dev", "eth2"]);
+    const [l] = JSON.parse(r.stdout) as { flags: string[] }[];
+    return l!.flags.includes("NO-CARRIER");
+  };
+  const down = await labs(2).setCarrier("span", "a1", "eth2", "down");
+  assert.equal(down.oper_state, "admin_down");
+  assert.equal(await ping(ns.a1!, ADDR["c1:eth2"]!), false, "a pulled cable carries nothing");
+  await until("a1:eth2 shows NO-CARRIER (hv1's agent set its host end down)", noCarrier);
+  // A declarative PUT keeps the cable pulled.
+  await labs(0).putLab("span", spec("c1:eth2"));
+  assert.equal(
+    labs(1)
+      .getLab("span")
+      .links.find((l) => l.id === "L2")?.state,
+    "down",
+  );
+  const link = await labs(1).setLinkCarrier("span", "L2", "up");
+  assert.notEqual(link.state, "down");
+  await until("a1:eth2 has carrier again", async () => !(await noCarrier()));
+  await eventuallyPings("a1", ADDR["c1:eth2"]!);
+});
+
 test("faults: an agent restart, ovn-controller, SB and NB restarts; traffic returns without API calls", async () => {
   // The agent of hv3 goes: what it made stays (traffic flows). The veth of c1:eth2 is lost
   // meanwhile; the agent, back, makes it again from NB and binds it.

@@ -1,6 +1,6 @@
 import { toAgentError } from "../../common/errors.js";
 import type { Logger } from "../../common/log.js";
-import { createVeths, deleteLinks, disableTxOffload, listLinks } from "../../link/index.js";
+import { createVeths, deleteLinks, disableTxOffload, listLinks, setLinkUp } from "../../link/index.js";
 import { type NetnsRef, netnsLost, parseNetnsRef } from "../../link/netns.js";
 import {
   eqUuid,
@@ -224,11 +224,7 @@ export class HostPorts {
           return;
         }
         ops.push(
-          insert(
-            "Interface",
-            { name: d.port.hostPort, external_ids: map({ "iface-id": d.lsp }) },
-            `i${i}`,
-          ),
+          insert("Interface", { name: d.port.hostPort, external_ids: map({ "iface-id": d.lsp }) }, `i${i}`),
           insert(
             "Port",
             { name: d.port.hostPort, interfaces: namedUuid(`i${i}`), external_ids: map(portIds) },
@@ -239,6 +235,16 @@ export class HostPorts {
       });
       if (refs.length > 0) ops.push(mutate("Bridge", [eqUuid(bridge.uuid)], [setInsert("ports", set(refs))]));
       if (ops.length > 0) await ovs.transact(ops, { waitApplied: true });
+      // Carrier: a pulled cable is the host end down (the node sees NO-CARRIER).
+      const wrong = desired.filter((d) => {
+        const k = kernel.get(d.port.hostPort);
+        const up = k === undefined ? made.includes(d.port.hostPort) : k.up;
+        return present.has(d.port.hostPort) && up !== (d.port.carrier === "up");
+      });
+      for (const state of ["up", "down"] as const) {
+        const names = wrong.filter((d) => d.port.carrier === state).map((d) => d.port.hostPort);
+        if (names.length > 0) await setLinkUp(names, state === "up", hostNs);
+      }
     }
 
     this.problems.clear();

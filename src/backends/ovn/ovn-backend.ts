@@ -107,7 +107,6 @@ export class OvnBackend implements NetworkBackend {
     if (cap === "overlay")
       return "the ovn backend links hosts itself (Geneve, through OVN): give nodes a host in the lab body instead";
     if (cap === "plugin") return "the Docker plugin is not available with the ovn backend yet";
-    if (cap === "carrier") return "carrier control is not available with the ovn backend yet";
     return undefined;
   }
 
