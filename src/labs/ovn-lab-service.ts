@@ -356,8 +356,13 @@ export class OvnLabService implements LabOperations {
     }
     const byNode = new Map<string, NbPort[]>();
     for (const p of lab.interfaces.values()) byNode.set(p.node, [...(byNode.get(p.node) ?? []), p]);
+    // Without SB (reconnecting), NB's Logical_Switch_Port.up (ovn-northd's copy) stands in.
+    const bindingOf = (p: NbPort) =>
+      backend.sb.isConnected
+        ? (bindings.get(p.name) ?? { chassis: null, up: false })
+        : { chassis: null, up: p.up };
     const ifaceView = (p: NbPort): InterfaceView => {
-      const binding = bindings.get(p.name) ?? { chassis: null, up: false };
+      const binding = bindingOf(p);
       const mine = p.host === backend.hostId;
       return {
         name: p.iface,
@@ -396,7 +401,7 @@ export class OvnLabService implements LabOperations {
     });
     const links: LinkView[] = [...lab.links.values()].map((l) => {
       const ends = [l.a, l.b].map((e) => lab.interfaces.get(e));
-      const up = ends.every((p) => p !== undefined && bindings.get(p.name)?.up === true);
+      const up = ends.every((p) => p !== undefined && bindingOf(p).up);
       const down = ends.some((p) => p?.carrier === "down");
       return { id: l.id, a: l.a, b: l.b, vlan: null, state: down ? "down" : up ? "up" : "pending" };
     });
