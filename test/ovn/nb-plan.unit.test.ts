@@ -74,6 +74,7 @@ test("a new lab: its switch, a switch per link (VLAN passthru), every port marke
   assert.deepEqual(c.row.addresses, ["set", ["unknown"]]);
   assert.ok(JSON.stringify(c.row.external_ids).includes('"archetype_owner","archetype-network"'));
   assert.deepEqual([...plan.hosts].sort(), ["hv1", "hv2", "hv3"]);
+  assert.deepEqual([...plan.making].sort(), ["hv1", "hv2", "hv3"]);
 });
 
 test("the same lab again writes nothing", () => {
@@ -107,6 +108,7 @@ test("a rewire is one transaction: the link's switch takes the new end, the old 
   assert.equal(plan.ops.filter((o) => o.op === "insert" || o.op === "delete").length, 0);
   assert.deepEqual([...plan.hosts].sort(), ["hv1", "hv2", "hv3"]);
   assert.deepEqual(plan.moved.sort(), ["an:x:b:eth1", "an:x:c:eth1"]);
+  assert.deepEqual([...plan.making], [], "no veth is made or removed");
 });
 
 test("a removed link: its switch goes, its ports return to the lab's switch", () => {

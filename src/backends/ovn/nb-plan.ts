@@ -35,6 +35,8 @@ export interface NbPlan {
   hosts: Set<string>;
   /** Ports whose logical switch is new (added or moved): their new binding is waited for. */
   moved: string[];
+  /** Chassis whose agents make or remove veths for it (ports added, removed, or re-marked). */
+  making: Set<string>;
 }
 
 /**
@@ -47,6 +49,7 @@ export function planLab(state: NbState, want: DesiredLab, writer: string, now: n
   const cur = state.labs.get(want.lab);
   const ops: Operation[] = [];
   const hosts = new Set<string>();
+  const making = new Set<string>();
   const moved: string[] = [];
   const lab = want.lab;
 
@@ -111,6 +114,7 @@ export function planLab(state: NbState, want: DesiredLab, writer: string, now: n
       if (!same || have.enabled !== enabled) {
         ops.push(update("Logical_Switch_Port", [eqUuid(have.uuid)], { enabled, external_ids: map(ids) }));
         hosts.add(p.host);
+        if (!same) making.add(p.host);
       }
     } else {
       const ref = `p${i}`;
@@ -128,12 +132,17 @@ export function planLab(state: NbState, want: DesiredLab, writer: string, now: n
         ),
       );
       hosts.add(p.host);
+      making.add(p.host);
       moved.push(portName(lab, p.node, p.iface));
     }
   });
   // Ports that go: no switch holds them any more (ovsdb-server garbage-collects them).
   const wanted = new Set(want.ports.map((p) => `${p.node}:${p.iface}`));
-  for (const [key, have] of cur?.interfaces ?? []) if (!wanted.has(key)) hosts.add(have.host);
+  for (const [key, have] of cur?.interfaces ?? []) {
+    if (wanted.has(key)) continue;
+    hosts.add(have.host);
+    making.add(have.host);
+  }
 
   const portSet = (keys: readonly string[]) => set(keys.map((k) => refOf.get(k)!));
   const currentKeys = (uuids: readonly string[]) => {
@@ -236,12 +245,12 @@ export function planLab(state: NbState, want: DesiredLab, writer: string, now: n
     for (const p of currentKeys(have.ports)) hosts.add(p.host);
     ops.push(del("Logical_Switch", [eqUuid(have.uuid)]));
   }
-  if (ops.length === bookkeeping) return { ops: [], hosts: new Set(), moved: [] };
-  return { ops, hosts, moved: [...new Set(moved)] };
+  if (ops.length === bookkeeping) return { ops: [], hosts: new Set(), moved: [], making: new Set() };
+  return { ops, hosts, moved: [...new Set(moved)], making };
 }
 
 /** Removes the lab: its switches (their ports go with them). Empty when NB has no such lab. */
-export function deleteLabOps(lab: NbLab): { ops: Operation[]; hosts: Set<string> } {
+export function deleteLabOps(lab: NbLab): NbPlan {
   const hosts = new Set([...lab.interfaces.values()].map((p) => p.host));
   const ops: Operation[] = [
     wait(
@@ -255,5 +264,5 @@ export function deleteLabOps(lab: NbLab): { ops: Operation[]; hosts: Set<string>
     del("Logical_Switch", [eqUuid(lab.uuid)]),
     ...[...lab.links.values()].map((l) => del("Logical_Switch", [eqUuid(l.uuid)])),
   ];
-  return { ops, hosts };
+  return { ops, hosts, moved: [], making: new Set(hosts) };
 }

@@ -310,16 +310,23 @@ export class OvnBackend implements NetworkBackend {
   async deleteLab(lab: string): Promise<Applied> {
     const cur = this.nbState().labs.get(lab);
     if (!cur) return { nbCfg: 0, pending: [], ms: 0, chassisMs: 0 };
-    const { ops, hosts } = deleteLabOps(cur);
-    return this.commit({ ops, hosts, moved: [] });
+    return this.commit(deleteLabOps(cur));
   }
 
   private async commit(plan: NbPlan): Promise<Applied> {
     if (plan.ops.length === 0) return { nbCfg: 0, pending: [], ms: 0, chassisMs: 0 };
     const started = performance.now();
     const { target, hvApplied } = await this.transactNb(plan.ops);
-    const local = plan.hosts.has(this.hostId) ? this.hostPorts.sync() : Promise.resolve();
-    const { pending, chassisAt } = await this.untilApplied(target, plan, hvApplied);
+    // This host's veths, when the change makes or removes some (a rewire makes none).
+    const local = plan.making.has(this.hostId) ? this.hostPorts.sync() : Promise.resolve();
+    let { pending, chassisAt } = await this.untilApplied(target, plan, hvApplied);
+    if (pending.length === 0 && plan.moved.length > 0 && plan.hosts.size > 1) {
+      // A moved port's binding is made anew: its chassis claims it after the change, so another
+      // chassis' nb_cfg may predate the claim (it would not tunnel to it yet). A second nb_cfg,
+      // bumped once the claims are in, is applied only with them (SB keeps commit order).
+      const second = await this.transactNb([]);
+      ({ pending } = await this.untilApplied(second.target, { ...plan, moved: [] }, second.hvApplied));
+    }
     await local;
     const ms = performance.now() - started;
     const chassisMs = (chassisAt ?? performance.now()) - started;
