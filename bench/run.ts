@@ -14,6 +14,7 @@ import { hotLinks } from "./scenarios/hot-links.js";
 import { labLifecycle } from "./scenarios/lab-lifecycle.js";
 import { livePage } from "./scenarios/live-page.js";
 import { overlayThroughput } from "./scenarios/overlay-throughput.js";
+import { ovnRewire } from "./scenarios/ovn-rewire.js";
 import { startupMemory } from "./scenarios/startup-memory.js";
 import { stateWrite } from "./scenarios/state-write.js";
 import { captureStart, impairmentSetClear } from "./scenarios/traffic.js";
@@ -86,6 +87,7 @@ const steps: Step[] = [
     run: () => impairmentSetClear(smoke ? 2 : 20, smoke ? 2 : 5),
   },
   { ids: [15], name: "capture start to first packet", run: () => captureStart(smoke ? 3 : 30) },
+  { ids: [16], name: "ovn: cross-host hot rewire", run: () => ovnRewire(smoke ? 10 : 100) },
 ];
 
 async function main(): Promise<number> {

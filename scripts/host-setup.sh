@@ -34,6 +34,25 @@ fi
 # lldpd's package starts a system daemon we do not want: tests run their own.
 if systemctl is-active --quiet lldpd 2>/dev/null; then systemctl stop lldpd || true; fi
 
+# OVN for the ovn backend's tests (test/ovn/), which run private NB/SB/northd and ovn-controller
+# instances only. The packages' own services (central databases, northd, and an ovn-controller
+# that would take over the host's OVS) must not start: policy-rc.d forbids it during the install,
+# and they are disabled after.
+if $want_docker && ! { command -v ovn-northd && command -v ovn-controller; } >/dev/null 2>&1; then
+  log "installing ovn-central ovn-host (their services stay off)"
+  guard=false
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && guard=true
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ovn-central ovn-host >/dev/null ||
+    { $guard && rm -f /usr/sbin/policy-rc.d; exit 1; }
+  $guard && rm -f /usr/sbin/policy-rc.d
+  for unit in ovn-host ovn-controller ovn-central ovn-northd ovn-ovsdb-server-nb ovn-ovsdb-server-sb; do
+    systemctl disable --now "$unit" >/dev/null 2>&1 || true
+  done
+fi
+
 # Open vSwitch: the userspace datapath when the kernel module is absent.
 if ! ovs-vsctl --timeout=2 show >/dev/null 2>&1; then
   log "starting Open vSwitch"

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { startApi } from "./api/server.js";
+import { OvnBackend } from "./backends/ovn/ovn-backend.js";
 import { createBackend } from "./backends/registry.js";
 import { CleanupService } from "./cleanup/cleanup-service.js";
 import { Locks } from "./common/locks.js";
@@ -9,6 +10,7 @@ import type { AgentConfig } from "./config/config.js";
 import { CaptureService } from "./labs/capture-service.js";
 import { ImpairmentService } from "./labs/impairment-service.js";
 import { LabService } from "./labs/lab-service.js";
+import { OvnLabService } from "./labs/ovn-lab-service.js";
 import { createMetrics, registerLinkMetrics, registerNetworkMetrics } from "./metrics.js";
 import { OverlayService } from "./overlay/overlay-service.js";
 import { startPlugin } from "./plugin/plugin-server.js";
@@ -28,6 +30,8 @@ const RETRY_MAX_MS = 60_000;
 export interface Agent {
   services: AgentServices;
   labs: LabService;
+  /** With the ovn backend: the lab service the API uses (labs live in OVN's NB, not the store). */
+  ovnLabs: OvnLabService | undefined;
   cleanup: CleanupService;
   store: StateStore;
   locks: Locks;
@@ -53,6 +57,10 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
   /** Lab -> why the last reconcile could not converge it. */
   const unconverged = new Map<string, string>();
   const labs = new LabService({ config, store, backend, locks, metrics, logger, unconverged });
+  const ovnLabs =
+    backend instanceof OvnBackend
+      ? new OvnLabService({ config, backend, locks, metrics, logger })
+      : undefined;
   const overlays = new OverlayService({ config, store, backend, locks, metrics });
   const cleanup = new CleanupService({ config, store, backend, locks, metrics, logger });
   const impairments = new ImpairmentService({ store, backend, locks, metrics, logger });
@@ -174,7 +182,7 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
     version: VERSION,
     config,
     backend,
-    labs,
+    labs: ovnLabs ?? labs,
     overlays,
     cleanup,
     impairments,
@@ -184,6 +192,7 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
   return {
     services,
     labs,
+    ovnLabs,
     cleanup,
     store,
     locks,

@@ -22,6 +22,7 @@ const LAYER: Record<string, number> = {
   backends: 5, // the interface every backend implements
   "backends/ovs": 6,
   "backends/local": 6,
+  "backends/ovn": 6,
   "backends/registry": 7, // picks an implementation
   overlay: 7,
   labs: 8,

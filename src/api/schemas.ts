@@ -142,6 +142,11 @@ export const LabSpecSchema = Type.Object(
         {
           name: Name("node name"),
           ...NetnsOrPid,
+          host: Type.Optional(
+            Name(
+              "ovn backend: the chassis the node runs on (its namespace is there); default: this agent's host",
+            ),
+          ),
           interfaces: Type.Array(InterfaceSpec, { maxItems: 1024 }),
         },
         { additionalProperties: false },
@@ -203,6 +208,13 @@ export const InterfaceViewSchema = Type.Object({
   ),
   present: Type.Boolean(),
   link: NullableString,
+  host: Type.Optional(Type.String({ description: "ovn backend: the chassis the node runs on" })),
+  binding: Type.Optional(
+    Type.Object(
+      { chassis: NullableString, up: Type.Boolean() },
+      { description: "ovn backend: the chassis OVN bound the logical port to, and whether its flows are in" },
+    ),
+  ),
 });
 
 export const NodeViewSchema = Type.Object({
@@ -213,6 +225,7 @@ export const NodeViewSchema = Type.Object({
     description: "lost: the node's namespace is gone, or its pid or path points to another one now",
   }),
   reason: Type.Optional(Type.String({ description: "why the node is lost" })),
+  host: Type.Optional(Type.String({ description: "ovn backend: the chassis the node runs on" })),
   interfaces: Type.Array(InterfaceViewSchema),
 });
 

@@ -47,8 +47,8 @@ function runs(file: string, args: string[], timeoutMs: number): Promise<{ ok: bo
   });
 }
 
-export async function hostChecks(backend: "ovs" | "local" = "ovs"): Promise<HostCheck[]> {
-  const needOvs = backend === "ovs";
+export async function hostChecks(backend: "ovs" | "local" | "ovn" = "ovs"): Promise<HostCheck[]> {
+  const needOvs = backend !== "local";
   const checks: HostCheck[] = [];
   const uid = process.getuid?.();
   checks.push({
@@ -82,6 +82,11 @@ export async function hostChecks(backend: "ovs" | "local" = "ovs"): Promise<Host
       detail: r.ok ? "ovs-vsctl show works" : r.output || "ovs-vsctl show failed",
       fix: "start Open vSwitch: `/usr/share/openvswitch/scripts/ovs-ctl start` or `systemctl start openvswitch-switch`",
     });
+  }
+  if (backend === "ovn") {
+    // ovn-controller runs as the host's service; the central part runs on one host only.
+    tool("ovn-controller", "ovn-host", true, "programs this host's OVS for OVN; start it as a service");
+    tool("ovn-northd", "ovn-central", false, "only on the one host that holds OVN's databases and northd");
   }
   const kernel = existsSync("/sys/module/openvswitch");
   checks.push({

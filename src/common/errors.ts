@@ -18,6 +18,7 @@ export type ErrorCode =
   | "LINK_NOT_FOUND"
   | "OVERLAY_NOT_FOUND"
   | "NETNS_NOT_FOUND"
+  | "HOST_NOT_FOUND"
   | "NOT_FOUND"
   | "ALREADY_LINKED"
   | "CONFLICT"
@@ -56,6 +57,7 @@ const STATUS: Record<ErrorCode, number> = {
   LINK_NOT_FOUND: 404,
   OVERLAY_NOT_FOUND: 404,
   NETNS_NOT_FOUND: 404,
+  HOST_NOT_FOUND: 404,
   NOT_FOUND: 404,
   ALREADY_LINKED: 409,
   CONFLICT: 409,

@@ -1,12 +1,13 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync } from "node:fs";
 import { isIP } from "node:net";
+import { hostname } from "node:os";
 import { AgentError, isAgentError } from "../common/errors.js";
 import { parseNetnsRef } from "../link/netns.js";
 import { validateIfName } from "../model/names.js";
 import { formatRange, parseVlanRange, rangesOverlap, type VlanRange } from "./vlan-range.js";
 
 export type Datapath = "auto" | "system" | "netdev";
-export type BackendName = "ovs" | "local";
+export type BackendName = "ovs" | "local" | "ovn";
 
 /** The agent's whole configuration: one typed, validated object. */
 export interface AgentConfig {
@@ -48,6 +49,12 @@ export interface AgentConfig {
   /** Packet captures running at once (a tcpdump each); more are 429. */
   maxCaptures: number;
   logLevel: string;
+  /**
+   * The ovn backend: the OVN databases (remotes), this host's chassis name, and its Geneve
+   * endpoint. The agent writes them into this host's Open_vSwitch external_ids for
+   * ovn-controller (`ovn-remote` is the SB remote as given).
+   */
+  ovn: { nb: string; sb: string; hostId: string; encapIp: string | undefined };
 }
 
 /** Setting name (environment variable) -> how to apply its text to the config. */
@@ -278,9 +285,50 @@ export const SETTINGS: readonly Setting[] = [
   {
     env: "ARCHETYPE_AGENT_BACKEND",
     flag: "backend",
-    describe: "ovs or local",
+    describe: "ovs, local or ovn",
     apply: (c, t) => {
-      c.backend = oneOf(t, "ARCHETYPE_AGENT_BACKEND", ["ovs", "local"] as const);
+      c.backend = oneOf(t, "ARCHETYPE_AGENT_BACKEND", ["ovs", "local", "ovn"] as const);
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_OVN_NB",
+    flag: "ovn-nb",
+    describe: "ovn backend: OVN northbound database remote (unix:PATH or tcp:HOST:PORT)",
+    apply: (c, t) => {
+      c.ovn.nb = parseOvsdbRemote(t, "ARCHETYPE_AGENT_OVN_NB");
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_OVN_SB",
+    flag: "ovn-sb",
+    describe: "ovn backend: OVN southbound database remote (also ovn-controller's ovn-remote)",
+    apply: (c, t) => {
+      c.ovn.sb = parseOvsdbRemote(t, "ARCHETYPE_AGENT_OVN_SB");
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_HOST_ID",
+    flag: "host-id",
+    describe: "ovn backend: this host's chassis name (default: the hostname)",
+    apply: (c, t) => {
+      if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(t)) {
+        throw new AgentError(
+          "INVALID_CONFIG",
+          `ARCHETYPE_AGENT_HOST_ID: "${t}" is not 1-63 characters from A-Z a-z 0-9 _ . - starting with a letter or digit`,
+        );
+      }
+      c.ovn.hostId = t;
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_OVN_ENCAP_IP",
+    flag: "ovn-encap-ip",
+    describe: "ovn backend: this host's Geneve tunnel endpoint IPv4 address",
+    apply: (c, t) => {
+      if (t !== "" && isIP(t) !== 4) {
+        throw new AgentError("INVALID_CONFIG", `ARCHETYPE_AGENT_OVN_ENCAP_IP: "${t}" is not an IPv4 address`);
+      }
+      c.ovn.encapIp = t === "" ? undefined : t;
     },
   },
   {
@@ -439,6 +487,12 @@ export function defaultConfig(): AgentConfig {
     cleanupGraceS: 10,
     maxCaptures: 8,
     logLevel: "info",
+    ovn: {
+      nb: "unix:/var/run/ovn/ovnnb_db.sock",
+      sb: "unix:/var/run/ovn/ovnsb_db.sock",
+      hostId: defaultHostId(),
+      encapIp: undefined,
+    },
   };
 }
 
@@ -462,6 +516,12 @@ export function loadConfig(sources: ConfigSources = {}): AgentConfig {
   }
   checkConsistency(cfg);
   return cfg;
+}
+
+/** The hostname as a chassis name: its first label, when it is a valid one. */
+function defaultHostId(): string {
+  const h = hostname().split(".")[0] ?? "";
+  return /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(h) ? h : "localhost";
 }
 
 function readConfigFile(path: string): Record<string, string> {
@@ -507,6 +567,13 @@ function checkConsistency(cfg: AgentConfig): void {
         "VLAN ranges must be disjoint: set ARCHETYPE_AGENT_*VLAN_RANGE",
       );
     }
+  }
+  if (cfg.backend === "ovn" && cfg.ovn.encapIp === undefined) {
+    throw new AgentError(
+      "INVALID_CONFIG",
+      "the ovn backend needs this host's Geneve tunnel endpoint",
+      "set ARCHETYPE_AGENT_OVN_ENCAP_IP to this host's underlay IPv4 address",
+    );
   }
   const loopback =
     cfg.listen.host === "localhost" || cfg.listen.host.startsWith("127.") || cfg.listen.host === "::1";

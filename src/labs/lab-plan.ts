@@ -43,6 +43,13 @@ export function planLab(
     const name = validateId(n.name, "node");
     if (declared.has(name)) throw new AgentError("BAD_REQUEST", `node ${name} is declared twice`);
     declared.add(name);
+    if (n.host !== undefined) {
+      throw new AgentError(
+        "BAD_REQUEST",
+        `node ${name}: "host" places nodes on other hosts, which only the ovn backend does`,
+        "leave it out (nodes run on this agent's host), or run the agents with ARCHETYPE_AGENT_BACKEND=ovn",
+      );
+    }
     const netns = parseNetnsRef(n);
     const wanted = validateInterfaces(n.interfaces, defaultMtu);
     const have = current.nodes[name];

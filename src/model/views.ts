@@ -25,6 +25,10 @@ export interface InterfaceView {
   /** Whether the interface exists on the host right now. */
   present: boolean;
   link: string | null;
+  /** ovn backend: the chassis the interface's node runs on. */
+  host?: string;
+  /** ovn backend: where OVN has bound the interface's logical port (SB Port_Binding). */
+  binding?: { chassis: string | null; up: boolean };
 }
 
 export interface NodeView {
@@ -35,6 +39,8 @@ export interface NodeView {
   /** lost: its namespace is gone, or its pid or path points to another one now (see reason). */
   state: "ok" | "lost";
   reason?: string;
+  /** ovn backend: the chassis the node runs on. */
+  host?: string;
   interfaces: InterfaceView[];
 }
 
@@ -111,7 +117,14 @@ export interface LabChanges {
 
 /** Body of `PUT /labs/{lab}`. */
 export interface LabSpec {
-  nodes: { name: string; netns?: string; pid?: number; interfaces: { name: string; mtu?: number }[] }[];
+  nodes: {
+    name: string;
+    netns?: string;
+    pid?: number;
+    /** ovn backend: the chassis the node runs on; absent: the agent's own host. */
+    host?: string;
+    interfaces: { name: string; mtu?: number }[];
+  }[];
   links: { a: string; b: string; id?: string; impairment?: Impairment }[];
 }
 

@@ -23,10 +23,55 @@ import { mutate, type Operation, type OperationResult, select } from "./operatio
 import { DEFAULT_CALL_TIMEOUT_MS, RpcConnection } from "./rpc.js";
 import type { DatabaseSchema } from "./schema.js";
 
+/**
+ * The pair of counters by which a database tells that its consumer applied a transaction: the
+ * client bumps `next` in the transaction and waits until `cur` (written by the consumer) reaches it.
+ */
+export interface AppliedCounter {
+  /** The table of one row holding both counters. */
+  table: string;
+  next: string;
+  cur: string;
+  /** Who applies, for messages ("ovs-vswitchd"). */
+  applier: string;
+  /** How to create the table's row when it is missing. */
+  initHint: string;
+}
+
+/** The counters of the databases the agent knows: Open_vSwitch, and OVN's northbound database. */
+export const APPLIED_COUNTERS: Readonly<Record<string, AppliedCounter>> = {
+  Open_vSwitch: {
+    table: "Open_vSwitch",
+    next: "next_cfg",
+    cur: "cur_cfg",
+    applier: "ovs-vswitchd",
+    initHint: "initialise the database with `ovs-vsctl init`",
+  },
+  // ovn-northd sets hv_cfg to the lowest nb_cfg every chassis' ovn-controller reports applied.
+  OVN_Northbound: {
+    table: "NB_Global",
+    next: "nb_cfg",
+    cur: "hv_cfg",
+    applier: "every hypervisor's ovn-controller",
+    initHint: "initialise the database with `ovn-nbctl init`",
+  },
+};
+
 export interface OvsdbClientOptions {
   /** `unix:/path` or `tcp:host:port`. */
   remote: string;
-  database?: "Open_vSwitch";
+  /** Default Open_vSwitch. */
+  database?: string;
+  /**
+   * The tables and columns to monitor (columns the server's schema lacks are left out). Default:
+   * for Open_vSwitch the tables behind the typed views (MONITORED_COLUMNS); required for others.
+   */
+  monitor?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * What `waitApplied` waits on; default APPLIED_COUNTERS[database]; null: none (then
+   * `waitApplied` is refused). Its table and columns are monitored too.
+   */
+  applied?: AppliedCounter | null;
   logger?: Logger;
   /** Timeout of each RPC call (and of `transact` with `waitApplied`, as a whole). Default 10 s. */
   callTimeoutMs?: number;
@@ -45,7 +90,10 @@ export interface OvsdbClientOptions {
 }
 
 export interface TransactOptions {
-  /** Also resolve only once ovs-vswitchd has applied the transaction (`cur_cfg` reached `next_cfg`). */
+  /**
+   * Also resolve only once the database's consumer has applied the transaction (see
+   * AppliedCounter: for Open_vSwitch, ovs-vswitchd's `cur_cfg` reached `next_cfg`).
+   */
   waitApplied?: boolean;
   /** Overrides `callTimeoutMs` for this call (including the wait for ovs-vswitchd). */
   timeoutMs?: number;
@@ -78,6 +126,9 @@ const DEFAULT_PROBE_INTERVAL_MS = 5_000;
 export class OvsdbClient extends EventEmitter {
   readonly remote: string;
   readonly database: string;
+  /** What `waitApplied` waits on, if anything. */
+  readonly counter: AppliedCounter | undefined;
+  private readonly monitorColumns: Readonly<Record<string, readonly string[]>>;
   private readonly logger: Logger;
   private readonly callTimeoutMs: number;
   private readonly connectTimeoutMs: number;
@@ -106,6 +157,22 @@ export class OvsdbClient extends EventEmitter {
     super();
     this.remote = opts.remote;
     this.database = opts.database ?? "Open_vSwitch";
+    const counter = opts.applied === undefined ? APPLIED_COUNTERS[this.database] : opts.applied;
+    this.counter = counter ?? undefined;
+    const monitor: Record<string, readonly string[]> = {
+      ...(opts.monitor ?? (this.database === "Open_vSwitch" ? MONITORED_COLUMNS : {})),
+    };
+    if (counter) {
+      const have = monitor[counter.table] ?? [];
+      monitor[counter.table] = [...new Set([...have, counter.next, counter.cur])];
+    }
+    if (Object.keys(monitor).length === 0) {
+      throw new AgentError(
+        "INVALID_CONFIG",
+        `an OVSDB client of database ${this.database} needs the tables to monitor`,
+      );
+    }
+    this.monitorColumns = monitor;
     this.logger = opts.logger ?? silentLogger();
     this.callTimeoutMs = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
@@ -138,7 +205,10 @@ export class OvsdbClient extends EventEmitter {
     return this.dbSchema;
   }
 
-  /** The last `Open_vSwitch.cur_cfg` seen: the configuration ovs-vswitchd has applied. */
+  /**
+   * The last applied counter seen (`Open_vSwitch.cur_cfg`: the configuration ovs-vswitchd has
+   * applied; `NB_Global.hv_cfg` for OVN's northbound database).
+   */
   get appliedCfg(): number {
     return this.curCfg;
   }
@@ -176,7 +246,7 @@ export class OvsdbClient extends EventEmitter {
     return this.views.Interface.get(uuid);
   }
   /** Raw cached rows of a monitored table (wire values). */
-  rawRows(table: MonitoredTable): ReadonlyMap<string, Row> {
+  rawRows(table: MonitoredTable | (string & {})): ReadonlyMap<string, Row> {
     return this.cache?.table(table) ?? new Map();
   }
 
@@ -198,15 +268,19 @@ export class OvsdbClient extends EventEmitter {
 
   /**
    * Like `transact`, but resolves once committed, with `applied`: settles once ovs-vswitchd has
-   * applied the transaction (within `appliedTimeoutMs`). For work that must not wait for
+   * applied the transaction (within `appliedTimeoutMs`), and `target`, the counter value that is. For work that must not wait for
    * ovs-vswitchd, but whose effect something later must wait for.
    */
   async transactCommitted(
     ops: Operation[],
     opts: { timeoutMs?: number; appliedTimeoutMs?: number } = {},
-  ): Promise<{ results: OperationResult[]; applied: Promise<void> }> {
+  ): Promise<{ results: OperationResult[]; applied: Promise<void>; target: number }> {
     const { results, target } = await this.commit(ops, opts.timeoutMs ?? this.callTimeoutMs, true);
-    return { results, applied: this.waitApplied(target, opts.appliedTimeoutMs ?? this.callTimeoutMs) };
+    return {
+      results,
+      applied: this.waitApplied(target, opts.appliedTimeoutMs ?? this.callTimeoutMs),
+      target,
+    };
   }
 
   /**
@@ -214,7 +288,10 @@ export class OvsdbClient extends EventEmitter {
    * cached `next_cfg`); at once when it has.
    */
   caughtUp(timeoutMs = this.callTimeoutMs): Promise<void> {
-    return this.waitApplied(this.openVswitch()?.next_cfg ?? 0, timeoutMs);
+    const c = this.counter;
+    const row = c === undefined ? undefined : this.rawRows(c.table).values().next().value;
+    const next = c === undefined ? 0 : row?.[c.next];
+    return this.waitApplied(typeof next === "number" ? next : 0, timeoutMs);
   }
 
   /** One transaction; with `bump`, also next_cfg += 1, and the target ovs-vswitchd must reach. */
@@ -224,9 +301,17 @@ export class OvsdbClient extends EventEmitter {
     bump: boolean,
   ): Promise<{ results: OperationResult[]; target: number }> {
     const rpc = this.connectedRpc();
-    const sent = bump
-      ? [...ops, mutate("Open_vSwitch", [], [add("next_cfg", 1)]), select("Open_vSwitch", [], ["next_cfg"])]
-      : ops;
+    const c = this.counter;
+    if (bump && c === undefined) {
+      throw new AgentError(
+        "INVALID_CONFIG",
+        `database ${this.database} has no applied counter: cannot wait for a transaction to be applied`,
+      );
+    }
+    const sent =
+      bump && c !== undefined
+        ? [...ops, mutate(c.table, [], [add(c.next, 1)]), select(c.table, [], [c.next])]
+        : ops;
     const raw = await rpc.call("transact", [this.database, ...sent], timeoutMs);
     if (!Array.isArray(raw)) throw protocolError(`transact answered a non-array result from ${this.remote}`);
     const all = raw as (OperationResult | null)[];
@@ -241,12 +326,13 @@ export class OvsdbClient extends EventEmitter {
     if (errors.length > 0) throw new OvsdbTransactError(errors, sent.length);
     const results = all.slice(0, ops.length).map((r) => r ?? {});
     if (!bump) return { results, target: 0 };
-    const target = all[sent.length - 1]?.rows?.[0]?.next_cfg;
+    const counter = c as AppliedCounter;
+    const target = all[sent.length - 1]?.rows?.[0]?.[counter.next];
     if (typeof target !== "number") {
       throw new AgentError(
         "OVSDB_ERROR",
-        `the Open_vSwitch table of ${this.remote} has no row: cannot wait for ovs-vswitchd`,
-        "initialise the database with `ovs-vsctl init`",
+        `the ${counter.table} table of ${this.remote} has no row: cannot wait for ${counter.applier}`,
+        counter.initHint,
       );
     }
     return { results, target };
@@ -274,6 +360,10 @@ export class OvsdbClient extends EventEmitter {
     this.rejectWaiters(unreachable(this.remote, "the client was closed"));
     const rpc = this.rpc;
     if (rpc !== undefined) await rpc.close("the client was closed");
+  }
+
+  private get applier(): string {
+    return this.counter?.applier ?? "the database's consumer";
   }
 
   // ---- connection ----
@@ -346,7 +436,7 @@ export class OvsdbClient extends EventEmitter {
     }
     const columns: Record<string, string[]> = {};
     const requests: Record<string, { columns: string[] }[]> = {};
-    for (const [table, wanted] of Object.entries(MONITORED_COLUMNS)) {
+    for (const [table, wanted] of Object.entries(this.monitorColumns)) {
       const tableSchema = schema.tables[table];
       if (tableSchema === undefined) throw protocolError(`the ${this.database} schema has no ${table} table`);
       columns[table] = wanted.filter((c) => c in tableSchema.columns);
@@ -375,7 +465,10 @@ export class OvsdbClient extends EventEmitter {
     this.ready = false;
     this.rpc = undefined;
     this.rejectWaiters(
-      unreachable(this.remote, "connection lost before ovs-vswitchd applied the change (it was committed)"),
+      unreachable(
+        this.remote,
+        `connection lost before ${this.applier} applied the change (it was committed)`,
+      ),
     );
     if (!wasReady) return; // a failing open() reports (and reschedules) by itself
     this.logger.warn({ remote: this.remote }, "ovsdb: disconnected");
@@ -409,9 +502,9 @@ export class OvsdbClient extends EventEmitter {
   private applyUpdates(changes: CacheChange[], emit: boolean): void {
     let cfgChanged = false;
     for (const c of changes) {
-      this.views[c.table as MonitoredTable]?.apply(c);
-      if (c.table === "Open_vSwitch" && c.new !== undefined) {
-        const cur = c.new.cur_cfg;
+      if (this.database === "Open_vSwitch") this.views[c.table as MonitoredTable]?.apply(c);
+      if (this.counter !== undefined && c.table === this.counter.table && c.new !== undefined) {
+        const cur = c.new[this.counter.cur];
         if (typeof cur === "number" && cur !== this.curCfg) {
           this.curCfg = cur;
           cfgChanged = true;
@@ -451,9 +544,9 @@ export class OvsdbClient extends EventEmitter {
           this.waiters.delete(waiter);
           reject(
             timeout(
-              `ovs-vswitchd applying configuration ${target} (applied: ${this.curCfg})`,
+              `${this.applier} applying configuration ${target} (applied: ${this.curCfg})`,
               timeoutMs,
-              "the transaction was committed but ovs-vswitchd did not apply it: is ovs-vswitchd running and connected to this database?",
+              `the transaction was committed but ${this.applier} did not apply it: is it running and connected to this database?`,
             ),
           );
         }, timeoutMs),

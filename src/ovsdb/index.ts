@@ -1,5 +1,11 @@
 export { type CacheChange, type Row, type RowUpdate2, TableCache, type TableUpdates2 } from "./cache.js";
-export { OvsdbClient, type OvsdbClientOptions, type TransactOptions } from "./client.js";
+export {
+  APPLIED_COUNTERS,
+  type AppliedCounter,
+  OvsdbClient,
+  type OvsdbClientOptions,
+  type TransactOptions,
+} from "./client.js";
 export { type Condition, type ConditionFunction, eq, eqUuid, excludes, includes, ne } from "./condition.js";
 export { type OperationError, OvsdbTransactError } from "./error.js";
 export { DEFAULT_MAX_MESSAGE_BYTES, JsonStreamSplitter } from "./json-stream.js";

@@ -276,6 +276,15 @@ export function cliSuite(name: string, factory: CliTargetFactory): void {
       assert.equal(j.ok, r.code === 0);
     });
 
+    it("host check for the ovn backend also looks for ovn-controller (required) and ovn-northd", async () => {
+      const r = await runCli(["--json", "host", "check", "--backend", "ovn"]);
+      const j = JSON.parse(r.stdout) as { checks: { name: string; required: boolean }[] };
+      const of = (n: string) => j.checks.find((c) => c.name === n);
+      assert.equal(of("ovn-controller")?.required, true);
+      assert.equal(of("ovn-northd")?.required, false);
+      assert.equal(of("ovs running")?.required, true);
+    });
+
     it("serve refuses a bad setting with exit 2, naming it", async () => {
       const r = await runCli(["serve", "--listen", "nowhere"]);
       assert.equal(r.code, 2, r.stderr);

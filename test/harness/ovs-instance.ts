@@ -197,7 +197,7 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-async function readPid(pidfile: string): Promise<number | undefined> {
+export async function readPid(pidfile: string): Promise<number | undefined> {
   const text = await readFile(pidfile, "utf8").catch(() => "");
   const pid = Number.parseInt(text.trim(), 10);
   return Number.isInteger(pid) && pid > 1 ? pid : undefined;
@@ -207,7 +207,7 @@ async function readPid(pidfile: string): Promise<number | undefined> {
  * Alive and really this instance's daemon (its command line names the dir), not a zombie: PID 1
  * here does not reap detached daemons, so a dead one stays a zombie and kill(pid, 0) succeeds.
  */
-async function isOurs(pid: number, dir: string): Promise<boolean> {
+export async function isOurs(pid: number, dir: string): Promise<boolean> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, "utf8");
     const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
@@ -225,7 +225,7 @@ async function isRunning(pidfile: string, dir: string): Promise<boolean> {
 }
 
 /** SIGTERM, then SIGKILL after 3 s; then removes the pidfile. */
-async function stopDaemon(pidfile: string, dir: string): Promise<void> {
+export async function stopDaemon(pidfile: string, dir: string): Promise<void> {
   const pid = await readPid(pidfile);
   if (pid === undefined) return;
   for (const signal of ["SIGTERM", "SIGKILL"] as const) {

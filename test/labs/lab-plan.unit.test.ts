@@ -99,3 +99,14 @@ test("the planned record is a new record; the current one is left exactly as it 
   // Unchanged parts are shared, not copied (a big lab's plan stays cheap).
   assert.equal(next.nodes.r1!.interfaces.eth1, current.nodes.r1!.interfaces.eth1);
 });
+
+test("a node placed on another host is refused: only the ovn backend spans hosts", () => {
+  const spec: LabSpec = {
+    nodes: [{ name: "r9", netns: "n9", host: "elsewhere", interfaces: [{ name: "eth1" }] }],
+    links: [],
+  };
+  assert.throws(
+    () => planLab(lab(), spec, 9000, [], new Set()),
+    (e: Error & { code?: string }) => e.code === "BAD_REQUEST" && /ovn backend/.test(e.message),
+  );
+});

@@ -9,11 +9,11 @@ export function registerHost(program: Command): void {
     .description("check that this host can run the agent; exit 1 if something required is missing")
     .addOption(
       new Option("--backend <backend>", "the backend to check for")
-        .choices(["ovs", "local"])
+        .choices(["ovs", "local", "ovn"])
         .env("ARCHETYPE_AGENT_BACKEND")
         .default("ovs"),
     )
-    .action(async (opts: { backend: "ovs" | "local" }, cmd: Command) => {
+    .action(async (opts: { backend: "ovs" | "local" | "ovn" }, cmd: Command) => {
       const json = cmd.optsWithGlobals<{ json?: boolean }>().json === true;
       const checks = await hostChecks(opts.backend);
       const missing = checks.filter((c) => statusOf(c) === "MISSING");

@@ -1,0 +1,303 @@
+import { toAgentError } from "../../common/errors.js";
+import type { Logger } from "../../common/log.js";
+import { createVeths, deleteLinks, disableTxOffload, listLinks, setLinkUp } from "../../link/index.js";
+import { type NetnsRef, netnsLost, parseNetnsRef } from "../../link/netns.js";
+import {
+  eqUuid,
+  insert,
+  map,
+  mutate,
+  namedUuid,
+  type Operation,
+  type OvsdbClient,
+  set,
+  setDelete,
+  setInsert,
+  update,
+  uuid,
+} from "../../ovsdb/index.js";
+import { INTEGRATION_BRIDGE, PORT_MARK } from "./marks.js";
+import type { NbPort } from "./nb-model.js";
+
+/** How soon a port that could not be made (its namespace missing, ...) is tried again. */
+const RETRY_MS = 2000;
+
+/** A node interface of this host, as NB declares it. */
+export interface LocalPort {
+  /** The logical switch port's name: the `iface-id` that binds the veth to it. */
+  lsp: string;
+  port: NbPort;
+}
+
+/**
+ * Makes this host's part of every lab real: for each logical port NB places on this chassis, a
+ * veth whose node end sits in the node's namespace and whose host end is a port of br-int with
+ * `external_ids:iface-id` naming the logical port (ovn-controller then binds it). Ports of ours
+ * that NB no longer places here are removed with their veths. Runs one pass at a time; a change
+ * during a pass runs another after it. Nothing of other hosts is touched: they do their own.
+ */
+export class HostPorts {
+  private running: Promise<void> | undefined;
+  private again = false;
+  private retry: NodeJS.Timeout | undefined;
+  private closed = false;
+  /** Why a port could not be made, by logical port (shown in views). */
+  readonly problems = new Map<string, string>();
+  /** Passes finished so far; `sync` waits for one that started after it was called. */
+  private passes = 0;
+  private started = 0;
+  private readonly waiters: { after: number; resolve: () => void }[] = [];
+
+  constructor(
+    private readonly d: {
+      ovs: OvsdbClient;
+      /** The ports NB places on this host now. */
+      desired: () => LocalPort[];
+      hostNs: NetnsRef | undefined;
+      datapath: "system" | "netdev";
+      logger: Logger;
+    },
+  ) {}
+
+  /** Schedules a pass (coalesced with one pending). */
+  schedule(): void {
+    if (this.closed) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.loop();
+  }
+
+  /** Resolves once a pass that started after this call has finished. */
+  sync(): Promise<void> {
+    const after = this.started;
+    const p = new Promise<void>((resolve) => this.waiters.push({ after: after + 1, resolve }));
+    // A pass running now started before the call: another one must follow.
+    if (this.running) this.again = true;
+    else this.schedule();
+    return p;
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.retry);
+    for (const w of this.waiters.splice(0)) w.resolve();
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      do {
+        this.again = false;
+        this.started++;
+        const pass = this.started;
+        try {
+          await this.pass();
+        } catch (e) {
+          this.d.logger.warn({ err: toAgentError(e).message }, "ovn: host ports pass failed; retrying");
+          this.retryLater();
+        }
+        this.passes = pass;
+        for (const w of [...this.waiters]) {
+          if (w.after <= this.passes) {
+            this.waiters.splice(this.waiters.indexOf(w), 1);
+            w.resolve();
+          }
+        }
+      } while (this.again && !this.closed);
+    } finally {
+      this.running = undefined;
+    }
+  }
+
+  private retryLater(): void {
+    if (this.closed || this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      this.schedule();
+    }, RETRY_MS);
+    this.retry.unref?.();
+  }
+
+  private async pass(): Promise<void> {
+    const { ovs, hostNs } = this.d;
+    if (!ovs.isConnected) return; // reconnecting: the "connected" event schedules a pass
+    const bridge = ovs.bridgeByName(INTEGRATION_BRIDGE);
+    const desired = this.d.desired();
+    const want = new Map(desired.map((d) => [d.port.hostPort, d]));
+    const kernel = new Map((await listLinks(hostNs)).map((l) => [l.name, l]));
+    // Our ports on br-int, by name.
+    const ours = new Map(
+      ovs
+        .ports()
+        .filter((p) => p.external_ids[PORT_MARK.kind] === PORT_MARK.kindValue)
+        .map((p) => [p.name, p]),
+    );
+    const problems = new Map<string, string>();
+
+    // 1. What goes: our ports NB no longer places here, or whose node or MTU changed, and the
+    // ports of veths that vanished (ovs-vswitchd does not reopen a device made again by name).
+    const removePorts: string[] = [];
+    const removeVeths: string[] = [];
+    for (const [name, p] of ours) {
+      const d = want.get(name);
+      if (d !== undefined && !kernel.has(name)) {
+        removePorts.push(p.uuid);
+        continue;
+      }
+      const stale =
+        d === undefined ||
+        p.external_ids[PORT_MARK.netns] !== d.port.netns ||
+        p.external_ids[PORT_MARK.mtu] !== String(d.port.mtu);
+      if (stale) {
+        removePorts.push(p.uuid);
+        removeVeths.push(name);
+        kernel.delete(name);
+      }
+    }
+    // Veths of ours left without a port (a pass that failed half-way) whose node changed are
+    // found by their MTU: a veth of the right name and MTU is taken as it is.
+    for (const d of desired) {
+      const k = kernel.get(d.port.hostPort);
+      if (k && !ours.has(d.port.hostPort) && k.mtu !== d.port.mtu) {
+        removeVeths.push(d.port.hostPort);
+        kernel.delete(d.port.hostPort);
+      }
+    }
+    if (bridge && removePorts.length > 0) {
+      await ovs.transact(
+        [mutate("Bridge", [eqUuid(bridge.uuid)], [setDelete("ports", set(removePorts.map((u) => uuid(u))))])],
+        { waitApplied: true },
+      );
+    }
+    if (removeVeths.length > 0) await deleteLinks(removeVeths, { ignoreMissing: true, netns: hostNs });
+
+    // 2. Veths that are missing, where the node's namespace exists.
+    const make: { d: LocalPort; netns: NetnsRef }[] = [];
+    for (const d of desired) {
+      if (kernel.has(d.port.hostPort)) continue;
+      let netns: NetnsRef;
+      try {
+        netns = toNetnsRef(d.port.netns);
+      } catch (e) {
+        problems.set(d.lsp, toAgentError(e).message);
+        continue;
+      }
+      const lost = netnsLost(netns, undefined);
+      if (lost) {
+        problems.set(d.lsp, `node ${d.port.node}: ${lost}`);
+        continue;
+      }
+      make.push({ d, netns });
+    }
+    const made = await this.createAll(make, problems);
+
+    // 3. br-int ports: every veth there is, with iface-id naming its logical port.
+    if (!bridge) {
+      for (const d of desired)
+        problems.set(d.lsp, `${INTEGRATION_BRIDGE} does not exist yet (ovn-controller makes it)`);
+    } else {
+      const present = new Set([...kernel.keys(), ...made]);
+      const ops: Operation[] = [];
+      const refs: ReturnType<typeof namedUuid>[] = [];
+      desired.forEach((d, i) => {
+        if (!present.has(d.port.hostPort)) return;
+        const have = ours.get(d.port.hostPort);
+        const portIds = {
+          [PORT_MARK.kind]: PORT_MARK.kindValue,
+          [PORT_MARK.lab]: d.port.lab,
+          [PORT_MARK.node]: d.port.node,
+          [PORT_MARK.iface]: d.port.iface,
+          [PORT_MARK.netns]: d.port.netns,
+          [PORT_MARK.mtu]: String(d.port.mtu),
+        };
+        if (have && !removePorts.includes(have.uuid)) {
+          const iface =
+            have.interfaces[0] === undefined ? undefined : ovs.interfaceByUuid(have.interfaces[0]);
+          if (iface && iface.external_ids["iface-id"] !== d.lsp) {
+            ops.push(
+              update("Interface", [eqUuid(iface.uuid)], {
+                external_ids: map({ ...iface.external_ids, "iface-id": d.lsp }),
+              }),
+            );
+          }
+          return;
+        }
+        ops.push(
+          insert("Interface", { name: d.port.hostPort, external_ids: map({ "iface-id": d.lsp }) }, `i${i}`),
+          insert(
+            "Port",
+            { name: d.port.hostPort, interfaces: namedUuid(`i${i}`), external_ids: map(portIds) },
+            `p${i}`,
+          ),
+        );
+        refs.push(namedUuid(`p${i}`));
+      });
+      if (refs.length > 0) ops.push(mutate("Bridge", [eqUuid(bridge.uuid)], [setInsert("ports", set(refs))]));
+      if (ops.length > 0) await ovs.transact(ops, { waitApplied: true });
+      // Carrier: a pulled cable is the host end down (the node sees NO-CARRIER).
+      const wrong = desired.filter((d) => {
+        const k = kernel.get(d.port.hostPort);
+        const up = k === undefined ? made.includes(d.port.hostPort) : k.up;
+        return present.has(d.port.hostPort) && up !== (d.port.carrier === "up");
+      });
+      for (const state of ["up", "down"] as const) {
+        const names = wrong.filter((d) => d.port.carrier === state).map((d) => d.port.hostPort);
+        if (names.length > 0) await setLinkUp(names, state === "up", hostNs);
+      }
+    }
+
+    this.problems.clear();
+    for (const [k, v] of problems) this.problems.set(k, v);
+    if (problems.size > 0) this.retryLater();
+  }
+
+  /** Creates veths in one batch; when the batch fails, one by one, recording who failed. */
+  private async createAll(
+    make: readonly { d: LocalPort; netns: NetnsRef }[],
+    problems: Map<string, string>,
+  ): Promise<string[]> {
+    if (make.length === 0) return [];
+    const spec = (m: { d: LocalPort; netns: NetnsRef }) => ({
+      host: m.d.port.hostPort,
+      peer: m.d.port.iface,
+      netns: m.netns,
+      mtu: m.d.port.mtu,
+    });
+    const offload = async (list: readonly { d: LocalPort; netns: NetnsRef }[]) => {
+      // The userspace datapath does not fill in checksums a veth left to the hardware.
+      if (this.d.datapath === "netdev")
+        await disableTxOffload(list.map((m) => ({ dev: m.d.port.iface, netns: m.netns })));
+    };
+    try {
+      await createVeths(make.map(spec), { netns: this.d.hostNs });
+      await offload(make);
+      return make.map((m) => m.d.port.hostPort);
+    } catch (e) {
+      if (make.length === 1) {
+        problems.set(make[0]!.d.lsp, toAgentError(e).message);
+        return [];
+      }
+    }
+    const made: string[] = [];
+    for (const m of make) {
+      try {
+        await createVeths([spec(m)], { netns: this.d.hostNs });
+        await offload([m]);
+        made.push(m.d.port.hostPort);
+      } catch (e) {
+        problems.set(m.d.lsp, toAgentError(e).message);
+      }
+    }
+    return made;
+  }
+}
+
+/** The NB mark (JSON of a NetnsRef) back into a validated reference. */
+export function toNetnsRef(text: string): NetnsRef {
+  const v = JSON.parse(text) as { name?: unknown; path?: unknown; pid?: unknown };
+  if (typeof v.name === "string") return parseNetnsRef({ netns: v.name });
+  if (typeof v.path === "string") return parseNetnsRef({ netns: v.path });
+  if (typeof v.pid === "number") return parseNetnsRef({ pid: v.pid });
+  return parseNetnsRef({});
+}

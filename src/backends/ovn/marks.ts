@@ -1,0 +1,64 @@
+/**
+ * The names and ownership marks of what the ovn backend writes: logical switches and ports in
+ * the northbound database, ports on this host's integration bridge, and the Open_vSwitch
+ * settings of ovn-controller. A row without `archetype_owner` is not the agent's: it is never
+ * changed or removed, and a name clash with one refuses the change.
+ */
+export const OWNER_VALUE = "archetype-network";
+
+export const NB_MARK = {
+  owner: "archetype_owner",
+  /** lab: the lab's own switch (its unlinked ports, disabled); link: one link's switch. */
+  kind: "archetype_kind",
+  lab: "archetype_lab",
+  link: "archetype_link",
+  /** On a link switch: its declared ends, NODE:IF. */
+  a: "archetype_a",
+  b: "archetype_b",
+  node: "archetype_node",
+  iface: "archetype_if",
+  /** The chassis the node runs on. */
+  host: "archetype_host",
+  /** The node's namespace on its host, as JSON ({"name":..} | {"path":..} | {"pid":..}). */
+  netns: "archetype_netns",
+  mtu: "archetype_mtu",
+  /** The host end of the node's veth (on its host's integration bridge). */
+  hostPort: "archetype_host_port",
+  carrier: "archetype_carrier",
+  /** On a lab switch: bumped by every change, so two agents writing one lab at once cannot both win. */
+  generation: "archetype_generation",
+  /** The chassis of the agent that last wrote the row. */
+  writer: "archetype_writer",
+  created: "archetype_created",
+} as const;
+
+/** Marks on this host's br-int ports of node interfaces (beside `iface-id`). */
+export const PORT_MARK = {
+  kind: "archetype_kind",
+  kindValue: "ovn-node",
+  lab: "archetype_lab",
+  node: "archetype_node",
+  iface: "archetype_if",
+  /** What the veth was made for: a change re-creates it. */
+  netns: "archetype_netns",
+  mtu: "archetype_mtu",
+} as const;
+
+/** The Open_vSwitch external_ids key saying the agent wrote ovn-controller's settings. */
+export const OVS_CONFIGURED_MARK = "archetype_ovn";
+
+/** ovn-controller's integration bridge. */
+export const INTEGRATION_BRIDGE = "br-int";
+
+// Lab, node and link ids never hold ":" (link/names.ts), interface names neither: names are unique.
+export function labSwitchName(lab: string): string {
+  return `an:${lab}`;
+}
+
+export function linkSwitchName(lab: string, link: string): string {
+  return `an:${lab}:${link}`;
+}
+
+export function portName(lab: string, node: string, iface: string): string {
+  return `an:${lab}:${node}:${iface}`;
+}

@@ -1,0 +1,144 @@
+import { decodeMap, decodeOptional, decodeSet, type Row } from "../../ovsdb/index.js";
+import { NB_MARK, OWNER_VALUE } from "./marks.js";
+
+/**
+ * The labs as the northbound database holds them, read from the monitor's cache. NB is the
+ * ovn backend's desired state, shared by every agent: a lab is its own logical switch (holding
+ * the lab's unlinked ports, disabled), each link a logical switch of its two ports, each node
+ * interface a logical switch port whose marks say the node, host, namespace and MTU.
+ */
+/** A node interface as declared (the lab service resolves it: ids valid, host port named). */
+export interface DesiredPort {
+  node: string;
+  iface: string;
+  /** The chassis the node runs on. */
+  host: string;
+  /** JSON of the node's NetnsRef on its host. */
+  netns: string;
+  mtu: number;
+  hostPort: string;
+  carrier: "up" | "down";
+}
+
+export interface NbPort extends DesiredPort {
+  uuid: string;
+  name: string;
+  lab: string;
+  enabled: boolean;
+  /** Set by ovn-northd from the southbound Port_Binding. */
+  up: boolean;
+  /** The switch that has the port now (lab or link switch), if any. */
+  switchUuid: string | undefined;
+  createdAt: number;
+}
+
+export interface NbLink {
+  uuid: string;
+  name: string;
+  id: string;
+  a: string;
+  b: string;
+  /** Port uuids. */
+  ports: string[];
+}
+
+export interface NbLab {
+  lab: string;
+  uuid: string;
+  name: string;
+  generation: number;
+  /** Port uuids of the lab switch (the unlinked ports). */
+  ports: string[];
+  /** By NODE:IF. */
+  interfaces: Map<string, NbPort>;
+  /** By link id. */
+  links: Map<string, NbLink>;
+  createdAt: number;
+}
+
+export interface NbState {
+  labs: Map<string, NbLab>;
+  /** Names of switches and ports the agent does not own (a clash with one is refused). */
+  foreignSwitches: Set<string>;
+  foreignPorts: Set<string>;
+}
+
+export type RowsOf = (table: string) => ReadonlyMap<string, Row>;
+
+function str(v: unknown): string {
+  return typeof v === "string" ? v : "";
+}
+
+export function readNb(rows: RowsOf): NbState {
+  const labs = new Map<string, NbLab>();
+  const foreignSwitches = new Set<string>();
+  const foreignPorts = new Set<string>();
+  const switchOf = new Map<string, string>();
+  const links: { lab: string; link: NbLink }[] = [];
+  for (const [uuid, r] of rows("Logical_Switch")) {
+    const ids = decodeMap(r.external_ids);
+    const name = str(r.name);
+    const ports = decodeSet(r.ports);
+    for (const p of ports) switchOf.set(p, uuid);
+    if (ids[NB_MARK.owner] !== OWNER_VALUE) {
+      foreignSwitches.add(name);
+      continue;
+    }
+    const lab = ids[NB_MARK.lab] ?? "";
+    if (ids[NB_MARK.kind] === "lab") {
+      labs.set(lab, {
+        lab,
+        uuid,
+        name,
+        generation: Number(ids[NB_MARK.generation] ?? 0),
+        ports,
+        interfaces: new Map(),
+        links: new Map(),
+        createdAt: Number(ids[NB_MARK.created] ?? 0),
+      });
+    } else if (ids[NB_MARK.kind] === "link") {
+      links.push({
+        lab,
+        link: {
+          uuid,
+          name,
+          id: ids[NB_MARK.link] ?? "",
+          a: ids[NB_MARK.a] ?? "",
+          b: ids[NB_MARK.b] ?? "",
+          ports,
+        },
+      });
+    }
+  }
+  for (const { lab, link } of links) labs.get(lab)?.links.set(link.id, link);
+  for (const [uuid, r] of rows("Logical_Switch_Port")) {
+    const ids = decodeMap(r.external_ids);
+    const name = str(r.name);
+    if (ids[NB_MARK.owner] !== OWNER_VALUE) {
+      foreignPorts.add(name);
+      continue;
+    }
+    const lab = labs.get(ids[NB_MARK.lab] ?? "");
+    const switchUuid = switchOf.get(uuid);
+    // A port of ours no switch holds is garbage collected by ovsdb-server: not there.
+    if (!lab || switchUuid === undefined) continue;
+    const port: NbPort = {
+      uuid,
+      name,
+      lab: lab.lab,
+      node: ids[NB_MARK.node] ?? "",
+      iface: ids[NB_MARK.iface] ?? "",
+      host: ids[NB_MARK.host] ?? "",
+      netns: ids[NB_MARK.netns] ?? "",
+      mtu: Number(ids[NB_MARK.mtu] ?? 0),
+      hostPort: ids[NB_MARK.hostPort] ?? "",
+      carrier: ids[NB_MARK.carrier] === "down" ? "down" : "up",
+      enabled: decodeOptional<boolean>(r.enabled) !== false,
+      up: decodeOptional<boolean>(r.up) === true,
+      switchUuid,
+      createdAt: Number(ids[NB_MARK.created] ?? 0),
+    };
+    lab.interfaces.set(`${port.node}:${port.iface}`, port);
+  }
+  return { labs, foreignSwitches, foreignPorts };
+}

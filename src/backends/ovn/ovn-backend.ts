@@ -1,0 +1,467 @@
+import { existsSync } from "node:fs";
+import { AgentError } from "../../common/errors.js";
+import type { Logger } from "../../common/log.js";
+import type { AgentConfig } from "../../config/config.js";
+import type { NetnsRef } from "../../link/netns.js";
+import {
+  type CacheChange,
+  decodeMap,
+  decodeOptional,
+  MONITORED_COLUMNS,
+  mapDeleteKeys,
+  mapInsert,
+  mutate,
+  type Operation,
+  OvsdbClient,
+  type Row,
+} from "../../ovsdb/index.js";
+import type {
+  NetworkBackend,
+  PortObservation,
+  ReconcileReport,
+} from "../network-backend.js";
+import { HostPorts, type LocalPort } from "./host-ports.js";
+import { INTEGRATION_BRIDGE, OVS_CONFIGURED_MARK, PORT_MARK } from "./marks.js";
+import { type NbState, readNb } from "./nb-model.js";
+import { type DesiredLab, deleteLabOps, type NbPlan, planLab } from "./nb-plan.js";
+
+/** How long a change waits for the hypervisors it touches before it answers anyway. */
+const APPLY_TIMEOUT_MS = 10_000;
+
+const NB_MONITOR = {
+  NB_Global: ["nb_cfg", "sb_cfg", "hv_cfg"],
+  Logical_Switch: ["name", "ports", "external_ids", "other_config"],
+  Logical_Switch_Port: ["name", "addresses", "enabled", "up", "external_ids"],
+} as const;
+
+const SB_MONITOR = {
+  SB_Global: ["nb_cfg"],
+  Chassis: ["name", "hostname"],
+  Chassis_Private: ["name", "chassis", "nb_cfg"],
+  Port_Binding: ["logical_port", "chassis", "up"],
+} as const;
+
+/** Where a logical port is bound, per the southbound database. */
+export interface Binding {
+  /** The chassis that claimed the port, or null. */
+  chassis: string | null;
+  /** ovn-controller installed its flows (Port_Binding.up). */
+  up: boolean;
+}
+
+/** What a lab change waited for; `pending` names the chassis that had not applied it in time. */
+export interface Applied {
+  nbCfg: number;
+  pending: string[];
+  /** From the transaction until all was applied (or the timeout). */
+  ms: number;
+  /** From the transaction until the touched chassis reported the nb_cfg (before the bindings were up). */
+  chassisMs: number;
+}
+
+type NetworkBackendFn<K extends keyof NetworkBackend> = NetworkBackend[K] extends (...a: infer A) => infer R
+  ? (...a: A) => R
+  : never;
+
+function notHere(what: string): AgentError {
+  return new AgentError(
+    "NOT_SUPPORTED",
+    `the ovn backend keeps labs in OVN's northbound database: ${what} is not one of its operations`,
+    "use the lab API (PUT /labs/{lab})",
+  );
+}
+
+/**
+ * The OVN backend: one lab spans hosts. Labs live in OVN's northbound database (NB), written by
+ * any agent in one transaction per change; every agent makes its own host's veths and binds them
+ * to their logical ports on br-int (HostPorts); ovn-controller on each host does the rest (Geneve
+ * tunnels, flows). Three OVSDB connections: this host's Open_vSwitch, NB and SB (bindings,
+ * chassis, and each chassis' applied `nb_cfg`).
+ */
+export class OvnBackend implements NetworkBackend {
+  readonly name = "ovn" as const;
+  readonly datapath: "system" | "netdev";
+  readonly hostId: string;
+  ovs!: OvsdbClient;
+  nb!: OvsdbClient;
+  sb!: OvsdbClient;
+  private hostPorts!: HostPorts;
+  private readonly hostNs: NetnsRef | undefined;
+  private nbCache: NbState | undefined;
+  private readonly nbListeners = new Set<() => void>();
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly logger: Logger,
+  ) {
+    const dp = config.datapath;
+    this.datapath = dp === "auto" ? (existsSync("/sys/module/openvswitch") ? "system" : "netdev") : dp;
+    this.hostId = config.ovn.hostId;
+    const sw = config.switchNetns;
+    this.hostNs = sw === undefined ? undefined : sw.startsWith("/") ? { path: sw } : { name: sw };
+  }
+
+  readonly unsupported = {
+    overlay:
+      "the ovn backend links hosts itself (Geneve, through OVN): give nodes a host in the lab body instead",
+    dockerPorts: "the Docker plugin is not available with the ovn backend yet",
+    orphans: "cleanup of the ovn backend's orphaned logical objects is not built yet",
+    switchDb: "the live page's switch feed follows the ovs backend's bridge; the ovn backend has none yet",
+    impairment: "impairments are not available with the ovn backend yet",
+    capture: "packet capture is not available with the ovn backend yet",
+  };
+
+  async start(): Promise<void> {
+    const unreachable = (what: string, hint: string) => (e: unknown) => {
+      if (!(e instanceof AgentError) || e.code !== "OVS_UNREACHABLE") throw e;
+      throw new AgentError("OVS_UNREACHABLE", `${what}: ${e.message}`, hint, { cause: e });
+    };
+    this.ovs = await OvsdbClient.connect({
+      remote: this.config.ovsdb,
+      // ovn-controller's settings are Open_vSwitch external_ids.
+      monitor: { ...MONITORED_COLUMNS, Open_vSwitch: [...MONITORED_COLUMNS.Open_vSwitch, "external_ids"] },
+      probeIntervalMs: this.config.ovsdbProbeMs,
+      logger: this.logger,
+    }).catch(unreachable("this host's Open vSwitch", "is Open vSwitch running (make run)?"));
+    try {
+      this.nb = await OvsdbClient.connect({
+        remote: this.config.ovn.nb,
+        database: "OVN_Northbound",
+        monitor: NB_MONITOR,
+        probeIntervalMs: this.config.ovsdbProbeMs,
+        logger: this.logger,
+      }).catch(
+        unreachable(
+          "OVN's northbound database",
+          "is ovn-central running, and ARCHETYPE_AGENT_OVN_NB its address?",
+        ),
+      );
+      this.sb = await OvsdbClient.connect({
+        remote: this.config.ovn.sb,
+        database: "OVN_Southbound",
+        monitor: SB_MONITOR,
+        probeIntervalMs: this.config.ovsdbProbeMs,
+        logger: this.logger,
+      }).catch(
+        unreachable(
+          "OVN's southbound database",
+          "is ovn-central running, and ARCHETYPE_AGENT_OVN_SB its address?",
+        ),
+      );
+      await this.configureChassis();
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+    this.hostPorts = new HostPorts({
+      ovs: this.ovs,
+      desired: () => this.localPorts(),
+      hostNs: this.hostNs,
+      datapath: this.datapath,
+      logger: this.logger,
+    });
+    this.nb.on("change", (c: CacheChange) => this.onNbChange(c));
+    this.nb.on("connected", () => {
+      this.nbCache = undefined;
+      this.hostPorts.schedule();
+    });
+    this.ovs.on("connected", () => {
+      // A restarted ovsdb-server may have lost ovn-controller's settings (a fresh database).
+      this.configureChassis().catch((e: unknown) =>
+        this.logger.warn({ err: e }, "ovn: could not write ovn-controller's settings"),
+      );
+      this.hostPorts.schedule();
+    });
+    this.ovs.on("change", (c: CacheChange) => {
+      if (c.table === "Bridge" && (c.new ?? c.old)?.name === INTEGRATION_BRIDGE) this.hostPorts.schedule();
+      else if (c.table === "Port") {
+        const ids = decodeMap((c.old ?? c.new)?.external_ids);
+        if (ids[PORT_MARK.kind] === PORT_MARK.kindValue) this.hostPorts.schedule();
+      }
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.hostPorts?.close();
+    await Promise.all([this.ovs?.close(), this.nb?.close(), this.sb?.close()]);
+  }
+
+  /**
+   * ovn-controller's settings in this host's Open_vSwitch external_ids: chassis name, SB
+   * remote, Geneve endpoint, br-int's datapath. Refuses a host whose OVS another OVN deployment
+   * configured (a different ovn-remote and not written by this agent).
+   */
+  private async configureChassis(): Promise<void> {
+    const row = this.ovs.rawRows("Open_vSwitch").values().next().value as Row | undefined;
+    if (!row) {
+      throw new AgentError(
+        "OVSDB_ERROR",
+        "this host's Open vSwitch database has no Open_vSwitch row",
+        "initialise it (ovs-vsctl init)",
+      );
+    }
+    const ids = decodeMap(row.external_ids);
+    const remote = ids["ovn-remote"];
+    if (remote !== undefined && remote !== this.config.ovn.sb && ids[OVS_CONFIGURED_MARK] === undefined) {
+      throw new AgentError(
+        "CONFLICT",
+        `this host's Open vSwitch belongs to another OVN deployment (ovn-remote=${remote})`,
+        "run the agent on a host without OVN, or point ARCHETYPE_AGENT_OVN_SB at that deployment's southbound database",
+      );
+    }
+    const want: Record<string, string> = {
+      "system-id": this.hostId,
+      "ovn-remote": this.config.ovn.sb,
+      "ovn-encap-type": "geneve",
+      "ovn-encap-ip": this.config.ovn.encapIp ?? "",
+      "ovn-bridge-datapath-type": this.datapath,
+      [OVS_CONFIGURED_MARK]: "1",
+    };
+    if (Object.entries(want).every(([k, v]) => ids[k] === v)) return;
+    await this.ovs.transact([
+      mutate("Open_vSwitch", [], [mapDeleteKeys("external_ids", Object.keys(want))]),
+      mutate("Open_vSwitch", [], [mapInsert("external_ids", want)]),
+    ]);
+    this.logger.info({ chassis: this.hostId, encapIp: want["ovn-encap-ip"] }, "ovn: chassis configured");
+  }
+
+  private onNbChange(c: CacheChange): void {
+    if (c.table === "NB_Global") return;
+    this.nbCache = undefined;
+    for (const l of this.nbListeners) l();
+    // Only our own host's ports make work here; any change of our rows may move one.
+    const ids = decodeMap((c.new ?? c.old)?.external_ids);
+    if (c.table === "Logical_Switch_Port" && ids.archetype_owner !== undefined) this.hostPorts.schedule();
+  }
+
+  /** The labs as NB holds them (cached until NB changes). */
+  nbState(): NbState {
+    this.nbCache ??= readNb((t) => this.nb.rawRows(t));
+    return this.nbCache;
+  }
+
+  private localPorts(): LocalPort[] {
+    const out: LocalPort[] = [];
+    for (const lab of this.nbState().labs.values()) {
+      for (const port of lab.interfaces.values()) {
+        if (port.host === this.hostId) out.push({ lsp: port.name, port });
+      }
+    }
+    return out;
+  }
+
+  /** Chassis names known to SB, and this host (known before its ovn-controller registered). */
+  knownHosts(): Set<string> {
+    const out = new Set([this.hostId]);
+    for (const r of this.sb.rawRows("Chassis").values()) if (typeof r.name === "string") out.add(r.name);
+    return out;
+  }
+
+  binding(lsp: string): Binding {
+    for (const r of this.sb.rawRows("Port_Binding").values()) {
+      if (r.logical_port !== lsp) continue;
+      const ch = decodeOptional(r.chassis);
+      const chassis = ch === undefined ? null : String(this.sb.rawRows("Chassis").get(ch)?.name ?? "");
+      return { chassis: chassis === "" ? null : chassis, up: decodeOptional<boolean>(r.up) === true };
+    }
+    return { chassis: null, up: false };
+  }
+
+  /** Bindings of every logical port, by name (one pass over SB's cache). */
+  bindings(): Map<string, Binding> {
+    const chassis = this.sb.rawRows("Chassis");
+    const out = new Map<string, Binding>();
+    for (const r of this.sb.rawRows("Port_Binding").values()) {
+      const ch = decodeOptional(r.chassis);
+      const name = ch === undefined ? undefined : chassis.get(ch)?.name;
+      out.set(String(r.logical_port), {
+        chassis: typeof name === "string" ? name : null,
+        up: decodeOptional<boolean>(r.up) === true,
+      });
+    }
+    return out;
+  }
+
+  /** Why this host could not make a port (its namespace is gone, ...), if it could not. */
+  localProblem(lsp: string): string | undefined {
+    return this.hostPorts.problems.get(lsp);
+  }
+
+  /** Whether this host's veth for the port is on br-int. */
+  localPresent(hostPort: string): boolean {
+    const p = this.ovs.portByName(hostPort);
+    return p !== undefined && p.external_ids[PORT_MARK.kind] === PORT_MARK.kindValue;
+  }
+
+  /** Makes this host's ports match NB now; resolves once a pass after the call is done. */
+  syncHost(): Promise<void> {
+    return this.hostPorts.sync();
+  }
+
+  /**
+   * Writes a lab to NB in one transaction and answers once it is applied: this host's ports
+   * made, and every chassis the change touches reported the new `nb_cfg` applied (SB
+   * Chassis_Private.nb_cfg, seen through the monitor) with the moved ports bound and up.
+   */
+  async applyLab(want: DesiredLab): Promise<Applied> {
+    const plan = planLab(this.nbState(), want, this.hostId, Date.now());
+    return this.commit(plan);
+  }
+
+  async deleteLab(lab: string): Promise<Applied> {
+    const cur = this.nbState().labs.get(lab);
+    if (!cur) return { nbCfg: 0, pending: [], ms: 0, chassisMs: 0 };
+    return this.commit(deleteLabOps(cur));
+  }
+
+  private async commit(plan: NbPlan): Promise<Applied> {
+    if (plan.ops.length === 0) return { nbCfg: 0, pending: [], ms: 0, chassisMs: 0 };
+    const started = performance.now();
+    const { target, hvApplied } = await this.transactNb(plan.ops);
+    // This host's veths, when the change makes or removes some (a rewire makes none).
+    const local = plan.making.has(this.hostId) ? this.hostPorts.sync() : Promise.resolve();
+    let { pending, chassisAt } = await this.untilApplied(target, plan, hvApplied);
+    if (pending.length === 0 && plan.moved.length > 0 && plan.hosts.size > 1) {
+      // A moved port's binding is made anew: its chassis claims it after the change, so another
+      // chassis' nb_cfg may predate the claim (it would not tunnel to it yet). A second nb_cfg,
+      // bumped once the claims are in, is applied only with them (SB keeps commit order).
+      const second = await this.transactNb([]);
+      ({ pending } = await this.untilApplied(second.target, { ...plan, moved: [] }, second.hvApplied));
+    }
+    await local;
+    const ms = performance.now() - started;
+    const chassisMs = (chassisAt ?? performance.now()) - started;
+    if (pending.length > 0) {
+      this.logger.warn(
+        { nbCfg: target, pending, timeoutMs: APPLY_TIMEOUT_MS },
+        "ovn: committed, but these chassis have not applied it yet",
+      );
+    }
+    return { nbCfg: target, pending, ms, chassisMs };
+  }
+
+  private async transactNb(ops: Operation[]): Promise<{ target: number; hvApplied: Promise<void> }> {
+    try {
+      const { applied, target } = await this.nb.transactCommitted(ops, {
+        appliedTimeoutMs: APPLY_TIMEOUT_MS,
+      });
+      applied.catch(() => undefined);
+      return { target, hvApplied: applied };
+    } catch (e) {
+      if (e instanceof AgentError && e.code === "OVSDB_ERROR" && /wait|timed out/i.test(e.message)) {
+        throw new AgentError(
+          "CONFLICT",
+          "the lab was changed by another request meanwhile (another agent?)",
+          "retry: the lab is as that change left it",
+          { cause: e },
+        );
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Resolves with the chassis that have not applied `target` (empty: all did). Event-driven on
+   * SB's monitor; without SB, NB's hv_cfg (every chassis) stands in.
+   */
+  private untilApplied(
+    target: number,
+    plan: NbPlan,
+    hvApplied: Promise<void>,
+  ): Promise<{ pending: string[]; chassisAt: number | undefined }> {
+    const hosts = [...plan.hosts].filter((h) => this.knownHosts().has(h));
+    let chassisAt: number | undefined;
+    const missing = (): string[] => {
+      const cfg = new Map<string, number>();
+      for (const r of this.sb.rawRows("Chassis_Private").values()) {
+        if (typeof r.name === "string" && typeof r.nb_cfg === "number") cfg.set(r.name, r.nb_cfg);
+      }
+      const late = hosts.filter((h) => (cfg.get(h) ?? -1) < target);
+      if (late.length === 0) chassisAt ??= performance.now();
+      if (plan.moved.length > 0) {
+        const b = this.bindings();
+        for (const lsp of plan.moved) {
+          const x = b.get(lsp);
+          if (!x?.up) late.push(`port ${lsp}`);
+        }
+      }
+      return late;
+    };
+    if (missing().length === 0) return Promise.resolve({ pending: [], chassisAt });
+    return new Promise((resolve) => {
+      const check = () => {
+        const late = missing();
+        if (late.length === 0) done([]);
+      };
+      const done = (late: string[]) => {
+        clearTimeout(timer);
+        this.sb.off("change", check);
+        resolve({ pending: late, chassisAt });
+      };
+      const timer = setTimeout(() => done(missing()), APPLY_TIMEOUT_MS);
+      this.sb.on("change", check);
+      if (!this.sb.isConnected)
+        hvApplied.then(
+          () => done([]),
+          () => undefined,
+        );
+    });
+  }
+
+  // ---- NetworkBackend: what the generic lab service would call (it is not used with ovn) ----
+
+  provision: NetworkBackendFn<"provision"> = () => Promise.reject(notHere("provision"));
+  release: NetworkBackendFn<"release"> = () => Promise.reject(notHere("release"));
+  connect: NetworkBackendFn<"connect"> = () => Promise.reject(notHere("connect"));
+  disconnect: NetworkBackendFn<"disconnect"> = () => Promise.reject(notHere("disconnect"));
+  setCarrier: NetworkBackendFn<"setCarrier"> = () => Promise.reject(notHere("carrier"));
+  teardown: NetworkBackendFn<"teardown"> = () => Promise.reject(notHere("teardown"));
+
+  observe(): PortObservation {
+    return { present: false, vlan: null, link: null };
+  }
+
+  /** The agent's reconcile: this host's ports made to match NB. */
+  async reconcile(): Promise<ReconcileReport> {
+    await this.hostPorts.sync();
+    return { repairs: [], failed: new Map() };
+  }
+
+  onDrift(): void {
+    // HostPorts follows NB and OVS itself.
+  }
+
+  status: NetworkBackendFn<"status"> = async () => {
+    const bridge = this.ovs.bridgeByName(INTEGRATION_BRIDGE);
+    const ports = this.ovs
+      .ports()
+      .filter((p) => p.external_ids[PORT_MARK.kind] === PORT_MARK.kindValue)
+      .map((p) => {
+        const iface = p.interfaces[0] === undefined ? undefined : this.ovs.interfaceByUuid(p.interfaces[0]);
+        const st = iface?.statistics ?? {};
+        return {
+          name: p.name,
+          vlan: null,
+          lab: p.external_ids[PORT_MARK.lab] ?? null,
+          node: p.external_ids[PORT_MARK.node] ?? null,
+          interface: p.external_ids[PORT_MARK.iface] ?? null,
+          link: null,
+          ofport: iface?.ofport ?? null,
+          link_state: iface?.link_state ?? null,
+          type: iface?.type ?? "",
+          rx_packets: st.rx_packets ?? 0,
+          tx_packets: st.tx_packets ?? 0,
+          rx_bytes: st.rx_bytes ?? 0,
+          tx_bytes: st.tx_bytes ?? 0,
+        };
+      });
+    return {
+      backend: "ovn",
+      bridge: bridge ? INTEGRATION_BRIDGE : null,
+      fail_mode: bridge?.fail_mode ?? null,
+      datapath: this.datapath,
+      connected: this.ovs.isConnected && this.nb.isConnected && this.sb.isConnected,
+      ports,
+    };
+  };
+}

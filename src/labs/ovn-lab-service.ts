@@ -1,0 +1,473 @@
+import { labSwitchName, linkSwitchName, portName } from "../backends/ovn/marks.js";
+import type { DesiredPort, NbLab, NbPort } from "../backends/ovn/nb-model.js";
+import type { DesiredLab, DesiredLink } from "../backends/ovn/nb-plan.js";
+import type { Applied, OvnBackend } from "../backends/ovn/ovn-backend.js";
+import { AgentError } from "../common/errors.js";
+import type { Locks } from "../common/locks.js";
+import type { Logger } from "../common/log.js";
+import type { AgentConfig } from "../config/config.js";
+import { checkNodeNetns, type NetnsRef, netnsLost, parseNetnsRef } from "../link/netns.js";
+import type { Metrics } from "../metrics.js";
+import { defaultLinkId, hostPortName } from "../model/derived-names.js";
+import { formatEnd, parseEnd, validateId } from "../model/names.js";
+import type { LabOperations } from "../model/operations.js";
+import type { CarrierState } from "../model/records.js";
+import type {
+  InterfaceView,
+  LabChanges,
+  LabSpec,
+  LabSummary,
+  LabView,
+  LinkView,
+  NodeInterfacesSpec,
+  NodeView,
+} from "../model/views.js";
+import { emptyPlan, validateInterfaces } from "./lab-plan.js";
+import { netnsText } from "./render.js";
+
+/**
+ * Default MTU of node interfaces with the ovn backend: a 1500-byte underlay less Geneve's 58
+ * bytes with OVN's options (every link may cross hosts).
+ */
+export const OVN_DEFAULT_MTU = 1442;
+
+export interface OvnLabServiceDeps {
+  config: AgentConfig;
+  backend: OvnBackend;
+  locks: Locks;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/**
+ * Labs with the ovn backend: one lab, many hosts. The desired state is OVN's northbound database
+ * (shared by every agent), not the agent's state dir: any agent takes a change, validates it
+ * (nothing is written when anything is wrong), and writes it as one NB transaction; each agent
+ * then makes its own host's part (see OvnBackend). A node says where it runs (`host`, a chassis;
+ * absent: this agent's host). Views show every interface's host and binding.
+ */
+export class OvnLabService implements LabOperations {
+  /** What the last change waited for (tests and the bench read it). */
+  lastApplied: Applied | undefined;
+
+  constructor(private readonly d: OvnLabServiceDeps) {}
+
+  listLabs(): LabSummary[] {
+    return [...this.d.backend.nbState().labs.values()].map((l) => ({
+      lab: l.lab,
+      nodes: new Set([...l.interfaces.values()].map((p) => p.node)).size,
+      links: l.links.size,
+    }));
+  }
+
+  getLab(lab: string): LabView {
+    return this.view(this.mustLab(lab));
+  }
+
+  listLinks(lab: string): LinkView[] {
+    return this.getLab(lab).links;
+  }
+
+  async putLab(lab: string, spec: LabSpec): Promise<{ lab: LabView; changes: LabChanges }> {
+    validateId(lab, "lab");
+    return this.d.locks.withKey(lab, () =>
+      this.d.metrics.time("apply_lab", async () => {
+        const cur = this.d.backend.nbState().labs.get(lab);
+        const want = await this.desired(lab, spec, cur);
+        const changes = diff(cur, want);
+        this.lastApplied = await this.d.backend.applyLab(want);
+        return { lab: this.view(this.mustLab(lab)), changes };
+      }),
+    );
+  }
+
+  async deleteLab(lab: string): Promise<void> {
+    await this.d.locks.withKey(lab, () =>
+      this.d.metrics.time("teardown", async () => {
+        this.mustLab(lab);
+        this.lastApplied = await this.d.backend.deleteLab(lab);
+      }),
+    );
+  }
+
+  async addInterfaces(lab: string, node: string, spec: NodeInterfacesSpec): Promise<NodeView> {
+    validateId(lab, "lab");
+    validateId(node, "node");
+    return this.d.locks.withKey(lab, async () => {
+      const cur = this.d.backend.nbState().labs.get(lab);
+      const body = cur ? specOf(cur) : { nodes: [], links: [] };
+      const have = body.nodes.find((n) => n.name === node);
+      const netns = parseNetnsRef(spec);
+      if (have) {
+        if (JSON.stringify(netnsOfSpec(have)) !== JSON.stringify(netns)) {
+          throw new AgentError(
+            "CONFLICT",
+            `node ${node} of lab ${lab} already lives in another namespace`,
+            "remove the node (PUT the lab without it) before moving it to another namespace",
+          );
+        }
+        for (const i of spec.interfaces) {
+          const old = have.interfaces.find((x) => x.name === i.name);
+          if (old && i.mtu !== undefined && old.mtu !== i.mtu) {
+            throw new AgentError(
+              "CONFLICT",
+              `${node}:${i.name} in lab ${lab} exists with MTU ${old.mtu}, not ${i.mtu}`,
+              "remove the interface first to change its MTU",
+            );
+          }
+          if (!old) have.interfaces.push(i);
+        }
+      } else {
+        body.nodes.push({ name: node, ...spec });
+      }
+      const want = await this.desired(lab, body, cur);
+      this.lastApplied = await this.d.backend.applyLab(want);
+      const view = this.view(this.mustLab(lab)).nodes.find((n) => n.name === node);
+      return view as NodeView;
+    });
+  }
+
+  async addLink(lab: string, spec: { a: string; b: string; id?: string }): Promise<LinkView> {
+    validateId(lab, "lab");
+    const a = parseEnd(spec.a);
+    const b = parseEnd(spec.b);
+    const id = spec.id === undefined ? defaultLinkId(a, b) : validateId(spec.id, "link");
+    return this.d.locks.withKey(lab, async () => {
+      const cur = this.mustLab(lab);
+      const body = specOf(cur);
+      const same = body.links.find((l) => l.id === id);
+      if (same) {
+        if ([same.a, same.b].sort().join() === [formatEnd(a), formatEnd(b)].sort().join())
+          return this.linkOf(lab, id);
+        throw new AgentError(
+          "CONFLICT",
+          `link ${id} of lab ${lab} exists with other ends (${same.a}, ${same.b})`,
+        );
+      }
+      for (const end of [formatEnd(a), formatEnd(b)]) {
+        const other = body.links.find((l) => l.a === end || l.b === end);
+        if (other) {
+          throw new AgentError(
+            "ALREADY_LINKED",
+            `${end} in lab ${lab} is already in link ${other.id}`,
+            `remove link ${other.id} first (archnet link rm ${lab} ${other.id})`,
+          );
+        }
+      }
+      body.links.push({ id, a: formatEnd(a), b: formatEnd(b) });
+      const want = await this.desired(lab, body, cur);
+      this.lastApplied = await this.d.backend.applyLab(want);
+      return this.linkOf(lab, id);
+    });
+  }
+
+  async removeLink(lab: string, id: string): Promise<void> {
+    await this.d.locks.withKey(lab, async () => {
+      const cur = this.mustLab(lab);
+      if (!cur.links.has(id)) {
+        throw new AgentError(
+          "LINK_NOT_FOUND",
+          `link ${id} does not exist in lab ${lab}`,
+          `see \`archnet link ls ${lab}\``,
+        );
+      }
+      const body = specOf(cur);
+      body.links = body.links.filter((l) => l.id !== id);
+      const want = await this.desired(lab, body, cur);
+      this.lastApplied = await this.d.backend.applyLab(want);
+    });
+  }
+
+  /**
+   * A pulled cable: the logical port disabled (traffic stops in one NB transaction, answered once
+   * the chassis applied it) and, by the node's own host agent, the host end of its veth down (the
+   * node sees NO-CARRIER). The link's peer is not held down (the ovs backend's carrier follow).
+   */
+  async setCarrier(lab: string, node: string, iface: string, state: CarrierState): Promise<InterfaceView> {
+    return this.d.locks.withKey(lab, async () => {
+      const cur = this.mustLab(lab);
+      const key = `${node}:${iface}`;
+      if (!cur.interfaces.has(key)) {
+        const known = [...cur.interfaces.values()].some((p) => p.node === node);
+        throw known
+          ? new AgentError("INTERFACE_NOT_FOUND", `interface ${key} does not exist in lab ${lab}`)
+          : new AgentError("NODE_NOT_FOUND", `node ${node} does not exist in lab ${lab}`);
+      }
+      await this.withCarrier(lab, cur, [key], state);
+      const view = this.view(this.mustLab(lab)).nodes.find((n) => n.name === node);
+      return view?.interfaces.find((i) => i.name === iface) as InterfaceView;
+    });
+  }
+
+  async setLinkCarrier(lab: string, id: string, state: CarrierState): Promise<LinkView> {
+    return this.d.locks.withKey(lab, async () => {
+      const cur = this.mustLab(lab);
+      const link = cur.links.get(id);
+      if (!link) {
+        throw new AgentError(
+          "LINK_NOT_FOUND",
+          `link ${id} does not exist in lab ${lab}`,
+          `see \`archnet link ls ${lab}\``,
+        );
+      }
+      await this.withCarrier(lab, cur, [link.a, link.b], state);
+      return this.linkOf(lab, id);
+    });
+  }
+
+  private async withCarrier(lab: string, cur: NbLab, ends: readonly string[], state: CarrierState) {
+    const want = await this.desired(lab, specOf(cur), cur);
+    for (const p of want.ports) if (ends.includes(`${p.node}:${p.iface}`)) p.carrier = state;
+    this.lastApplied = await this.d.backend.applyLab(want);
+  }
+
+  // ---- validation: everything is checked before anything is written ----
+
+  private async desired(lab: string, spec: LabSpec, cur: NbLab | undefined): Promise<DesiredLab> {
+    const backend = this.d.backend;
+    const state = backend.nbState();
+    const hosts = backend.knownHosts();
+    if (state.foreignSwitches.has(labSwitchName(lab))) {
+      throw new AgentError(
+        "CONFLICT",
+        `OVN's northbound database has a logical switch ${labSwitchName(lab)} that is not the agent's`,
+        "choose another lab id; the agent never changes what it did not make",
+      );
+    }
+    const ports: DesiredPort[] = [];
+    const declared = new Set<string>();
+    const local: { node: string; netns: NetnsRef }[] = [];
+    // Host ports of other labs, per host: two interfaces on one host must not share a veth name.
+    const taken = new Map<string, string>();
+    for (const other of state.labs.values()) {
+      if (other.lab === lab) continue;
+      for (const p of other.interfaces.values())
+        taken.set(`${p.host}/${p.hostPort}`, `${other.lab}/${p.node}`);
+    }
+    for (const n of spec.nodes) {
+      const name = validateId(n.name, "node");
+      if (declared.has(name)) {
+        throw new AgentError("BAD_REQUEST", `node ${name} is declared twice (a node runs on one host)`);
+      }
+      declared.add(name);
+      const netns = parseNetnsRef(n);
+      const host = n.host ?? backend.hostId;
+      if (!hosts.has(host)) {
+        throw new AgentError(
+          "HOST_NOT_FOUND",
+          `node ${name}: host ${host} is not a chassis of this OVN deployment`,
+          `known hosts: ${[...hosts].sort().join(", ")} (a host appears once its ovn-controller has registered)`,
+        );
+      }
+      const was = [...(cur?.interfaces.values() ?? [])].find((p) => p.node === name);
+      if (was && was.host !== host) {
+        throw new AgentError(
+          "CONFLICT",
+          `node ${name} of lab ${lab} runs on host ${was.host}, not ${host}: a node is on one host`,
+          "remove the node (PUT the lab without it) before declaring it on another host",
+        );
+      }
+      if (host === backend.hostId && (!was || was.netns !== JSON.stringify(netns)))
+        local.push({ node: name, netns });
+      for (const w of validateInterfaces(n.interfaces, OVN_DEFAULT_MTU)) {
+        const hostPort = hostPortName(lab, name, w.name);
+        const clash = taken.get(`${host}/${hostPort}`);
+        if (clash) {
+          throw new AgentError(
+            "CONFLICT",
+            `host port name ${hostPort} of ${name}:${w.name} clashes with ${clash}'s`,
+          );
+        }
+        if (state.foreignPorts.has(portName(lab, name, w.name))) {
+          throw new AgentError(
+            "CONFLICT",
+            `OVN's northbound database has a logical port ${portName(lab, name, w.name)} that is not the agent's`,
+          );
+        }
+        ports.push({
+          node: name,
+          iface: w.name,
+          host,
+          netns: JSON.stringify(netns),
+          mtu: w.mtu,
+          hostPort,
+          // A declarative PUT keeps a pulled cable pulled (as with the ovs backend).
+          carrier: cur?.interfaces.get(`${name}:${w.name}`)?.carrier ?? "up",
+        });
+      }
+    }
+    const ifaces = new Set(ports.map((p) => `${p.node}:${p.iface}`));
+    const links: DesiredLink[] = [];
+    const ids = new Set<string>();
+    const ends = new Set<string>();
+    for (const l of spec.links) {
+      const a = parseEnd(l.a);
+      const b = parseEnd(l.b);
+      const id = l.id === undefined ? defaultLinkId(a, b) : validateId(l.id, "link");
+      if (formatEnd(a) === formatEnd(b))
+        throw new AgentError("BAD_REQUEST", `link ${id} joins ${formatEnd(a)} to itself`);
+      if (ids.has(id)) throw new AgentError("BAD_REQUEST", `link id ${id} is declared twice`);
+      ids.add(id);
+      for (const e of [formatEnd(a), formatEnd(b)]) {
+        if (!ifaces.has(e)) {
+          throw new AgentError(
+            "BAD_REQUEST",
+            `link ${id}: ${e} is not an interface of lab ${lab}'s body`,
+            "a link joins two interfaces declared in the same lab (a port of another lab cannot be linked)",
+          );
+        }
+        if (ends.has(e)) throw new AgentError("ALREADY_LINKED", `${e} is in two links of the lab body`);
+        ends.add(e);
+      }
+      if (state.foreignSwitches.has(linkSwitchName(lab, id))) {
+        throw new AgentError(
+          "CONFLICT",
+          `OVN's northbound database has a logical switch ${linkSwitchName(lab, id)} that is not the agent's`,
+        );
+      }
+      links.push({ id, a: formatEnd(a), b: formatEnd(b) });
+    }
+    // This host's new nodes' namespaces must exist (other hosts' agents check their own).
+    const sw = this.d.config.switchNetns;
+    await checkNodeNetns(local, sw === undefined ? undefined : parseNetnsRef({ netns: sw }));
+    return { lab, ports, links };
+  }
+
+  // ---- views ----
+
+  private mustLab(lab: string): NbLab {
+    const rec = this.d.backend.nbState().labs.get(lab);
+    if (!rec)
+      throw new AgentError("LAB_NOT_FOUND", `lab ${lab} does not exist`, "list labs with `archnet lab ls`");
+    return rec;
+  }
+
+  private linkOf(lab: string, id: string): LinkView {
+    return this.view(this.mustLab(lab)).links.find((l) => l.id === id) as LinkView;
+  }
+
+  private view(lab: NbLab): LabView {
+    const backend = this.d.backend;
+    const bindings = backend.bindings();
+    const linkOf = new Map<string, string>();
+    for (const l of lab.links.values()) {
+      linkOf.set(l.a, l.id);
+      linkOf.set(l.b, l.id);
+    }
+    const byNode = new Map<string, NbPort[]>();
+    for (const p of lab.interfaces.values()) byNode.set(p.node, [...(byNode.get(p.node) ?? []), p]);
+    // Without SB (reconnecting), NB's Logical_Switch_Port.up (ovn-northd's copy) stands in.
+    const bindingOf = (p: NbPort) =>
+      backend.sb.isConnected
+        ? (bindings.get(p.name) ?? { chassis: null, up: false })
+        : { chassis: null, up: p.up };
+    const ifaceView = (p: NbPort): InterfaceView => {
+      const binding = bindingOf(p);
+      const mine = p.host === backend.hostId;
+      return {
+        name: p.iface,
+        host_port: p.hostPort,
+        mtu: p.mtu,
+        vlan: null,
+        carrier: p.carrier,
+        oper_state: p.carrier === "down" ? "admin_down" : "up",
+        present: mine ? backend.localPresent(p.hostPort) : binding.chassis === p.host,
+        link: linkOf.get(`${p.node}:${p.iface}`) ?? null,
+        host: p.host,
+        binding,
+      };
+    };
+    const nodes: NodeView[] = [...byNode.entries()].map(([name, ports]) => {
+      const first = ports[0]!;
+      let ref: NetnsRef | undefined;
+      try {
+        ref = JSON.parse(first.netns) as NetnsRef;
+      } catch {
+        ref = undefined;
+      }
+      const mine = first.host === backend.hostId;
+      const problem = mine
+        ? ((ref && safeLost(ref)) ??
+          ports.map((p) => backend.localProblem(p.name)).find((x) => x !== undefined))
+        : undefined;
+      return {
+        name,
+        netns: netnsText(ref),
+        origin: "api",
+        ...(problem ? { state: "lost" as const, reason: problem } : { state: "ok" as const }),
+        host: first.host,
+        interfaces: ports.map(ifaceView),
+      };
+    });
+    const links: LinkView[] = [...lab.links.values()].map((l) => {
+      const ends = [l.a, l.b].map((e) => lab.interfaces.get(e));
+      const up = ends.every((p) => p !== undefined && bindingOf(p).up);
+      const down = ends.some((p) => p?.carrier === "down");
+      return { id: l.id, a: l.a, b: l.b, vlan: null, state: down ? "down" : up ? "up" : "pending" };
+    });
+    return { lab: lab.lab, nodes, links };
+  }
+}
+
+function safeLost(ref: NetnsRef): string | undefined {
+  try {
+    return netnsLost(ref);
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+function netnsOfSpec(n: { netns?: string; pid?: number }): NetnsRef {
+  return parseNetnsRef(n);
+}
+
+/** The lab body NB holds (what a declarative PUT would give to keep it as it is). */
+function specOf(lab: NbLab): LabSpec {
+  const nodes = new Map<string, LabSpec["nodes"][number]>();
+  for (const p of lab.interfaces.values()) {
+    let n = nodes.get(p.node);
+    if (!n) {
+      const ref = JSON.parse(p.netns) as NetnsRef;
+      n = {
+        name: p.node,
+        ...("pid" in ref ? { pid: ref.pid } : { netns: "name" in ref ? ref.name : ref.path }),
+        host: p.host,
+        interfaces: [],
+      };
+      nodes.set(p.node, n);
+    }
+    n.interfaces.push({ name: p.iface, mtu: p.mtu });
+  }
+  return {
+    nodes: [...nodes.values()],
+    links: [...lab.links.values()].map((l) => ({ id: l.id, a: l.a, b: l.b })),
+  };
+}
+
+/** What a change does, in the contract's words. */
+function diff(cur: NbLab | undefined, want: DesiredLab): LabChanges {
+  const c: LabChanges = emptyPlan().changes;
+  const curNodes = new Set([...(cur?.interfaces.values() ?? [])].map((p) => p.node));
+  const wantNodes = new Set(want.ports.map((p) => p.node));
+  for (const n of wantNodes) if (!curNodes.has(n)) c.nodes_added.push(n);
+  for (const n of curNodes) if (!wantNodes.has(n)) c.nodes_removed.push(n);
+  const wantIfaces = new Map(want.ports.map((p) => [`${p.node}:${p.iface}`, p]));
+  for (const [k, p] of wantIfaces) {
+    const have = cur?.interfaces.get(k);
+    if (!have || have.mtu !== p.mtu || have.netns !== p.netns) {
+      if (have) c.interfaces_removed.push(k);
+      c.interfaces_added.push(k);
+    }
+  }
+  for (const k of cur?.interfaces.keys() ?? []) if (!wantIfaces.has(k)) c.interfaces_removed.push(k);
+  const wantLinks = new Map(want.links.map((l) => [l.id, l]));
+  for (const [id, l] of wantLinks) {
+    const have = cur?.links.get(id);
+    if (!have || [have.a, have.b].sort().join() !== [l.a, l.b].sort().join()) {
+      if (have) c.links_removed.push(id);
+      c.links_added.push(id);
+    }
+  }
+  for (const id of cur?.links.keys() ?? []) if (!wantLinks.has(id)) c.links_removed.push(id);
+  return c;
+}

@@ -1,0 +1,122 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { NbLab, NbPort, NbState } from "../../src/backends/ovn/nb-model.js";
+import { type DesiredLab, planLab } from "../../src/backends/ovn/nb-plan.js";
+
+/** The NB transaction of a lab change, as data: what is written, and which chassis apply it. */
+const HOSTS: Record<string, string> = { a: "hv1", b: "hv2", c: "hv3" };
+
+function want(bEnd = "b:eth1"): DesiredLab {
+  return {
+    lab: "x",
+    ports: ["a", "b", "c"].map((n) => ({
+      node: n,
+      iface: "eth1",
+      host: HOSTS[n]!,
+      netns: JSON.stringify({ name: `ns-${n}` }),
+      mtu: 1442,
+      hostPort: `vh-${n}`,
+      carrier: "up" as const,
+    })),
+    links: [{ id: "l", a: "a:eth1", b: bEnd }],
+  };
+}
+
+/** NB as it is after `want()` was written: l holds a and b, the lab switch holds c (disabled). */
+function written(): NbState {
+  const port = (n: string, sw: string, enabled: boolean): NbPort => ({
+    uuid: `u-${n}`,
+    name: `an:x:${n}:eth1`,
+    lab: "x",
+    node: n,
+    iface: "eth1",
+    host: HOSTS[n]!,
+    netns: JSON.stringify({ name: `ns-${n}` }),
+    mtu: 1442,
+    hostPort: `vh-${n}`,
+    carrier: "up",
+    enabled,
+    up: true,
+    switchUuid: sw,
+    createdAt: 1,
+  });
+  const lab: NbLab = {
+    lab: "x",
+    uuid: "u-lab",
+    name: "an:x",
+    generation: 1,
+    ports: ["u-c"],
+    interfaces: new Map([
+      ["a:eth1", port("a", "u-l", true)],
+      ["b:eth1", port("b", "u-l", true)],
+      ["c:eth1", port("c", "u-lab", false)],
+    ]),
+    links: new Map([
+      ["l", { uuid: "u-l", name: "an:x:l", id: "l", a: "a:eth1", b: "b:eth1", ports: ["u-a", "u-b"] }],
+    ]),
+    createdAt: 1,
+  };
+  return { labs: new Map([["x", lab]]), foreignSwitches: new Set(), foreignPorts: new Set() };
+}
+
+const empty: NbState = { labs: new Map(), foreignSwitches: new Set(), foreignPorts: new Set() };
+
+test("a new lab: its switch, a switch per link (VLAN passthru), every port marked, unknown addresses", () => {
+  const plan = planLab(empty, want(), "hv1", 5);
+  const inserts = plan.ops.filter((o) => o.op === "insert");
+  assert.equal(inserts.filter((o) => o.table === "Logical_Switch_Port").length, 3);
+  const link = inserts.find((o) => o.op === "insert" && o.row.name === "an:x:l");
+  assert.ok(link && link.op === "insert");
+  assert.deepEqual(link.row.other_config, ["map", [["vlan-passthru", "true"]]]);
+  const c = inserts.find((o) => o.op === "insert" && o.row.name === "an:x:c:eth1");
+  assert.ok(c && c.op === "insert");
+  assert.equal(c.row.enabled, false, "an unlinked port is disabled in the lab's switch");
+  assert.deepEqual(c.row.addresses, ["set", ["unknown"]]);
+  assert.ok(JSON.stringify(c.row.external_ids).includes('"archetype_owner","archetype-network"'));
+  assert.deepEqual([...plan.hosts].sort(), ["hv1", "hv2", "hv3"]);
+  assert.deepEqual([...plan.making].sort(), ["hv1", "hv2", "hv3"]);
+});
+
+test("the same lab again writes nothing", () => {
+  assert.deepEqual(planLab(written(), want(), "hv1", 5).ops, []);
+});
+
+test("a rewire is one transaction: the link's switch takes the new end, the old one is parked", () => {
+  const plan = planLab(written(), want("c:eth1"), "hv2", 5);
+  assert.equal(plan.ops[0]?.op, "wait", "guarded by the lab's generation");
+  const updates = plan.ops.filter((o) => o.op === "update");
+  const link = updates.find(
+    (o) => o.table === "Logical_Switch" && JSON.stringify(o.where).includes('"u-l"]'),
+  );
+  assert.ok(link && link.op === "update");
+  assert.deepEqual(link.row.ports, [
+    "set",
+    [
+      ["uuid", "u-a"],
+      ["uuid", "u-c"],
+    ],
+  ]);
+  const enabled = Object.fromEntries(
+    updates
+      .filter((o) => o.op === "update" && o.table === "Logical_Switch_Port")
+      .map((o) => [
+        JSON.stringify(o.where).match(/u-(\w)/)?.[1],
+        o.op === "update" ? o.row.enabled : undefined,
+      ]),
+  );
+  assert.deepEqual(enabled, { b: false, c: true });
+  assert.equal(plan.ops.filter((o) => o.op === "insert" || o.op === "delete").length, 0);
+  assert.deepEqual([...plan.hosts].sort(), ["hv1", "hv2", "hv3"]);
+  assert.deepEqual(plan.moved.sort(), ["an:x:b:eth1", "an:x:c:eth1"]);
+  assert.deepEqual([...plan.making], [], "no veth is made or removed");
+});
+
+test("a removed link: its switch goes, its ports return to the lab's switch", () => {
+  const w = want();
+  w.links = [];
+  const plan = planLab(written(), w, "hv1", 5);
+  assert.ok(plan.ops.some((o) => o.op === "delete" && JSON.stringify(o.where).includes('"u-l"]')));
+  const lab = plan.ops.find((o) => o.op === "update" && JSON.stringify(o.where).includes('"u-lab"]'));
+  assert.ok(lab && lab.op === "update");
+  assert.equal((lab.row.ports as ["set", unknown[]])[1].length, 3);
+});
