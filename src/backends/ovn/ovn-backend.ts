@@ -15,11 +15,7 @@ import {
   OvsdbClient,
   type Row,
 } from "../../ovsdb/index.js";
-import type {
-  NetworkBackend,
-  PortObservation,
-  ReconcileReport,
-} from "../network-backend.js";
+import type { NetworkBackend, PortObservation, ReconcileReport } from "../network-backend.js";
 import { HostPorts, type LocalPort } from "./host-ports.js";
 import { INTEGRATION_BRIDGE, OVS_CONFIGURED_MARK, PORT_MARK } from "./marks.js";
 import { type NbState, readNb } from "./nb-model.js";
