@@ -40,6 +40,8 @@ export interface InterfaceRow {
   error?: string;
   link_state?: string;
   admin_state?: string;
+  /** The device's MAC (an OpenFlow PORT_MOD must name it). */
+  mac_in_use?: string;
   mtu?: number;
   mtu_request?: number;
   statistics: Record<string, number>;
@@ -59,6 +61,7 @@ export const MONITORED_COLUMNS = {
     "error",
     "link_state",
     "admin_state",
+    "mac_in_use",
     "mtu",
     "mtu_request",
     "statistics",
@@ -132,6 +135,8 @@ export function decodeInterface(r: Row): InterfaceRow {
   if (linkState !== undefined) out.link_state = linkState;
   const adminState = decodeOptional<string>(r.admin_state);
   if (adminState !== undefined) out.admin_state = adminState;
+  const mac = decodeOptional<string>(r.mac_in_use);
+  if (mac !== undefined) out.mac_in_use = mac;
   const mtu = decodeOptional<number>(r.mtu);
   if (mtu !== undefined) out.mtu = mtu;
   const mtuRequest = decodeOptional<number>(r.mtu_request);

@@ -128,6 +128,9 @@ test("an end set up whose carrier never comes is its node's own down, after the 
   follow.setDesired(["hA"], "up");
   await sw.setUp(["hA"], true); // A's node has its end down: carrier never comes
   await follow.idle();
+  // B was released meanwhile; its node is up, so its carrier comes (A's does not).
+  assert.deepEqual(sw.pendingCarrier.splice(sw.pendingCarrier.indexOf("hB"), 1), ["hB"]);
+  sw.report("hB", { link_state: "up" });
   const deadline = Date.now() + 10_000;
   while (sw.ifaces.get("hB")!.admin_state !== "down" && Date.now() < deadline)
     await new Promise((r) => setTimeout(r, 10));

@@ -17,7 +17,8 @@ import { OWNER, portKind } from "./ownership.js";
  * is a hold), then re-evaluates every link.
  *
  * Bursts coalesce: a change marks its port dirty; one evaluation per tick handles every dirty
- * port and its peer and applies the result in one `ip -batch`; one batch in flight at a time.
+ * port and its peer and applies the result in one batch (port-admin.ts: an OpenFlow PORT_MOD
+ * batch, `ip -batch` as the fallback); one batch in flight at a time.
  *
  * Not yet: overlay links (the peer is on another host). OVS BFD works on the VXLAN interface on
  * the userspace datapath (two simulated hosts, `bfd:enable=true` on both: `bfd_status` state up,

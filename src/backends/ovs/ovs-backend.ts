@@ -8,7 +8,6 @@ import {
   deleteGroup,
   deleteLinks,
   disableTxOffload,
-  ipBatch,
   listLinks,
   setLinkUp,
   untilCarrier,
@@ -43,6 +42,7 @@ import { ensureBridgeOps, resolveDatapath } from "./bridge.js";
 import { CarrierFollow } from "./carrier-follow.js";
 import { auditOrphans, deleteDevices, removeOrphanOps } from "./orphans.js";
 import { OWNER, portKind } from "./ownership.js";
+import { mgmtTarget, PortAdmin } from "./port-admin.js";
 import { addPorts, type NewPort, removePorts, retag } from "./port-ops.js";
 import { switchStatus } from "./status.js";
 import { VlanAllocator } from "./vlan-allocator.js";
@@ -66,6 +66,7 @@ export class OvsBackend implements NetworkBackend {
   private overlay!: OverlayManager;
   /** Carrier follows across links: a dead end takes its peer down with it. */
   follow!: CarrierFollow;
+  private ports!: PortAdmin;
   private ownTxns = 0;
   private readonly driftListeners: ((reason: string) => void)[] = [];
   /** Cleanup: when each stray kernel veth was first seen (the kernel keeps no creation time). */
@@ -119,21 +120,19 @@ export class OvsBackend implements NetworkBackend {
       transact: (ops, opts) => this.transact(ops, opts),
       switchNetns: this.hostNs,
     });
-    this.follow = new CarrierFollow(
+    this.ports = new PortAdmin(
       this.client,
-      // One end gone meanwhile (its namespace deleted) must not keep the others as they were.
-      (names, up) =>
-        ipBatch(
-          names.map((n) => ["link", "set", "dev", n, up ? "up" : "down"]),
-          { netns: this.hostNs, force: true, ignore: /Cannot find device|No such device/ },
-        ),
+      mgmtTarget(this.config.ovsdb, this.config.bridge),
+      this.hostNs,
       this.logger,
     );
+    this.follow = new CarrierFollow(this.client, (names, up) => this.ports.setUp(names, up), this.logger);
     this.client.on("change", (c: CacheChange) => this.onChange(c));
     this.client.on("connected", () => this.drift("reconnected to ovsdb-server"));
   }
 
   async stop(): Promise<void> {
+    await this.ports?.close();
     await this.client?.close();
   }
 
