@@ -45,6 +45,9 @@ export interface InterfaceRow {
   mtu?: number;
   mtu_request?: number;
   statistics: Record<string, number>;
+  /** BFD configuration (tunnels of overlay links) and what the session sees of the far end. */
+  bfd: Record<string, string>;
+  bfd_status: Record<string, string>;
 }
 
 /** The columns monitored per table: exactly what the views below need. */
@@ -65,6 +68,8 @@ export const MONITORED_COLUMNS = {
     "mtu",
     "mtu_request",
     "statistics",
+    "bfd",
+    "bfd_status",
   ],
 } as const satisfies Record<string, readonly string[]>;
 
@@ -126,6 +131,8 @@ export function decodeInterface(r: Row): InterfaceRow {
     options: decodeMap(r.options),
     external_ids: decodeMap(r.external_ids),
     statistics: decodeIntMap(r.statistics),
+    bfd: decodeMap(r.bfd),
+    bfd_status: decodeMap(r.bfd_status),
   };
   const ofport = decodeOptional<number>(r.ofport);
   if (ofport !== undefined) out.ofport = ofport;

@@ -28,6 +28,8 @@ class FakeSwitch implements CarrierSource {
         link_state: "up",
         admin_state: "up",
         statistics: {},
+        bfd: {},
+        bfd_status: {},
       });
       this.ports_.push({
         uuid: `p-${name}`,
@@ -81,10 +83,12 @@ class FakeSwitch implements CarrierSource {
   }
 }
 
+const noBfd = async () => {};
+
 function setup(): { sw: FakeSwitch; follow: CarrierFollow } {
   const sw = new FakeSwitch();
   sw.link("lab", "l1", "hA", "hB");
-  const follow = new CarrierFollow(sw, (names, up) => sw.setUp(names, up), silentLogger());
+  const follow = new CarrierFollow(sw, (names, up) => sw.setUp(names, up), noBfd, silentLogger());
   sw.follow = follow;
   follow.setDesired(["hA", "hB"], "up");
   follow.start();
@@ -118,7 +122,7 @@ test("carrier up: the kernel's late carrier report is not a dead end, so nothing
 test("an end set up whose carrier never comes is its node's own down, after the grace", async () => {
   const sw = new FakeSwitch();
   sw.link("lab", "l1", "hA", "hB");
-  const follow = new CarrierFollow(sw, (names, up) => sw.setUp(names, up), silentLogger(), 20);
+  const follow = new CarrierFollow(sw, (names, up) => sw.setUp(names, up), noBfd, silentLogger(), 20);
   sw.follow = follow;
   follow.setDesired(["hA", "hB"], "up");
   follow.start();

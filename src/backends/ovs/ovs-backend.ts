@@ -18,6 +18,7 @@ import {
   type BridgeRow,
   type CacheChange,
   eqUuid,
+  map,
   mapDeleteKeys,
   mapInsert,
   mutate,
@@ -25,6 +26,7 @@ import {
   OvsdbClient,
   type PortRow,
   type TransactOptions,
+  update,
 } from "../../ovsdb/index.js";
 import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../../state/records.js";
 import type {
@@ -126,7 +128,16 @@ export class OvsBackend implements NetworkBackend {
       this.hostNs,
       this.logger,
     );
-    this.follow = new CarrierFollow(this.client, (names, up) => this.ports.setUp(names, up), this.logger);
+    this.follow = new CarrierFollow(
+      this.client,
+      (names, up) => this.ports.setUp(names, up),
+      (tunnels) =>
+        this.transact(
+          tunnels.map((t) => update("Interface", [eqUuid(t.uuid)], { bfd: map(t.bfd) })),
+          { waitApplied: false },
+        ),
+      this.logger,
+    );
     this.client.on("change", (c: CacheChange) => this.onChange(c));
     this.client.on("connected", () => this.drift("reconnected to ovsdb-server"));
   }
