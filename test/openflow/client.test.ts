@@ -4,10 +4,10 @@ import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { isAgentError } from "../../src/common/errors.js";
-import { ipBatch, ipJson } from "../../src/link/index.js";
+import { ipBatch } from "../../src/link/index.js";
 import { type FlowMod, OpenflowClient, OpenflowRequestError } from "../../src/openflow/index.js";
+import { lowerUp, until } from "../harness/carrier.js";
 import { addAddress, NetnsPool, uniqueName } from "../harness/netns.js";
 import { type OvsInstance, startOvs } from "../harness/ovs-instance.js";
 import { expectNoPing, expectPing } from "../harness/traffic.js";
@@ -116,17 +116,6 @@ test("an ERROR is reported for the message that caused it; the rest of the batch
   await client.apply([{ command: "delete", cookie: COOKIE }]);
 });
 
-/** Polls the node's eth1 until its flags (NO-CARRIER or not) say `carrier`. */
-async function untilCarrier(node: string, carrier: boolean): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const [l] = await ipJson<{ flags: string[] }[]>(["link", "show", "dev", "eth1"], { name: node });
-    if (l!.flags.includes("NO-CARRIER") !== carrier) return;
-    if (Date.now() > deadline) assert.fail(`${node} eth1 carrier is not ${carrier} within 30 s: ${l!.flags}`);
-    await sleep(50);
-  }
-}
-
 test("PORT_MOD sets a port's device down (its node sees NO-CARRIER) and up; a wrong MAC is refused", async () => {
   const mac = JSON.parse(await ovs.vsctl(["get", "Interface", hosts[0], "mac_in_use"])) as string;
   await client.apply(wire("add", ports[0], ports[1]));
@@ -137,10 +126,18 @@ test("PORT_MOD sets a port's device down (its node sees NO-CARRIER) and up; a wr
       (e: unknown) => e instanceof OpenflowRequestError && e.failures[0]?.error.name === "PORT_MOD_FAILED/1", // OFPPMFC_BAD_HW_ADDR,
     );
     await client.modPorts([{ portNo: ports[0], hwAddr: mac, down: true }]);
-    await untilCarrier(nodes[0], false);
+    await until(
+      "no carrier",
+      () => lowerUp(nodes[0]),
+      (c) => !c,
+    );
     await expectNoPing(nodes[0], "198.18.40.2");
     await client.modPorts([{ portNo: ports[0], hwAddr: mac, down: false }]);
-    await untilCarrier(nodes[0], true);
+    await until(
+      "carrier",
+      () => lowerUp(nodes[0]),
+      (c) => c,
+    );
     await expectPing(nodes[0], "198.18.40.2", { count: 2 });
   } finally {
     await client.apply([{ command: "delete", cookie: COOKIE }]);

@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { OvsBackend } from "../../src/backends/ovs/ovs-backend.js";
 import type { OperState } from "../../src/labs/views.js";
-import { ipBatch, ipJson } from "../../src/link/index.js";
+import { ipBatch } from "../../src/link/index.js";
 import type { InterfaceRow } from "../../src/ovsdb/index.js";
+import { lowerUp, until as untilWithin } from "../harness/carrier.js";
 import { addAddress, NetnsPool } from "../harness/netns.js";
 import { ping } from "../harness/traffic.js";
 import { type SimHost, startTwoHosts, type TwoHosts } from "../harness/two-hosts.js";
@@ -18,6 +19,8 @@ const TUNNEL = `vxlan${VNI}`;
 const IP = { a1: "198.19.2.1", b1: "198.19.2.2" } as const;
 /** BFD comes up in a second or more; a loaded machine may take many. */
 const WAIT_MS = 60_000;
+const until = <T>(what: string, get: () => Promise<T> | T, ok: (v: T) => boolean) =>
+  untilWithin(what, get, ok, WAIT_MS);
 
 let h: TwoHosts;
 const pool = new NetnsPool("cfov");
@@ -47,22 +50,6 @@ after(async () => {
   await pool.destroyAll();
   await h?.close();
 });
-
-async function lowerUp(netns: string): Promise<boolean> {
-  const [l] = await ipJson<{ flags: string[] }[]>(["link", "show", "dev", "eth1"], { name: netns });
-  return l?.flags.includes("LOWER_UP") ?? false;
-}
-
-/** Polls a condition against a deadline; fails with the last value seen. */
-async function until<T>(what: string, get: () => Promise<T> | T, ok: (v: T) => boolean): Promise<T> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) assert.fail(`${what}: still ${JSON.stringify(v)} after ${WAIT_MS} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 function tunnelOf(host: SimHost): InterfaceRow | undefined {
   return (host.agent.services.backend as OvsBackend).ovsdb.interfaceByName(TUNNEL);

@@ -286,9 +286,13 @@ function isTunnel(i: InterfaceRow): boolean {
   return i.type === "vxlan";
 }
 
-/** The far agent set cpath_down: BFD up, forwarding off because of the remote's diagnostic. */
+/**
+ * The far agent set cpath_down: the session up, forwarding off because of the remote's diagnostic.
+ * A session that went down (the far tunnel removed) keeps showing the last remote diagnostic.
+ */
 function farEndDead(i: InterfaceRow): boolean {
-  return i.bfd_status.forwarding === "false" && i.bfd_status.remote_diagnostic === "Concatenated Path Down";
+  const s = i.bfd_status;
+  return s.state === "up" && s.forwarding === "false" && s.remote_diagnostic === "Concatenated Path Down";
 }
 
 /** The device is gone (its node's namespace went away): ovs-vswitchd keeps the row, with an error. */

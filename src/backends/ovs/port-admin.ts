@@ -10,11 +10,18 @@ import type { OvsdbClient } from "../../ovsdb/index.js";
  * PORT_MOD on the bridge's management socket (ovs-vswitchd flips the device itself: a socket
  * write, no process start); `ip -batch` is the fallback while that connection is not up (the
  * bridge not made yet, a tcp: OVSDB remote with no local socket, a refused message).
+ *
+ * OVS applies a PORT_MOD only when it differs from its own view of the port (read from the
+ * device when it notices a change), so right after an `ip` change a PORT_MOD undoing it may be
+ * taken as "nothing to do". A port set with `ip` stays on `ip` until OVSDB's `admin_state` shows
+ * that change (ovs-vswitchd has seen it).
  */
 export class PortAdmin {
   private of: OpenflowClient | undefined;
   private connecting = false;
   private closed = false;
+  /** Ports last set with `ip`, to the state set, until OVSDB shows it. */
+  private readonly byIp = new Map<string, "up" | "down">();
 
   constructor(
     private readonly ovsdb: Pick<OvsdbClient, "interfaceByName">,
@@ -30,7 +37,8 @@ export class PortAdmin {
     const of = this.openflow();
     for (const n of names) {
       const i = this.ovsdb.interfaceByName(n);
-      if (of && i?.ofport !== undefined && i.ofport > 0 && i.mac_in_use)
+      if (this.byIp.get(n) === i?.admin_state) this.byIp.delete(n);
+      if (of && !this.byIp.has(n) && i?.ofport !== undefined && i.ofport > 0 && i.mac_in_use)
         mods.push({ portNo: i.ofport, hwAddr: i.mac_in_use, down: !up });
       else rest.push(n);
     }
@@ -73,6 +81,7 @@ export class PortAdmin {
 
   // One end gone meanwhile (its namespace deleted) must not keep the others as they were.
   private ip(names: readonly string[], up: boolean): Promise<void> {
+    for (const n of names) this.byIp.set(n, up ? "up" : "down");
     return ipBatch(
       names.map((n) => ["link", "set", "dev", n, up ? "up" : "down"]),
       { netns: this.hostNs, force: true, ignore: /Cannot find device|No such device/ },
