@@ -15,6 +15,7 @@ import {
 import { FrameStream } from "./frame-stream.js";
 import { helloBody, negotiate } from "./hello.js";
 import { encodeMessage, type Message, MessageType } from "./message.js";
+import { encodePortMod, type PortMod } from "./port-mod.js";
 
 export const OPENFLOW_TARGET: RemoteKind = {
   what: "OpenFlow target",
@@ -53,8 +54,8 @@ const MAX_BACKOFF_MS = 5_000;
 const OFPET_HELLO_FAILED = 0;
 
 /**
- * An OpenFlow 1.3 connection to one switch: HELLO and version negotiation, FLOW_MODs sent as a
- * batch closed by a BARRIER (resolves once the switch has them all, or rejects naming each
+ * An OpenFlow 1.3 connection to one switch: HELLO and version negotiation, FLOW_MODs (and PORT_MODs)
+ * sent as a batch closed by a BARRIER (resolves once the switch has them all, or rejects naming each
  * message it refused), multipart flow statistics, ECHO both ways, timeouts and reconnect.
  *
  * OpenFlow 1.3 because it is the oldest version with 64-bit cookie masks on every request and
@@ -108,17 +109,32 @@ export class OpenflowClient extends EventEmitter {
    * Sends the flow changes in order, then a barrier: resolves once the switch has processed every
    * one; rejects with OpenflowRequestError naming each message it refused (the others applied).
    */
-  async apply(mods: readonly FlowMod[], opts: { timeoutMs?: number } = {}): Promise<void> {
-    if (mods.length === 0) return;
-    const xids = mods.map(() => this.xid());
-    const frames = mods.map((m, i) => encodeFlowMod(m, xids[i]!));
+  apply(mods: readonly FlowMod[], opts: { timeoutMs?: number } = {}): Promise<void> {
+    return this.batch(
+      mods.map((m) => (xid: number) => encodeFlowMod(m, xid)),
+      opts.timeoutMs,
+    );
+  }
+
+  /** Sets ports administratively up or down (PORT_MOD), as a batch closed by a barrier like `apply`. */
+  modPorts(mods: readonly PortMod[], opts: { timeoutMs?: number } = {}): Promise<void> {
+    return this.batch(
+      mods.map((m) => (xid: number) => encodePortMod(m, xid)),
+      opts.timeoutMs,
+    );
+  }
+
+  private async batch(encoders: readonly ((xid: number) => Buffer)[], timeoutMs?: number): Promise<void> {
+    if (encoders.length === 0) return;
+    const xids = encoders.map(() => this.xid());
+    const frames = encoders.map((encode, i) => encode(xids[i]!));
     for (const x of xids) this.batchErrors.delete(x);
     const barrierXid = this.xid();
     const sent = this.request(
       "barrier",
       barrierXid,
       Buffer.concat([...frames, encodeMessage(MessageType.BARRIER_REQUEST, barrierXid)]),
-      opts.timeoutMs,
+      timeoutMs,
     );
     const outcome = await sent.then(
       () => undefined,

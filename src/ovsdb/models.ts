@@ -40,9 +40,14 @@ export interface InterfaceRow {
   error?: string;
   link_state?: string;
   admin_state?: string;
+  /** The device's MAC (an OpenFlow PORT_MOD must name it). */
+  mac_in_use?: string;
   mtu?: number;
   mtu_request?: number;
   statistics: Record<string, number>;
+  /** BFD configuration (tunnels of overlay links) and what the session sees of the far end. */
+  bfd: Record<string, string>;
+  bfd_status: Record<string, string>;
 }
 
 /** The columns monitored per table: exactly what the views below need. */
@@ -59,9 +64,12 @@ export const MONITORED_COLUMNS = {
     "error",
     "link_state",
     "admin_state",
+    "mac_in_use",
     "mtu",
     "mtu_request",
     "statistics",
+    "bfd",
+    "bfd_status",
   ],
 } as const satisfies Record<string, readonly string[]>;
 
@@ -123,6 +131,8 @@ export function decodeInterface(r: Row): InterfaceRow {
     options: decodeMap(r.options),
     external_ids: decodeMap(r.external_ids),
     statistics: decodeIntMap(r.statistics),
+    bfd: decodeMap(r.bfd),
+    bfd_status: decodeMap(r.bfd_status),
   };
   const ofport = decodeOptional<number>(r.ofport);
   if (ofport !== undefined) out.ofport = ofport;
@@ -132,6 +142,8 @@ export function decodeInterface(r: Row): InterfaceRow {
   if (linkState !== undefined) out.link_state = linkState;
   const adminState = decodeOptional<string>(r.admin_state);
   if (adminState !== undefined) out.admin_state = adminState;
+  const mac = decodeOptional<string>(r.mac_in_use);
+  if (mac !== undefined) out.mac_in_use = mac;
   const mtu = decodeOptional<number>(r.mtu);
   if (mtu !== undefined) out.mtu = mtu;
   const mtuRequest = decodeOptional<number>(r.mtu_request);

@@ -2,9 +2,10 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { CarrierFollow } from "../../src/backends/ovs/carrier-follow.js";
 import type { OvsBackend } from "../../src/backends/ovs/ovs-backend.js";
-import { ipBatch, ipJson } from "../../src/link/index.js";
+import { ipBatch } from "../../src/link/index.js";
 import type { OperState } from "../../src/model/views.js";
 import { startTestAgent, type TestAgent } from "../harness/agent.js";
+import { lowerUp, until } from "../harness/carrier.js";
 import { addAddress, NetnsPool } from "../harness/netns.js";
 import { expectNoPing, expectPing } from "../harness/traffic.js";
 
@@ -13,24 +14,7 @@ import { expectNoPing, expectPing } from "../harness/traffic.js";
  * dead, the node at the other end loses carrier too, and gets it back when the cause clears.
  */
 const IP = ["198.18.31.1", "198.18.31.2", "198.18.31.3"] as const;
-const WAIT_MS = 30_000;
 const LAB = "cfol";
-
-async function lowerUp(ns: string): Promise<boolean> {
-  const [l] = await ipJson<{ flags: string[] }[]>(["link", "show", "dev", "eth1"], { name: ns });
-  return l?.flags.includes("LOWER_UP") ?? false;
-}
-
-/** Polls a condition (a deadline, not a timing assumption); fails with the last value seen. */
-async function until<T>(what: string, get: () => Promise<T> | T, ok: (v: T) => boolean): Promise<T> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) assert.fail(`${what}: still ${JSON.stringify(v)} after ${WAIT_MS} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 function follow(t: TestAgent): CarrierFollow {
   return (t.agent.services.backend as OvsBackend).follow;
@@ -53,7 +37,7 @@ async function expectState(
 ): Promise<void> {
   await until(
     "carrier",
-    () => Promise.all(ns.map(lowerUp)),
+    () => Promise.all(ns.map((n) => lowerUp(n))),
     (v) => v.every((c, i) => c === carrier[i]),
   );
   await until(

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CarrierFollow, type CarrierSource } from "../../src/backends/ovs/carrier-follow.js";
+import { CarrierFollow, type CarrierSource, type TunnelBfd } from "../../src/backends/ovs/carrier-follow.js";
 import { OWNER } from "../../src/backends/ovs/ownership.js";
 import { silentLogger } from "../../src/common/log.js";
 import type { InterfaceRow, PortRow, Row } from "../../src/ovsdb/index.js";
@@ -28,6 +28,8 @@ class FakeSwitch implements CarrierSource {
         link_state: "up",
         admin_state: "up",
         statistics: {},
+        bfd: {},
+        bfd_status: {},
       });
       this.ports_.push({
         uuid: `p-${name}`,
@@ -43,6 +45,20 @@ class FakeSwitch implements CarrierSource {
     }
   }
 
+  /** An overlay link: the node's port carries the link as its overlay mark, the tunnel beside it. */
+  overlay(lab: string, link: string, nodeEnd: string, tunnel: string): void {
+    this.link(lab, link, nodeEnd, tunnel);
+    const [node, vx] = this.ports_.slice(-2) as [PortRow, PortRow];
+    node.external_ids = { [OWNER.kind]: "node", [OWNER.lab]: lab, [OWNER.overlay]: link };
+    vx.external_ids = { [OWNER.kind]: "overlay", [OWNER.lab]: lab, [OWNER.link]: link };
+    this.ifaces.get(tunnel)!.type = "vxlan";
+  }
+
+  /** The agent's OVSDB write of a tunnel's BFD configuration. */
+  async setBfd(tunnels: readonly TunnelBfd[]): Promise<void> {
+    for (const t of tunnels) this.report(t.uuid, { bfd: t.bfd });
+  }
+
   interfaceByName(name: string): InterfaceRow | undefined {
     return this.ifaces.get(name);
   }
@@ -55,7 +71,7 @@ class FakeSwitch implements CarrierSource {
   report(name: string, state: Partial<InterfaceRow>): void {
     const old = this.ifaces.get(name)!;
     const now = { ...old, ...state };
-    if (now.admin_state === old.admin_state && now.link_state === old.link_state) return;
+    if (JSON.stringify(now) === JSON.stringify(old)) return;
     this.ifaces.set(name, now);
     this.follow.onChange({
       table: "Interface",
@@ -93,10 +109,12 @@ function rawRow(i: InterfaceRow): Row {
   return { _uuid: i.uuid, name: i.name, admin_state: i.admin_state ?? "", link_state: i.link_state ?? "" };
 }
 
+const noBfd = async () => {};
+
 function setup(): { sw: FakeSwitch; follow: CarrierFollow } {
   const sw = new FakeSwitch();
   sw.link("lab", "l1", "hA", "hB");
-  const follow = new CarrierFollow(sw, (names, up) => sw.setUp(names, up), silentLogger());
+  const follow = new CarrierFollow(sw, (names, up) => sw.setUp(names, up), noBfd, silentLogger());
   sw.follow = follow;
   follow.setDesired(["hA", "hB"], "up");
   follow.start();
@@ -130,7 +148,7 @@ test("carrier up: the kernel's late carrier report is not a dead end, so nothing
 test("an end set up whose carrier never comes is its node's own down, after the grace", async () => {
   const sw = new FakeSwitch();
   sw.link("lab", "l1", "hA", "hB");
-  const follow = new CarrierFollow(sw, (names, up) => sw.setUp(names, up), silentLogger(), 200);
+  const follow = new CarrierFollow(sw, (names, up) => sw.setUp(names, up), noBfd, silentLogger(), 200);
   sw.follow = follow;
   follow.setDesired(["hA", "hB"], "up");
   follow.start();
@@ -146,4 +164,45 @@ test("an end set up whose carrier never comes is its node's own down, after the 
     await new Promise((r) => setTimeout(r, 10));
   assert.equal(follow.operState("hB"), "peer_down", "B held once A's grace is over");
   assert.equal(follow.operState("hA"), "no_carrier");
+});
+
+test("overlay: cpath_down follows the local node's end; the far end's Concatenated Path Down holds it", async () => {
+  const sw = new FakeSwitch();
+  sw.overlay("lab", "l1", "hN", "vx1");
+  const follow = new CarrierFollow(
+    sw,
+    (names, up) => sw.setUp(names, up),
+    (t) => sw.setBfd(t),
+    silentLogger(),
+  );
+  sw.follow = follow;
+  follow.setDesired(["hN"], "up");
+  follow.start();
+  await follow.idle();
+  const bfd = () => sw.ifaces.get("vx1")!.bfd;
+  assert.deepEqual(bfd(), { enable: "true", cpath_down: "false" });
+
+  sw.report("hN", { link_state: "down" }); // the local node shuts its port
+  await follow.idle();
+  assert.equal(bfd().cpath_down, "true");
+  assert.equal(follow.operState("hN"), "no_carrier");
+  sw.report("hN", { link_state: "up" });
+  await follow.idle();
+  assert.equal(bfd().cpath_down, "false");
+
+  const far = { state: "up", forwarding: "false", remote_diagnostic: "Concatenated Path Down" };
+  sw.report("vx1", { bfd_status: far });
+  await follow.idle();
+  assert.equal(sw.ifaces.get("hN")!.admin_state, "down");
+  assert.equal(follow.operState("hN"), "peer_down");
+  assert.equal(bfd().cpath_down, "false", "the agent's own hold is not a dead end: no loop");
+
+  // The far tunnel removed: the session goes down and keeps the last remote diagnostic.
+  sw.report("vx1", { bfd_status: { ...far, state: "down" } });
+  await follow.idle();
+  assert.equal(sw.ifaces.get("hN")!.admin_state, "up", "released");
+  sw.carrierArrives();
+  await follow.idle();
+  assert.equal(follow.operState("hN"), "up");
+  assert.equal(bfd().cpath_down, "false");
 });

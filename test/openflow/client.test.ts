@@ -7,6 +7,7 @@ import { after, before, test } from "node:test";
 import { isAgentError } from "../../src/common/errors.js";
 import { ipBatch } from "../../src/link/index.js";
 import { type FlowMod, OpenflowClient, OpenflowRequestError } from "../../src/openflow/index.js";
+import { lowerUp, until } from "../harness/carrier.js";
 import { addAddress, NetnsPool, uniqueName } from "../harness/netns.js";
 import { type OvsInstance, startOvs } from "../harness/ovs-instance.js";
 import { expectNoPing, expectPing } from "../harness/traffic.js";
@@ -23,6 +24,7 @@ let client: OpenflowClient;
 const pool = new NetnsPool("oft");
 let nodes: [string, string];
 let ports: [number, number];
+let hosts: readonly [string, string];
 
 const wire = (command: FlowMod["command"], a: number, b: number, cookie = COOKIE): FlowMod[] => [
   { command, cookie, priority: 100, match: { inPort: a }, actions: [{ output: b }] },
@@ -42,7 +44,7 @@ before(async () => {
     "fail_mode=standalone",
   ]);
   nodes = (await pool.create(2)) as [string, string];
-  const hosts = [uniqueName("ofh"), uniqueName("ofh")] as const;
+  hosts = [uniqueName("ofh"), uniqueName("ofh")] as const;
   await ipBatch(
     hosts.flatMap((h, i) => [
       ["link", "add", "name", h, "type", "veth", "peer", "name", "eth1", "netns", nodes[i]!],
@@ -112,6 +114,34 @@ test("an ERROR is reported for the message that caused it; the rest of the batch
   assert.equal((await client.flows({ cookie: COOKIE })).length, 2);
   await expectPing(nodes[0], "198.18.40.2");
   await client.apply([{ command: "delete", cookie: COOKIE }]);
+});
+
+test("PORT_MOD sets a port's device down (its node sees NO-CARRIER) and up; a wrong MAC is refused", async () => {
+  const mac = JSON.parse(await ovs.vsctl(["get", "Interface", hosts[0], "mac_in_use"])) as string;
+  await client.apply(wire("add", ports[0], ports[1]));
+  try {
+    await expectPing(nodes[0], "198.18.40.2");
+    await assert.rejects(
+      client.modPorts([{ portNo: ports[0], hwAddr: "02:00:00:00:00:01", down: true }]),
+      (e: unknown) => e instanceof OpenflowRequestError && e.failures[0]?.error.name === "PORT_MOD_FAILED/1", // OFPPMFC_BAD_HW_ADDR,
+    );
+    await client.modPorts([{ portNo: ports[0], hwAddr: mac, down: true }]);
+    await until(
+      "no carrier",
+      () => lowerUp(nodes[0]),
+      (c) => !c,
+    );
+    await expectNoPing(nodes[0], "198.18.40.2");
+    await client.modPorts([{ portNo: ports[0], hwAddr: mac, down: false }]);
+    await until(
+      "carrier",
+      () => lowerUp(nodes[0]),
+      (c) => c,
+    );
+    await expectPing(nodes[0], "198.18.40.2", { count: 2 });
+  } finally {
+    await client.apply([{ command: "delete", cookie: COOKIE }]);
+  }
 });
 
 test("echo both ways: the client's echo is answered; a switch probing its controller is answered", async () => {

@@ -5,6 +5,7 @@ import { FrameStream } from "../../src/openflow/frame-stream.js";
 import { negotiate } from "../../src/openflow/hello.js";
 import { decodeMatch, encodeMatch } from "../../src/openflow/match.js";
 import { encodeMessage, type Message } from "../../src/openflow/message.js";
+import { encodePortMod } from "../../src/openflow/port-mod.js";
 import { OFPP_NORMAL } from "../../src/openflow/ports.js";
 
 test("a FLOW_MOD with an in_port match and one output is 88 bytes, fields where OpenFlow 1.3 puts them", () => {
@@ -72,4 +73,20 @@ test("version negotiation: bitmaps decide; without one the lower header version 
   assert.equal(negotiate(6, bitmap((1 << 1) | (1 << 6))), undefined);
   assert.equal(negotiate(1, Buffer.alloc(0)), undefined);
   assert.equal(negotiate(5, Buffer.alloc(0)), 4);
+});
+
+test("a PORT_MOD is 40 bytes and changes only OFPPC_PORT_DOWN; bad input is refused before any I/O", () => {
+  const down = encodePortMod({ portNo: 7, hwAddr: "0a:1b:2c:3d:4e:5f", down: true }, 9);
+  assert.equal(down.length, 40);
+  assert.deepEqual([down[0], down[1], down.readUInt16BE(2), down.readUInt32BE(4)], [4, 16, 40, 9]);
+  assert.equal(down.readUInt32BE(8), 7);
+  assert.equal(down.subarray(16, 22).toString("hex"), "0a1b2c3d4e5f");
+  assert.deepEqual([down.readUInt32BE(24), down.readUInt32BE(28), down.readUInt32BE(32)], [1, 1, 0]);
+  const up = encodePortMod({ portNo: 7, hwAddr: "0a:1b:2c:3d:4e:5f", down: false }, 9);
+  assert.deepEqual([up.readUInt32BE(24), up.readUInt32BE(28)], [0, 1]);
+  assert.throws(() => encodePortMod({ portNo: 7, hwAddr: "nope", down: true }, 1), /not a MAC/);
+  assert.throws(
+    () => encodePortMod({ portNo: 0, hwAddr: "0a:1b:2c:3d:4e:5f", down: true }, 1),
+    /not a physical port/,
+  );
 });

@@ -32,6 +32,8 @@ function iface(over: Partial<InterfaceRow>): InterfaceRow {
     options: {},
     external_ids: {},
     statistics: {},
+    bfd: {},
+    bfd_status: {},
     ...over,
   };
 }

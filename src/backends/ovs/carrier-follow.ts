@@ -17,17 +17,25 @@ import { OWNER, portKind } from "./ownership.js";
  * is a hold), then re-evaluates every link.
  *
  * Bursts coalesce: a change marks its port dirty; one evaluation per tick handles every dirty
- * port and its peer and applies the result in one `ip -batch`; one batch in flight at a time.
+ * port and its peer and applies the result in one batch (port-admin.ts: an OpenFlow PORT_MOD
+ * batch, `ip -batch` as the fallback); one batch in flight at a time.
  *
- * Not yet: overlay links (the peer is on another host). OVS BFD works on the VXLAN interface on
- * the userspace datapath (two simulated hosts, `bfd:enable=true` on both: `bfd_status` state up,
- * forwarding true within a second), and `bfd:cpath_down=true` on one side is an in-band signal:
- * the other side's `bfd_status` turns forwarding=false, remote_diagnostic "Concatenated Path
- * Down". The missing pieces: the overlay manager enables BFD and sets cpath_down while its local
- * end is dead; `bfd_status` monitored (src/ovsdb/models.ts); a hold driven by it here.
+ * Overlay links (the peer is on another host): the link's VXLAN interface stands in for the far
+ * end. BFD runs on it (`bfd:enable=true`, set here on every overlay tunnel, both hosts' agents do
+ * the same) and `bfd:cpath_down=true` is set while the local node's end is dead: the far host's
+ * `bfd_status` then says forwarding=false with remote_diagnostic "Concatenated Path Down", and
+ * its agent holds its node's end down until that clears. Only that explicit signal counts: a BFD
+ * session that is merely down (far host not attached yet, gone, or without BFD) holds nothing.
+ * BFD carries the signal in-band, so it works wherever the tunnel does (userspace datapath too).
  */
 /** What carrier follow reads of the switch: the monitor-fed cache. */
 export type CarrierSource = Pick<OvsdbClient, "interfaceByName" | "ports">;
+
+/** The BFD configuration an overlay tunnel's Interface should have. */
+export interface TunnelBfd {
+  uuid: string;
+  bfd: Record<string, string>;
+}
 
 export class CarrierFollow {
   /** Host ports whose API carrier is down (the user's intent, from the lab records). */
@@ -55,6 +63,7 @@ export class CarrierFollow {
   constructor(
     private readonly client: CarrierSource,
     private readonly setUp: (names: readonly string[], up: boolean) => Promise<void>,
+    private readonly setBfd: (tunnels: readonly TunnelBfd[]) => Promise<void>,
     private readonly logger: Logger,
     private readonly graceMs = 3000,
   ) {}
@@ -173,9 +182,15 @@ export class CarrierFollow {
     this.dirty.clear();
     const down: string[] = [];
     const up: string[] = [];
+    const bfd: TunnelBfd[] = [];
     for (const h of todo) {
-      if (!this.known.has(h)) continue;
       const iface = this.client.interfaceByName(h);
+      if (iface && isTunnel(iface)) {
+        const want = this.tunnelBfd(iface, peers.get(h));
+        if (want) bfd.push({ uuid: iface.uuid, bfd: want });
+        continue;
+      }
+      if (!this.known.has(h)) continue;
       if (!iface || gone(iface) || iface.admin_state === undefined) continue; // no device: nothing to set
       const wasHeld = this.held.has(h);
       const hold = !this.apiDown.has(h) && this.wantHeld(h, peers);
@@ -190,14 +205,22 @@ export class CarrierFollow {
         up.push(h);
       }
     }
-    if (down.length > 0 || up.length > 0) {
+    if (down.length > 0 || up.length > 0 || bfd.length > 0) {
       this.changes += down.length + up.length;
-      this.logger.debug({ down, up }, "carrier follow");
+      this.logger.debug({ down, up, bfd }, "carrier follow");
       await Promise.all([
         down.length > 0 ? this.setUp(down, false) : undefined,
         up.length > 0 ? this.setUp(up, true) : undefined,
+        bfd.length > 0 ? this.setBfd(bfd) : undefined,
       ]);
     }
+  }
+
+  /** BFD on, and cpath_down while the local node's end is dead; undefined when it is so already. */
+  private tunnelBfd(tunnel: InterfaceRow, nodeEnd: string | undefined): Record<string, string> | undefined {
+    if (nodeEnd === undefined || !this.known.has(nodeEnd)) return undefined;
+    const want = { ...tunnel.bfd, enable: "true", cpath_down: String(this.dead(nodeEnd)) };
+    return Object.entries(want).every(([k, v]) => tunnel.bfd[k] === v) ? undefined : want;
   }
 
   /**
@@ -210,8 +233,13 @@ export class CarrierFollow {
     return this.held.has(h) || !this.ownDown(h);
   }
 
-  /** The cable is dead at this end: the API pulled it, or its own node is down or gone. */
+  /**
+   * The cable is dead at this end: the API pulled it, or its own node is down or gone; for an
+   * overlay tunnel: the far host's agent says its node's end is dead.
+   */
   private dead(h: string): boolean {
+    const i = this.client.interfaceByName(h);
+    if (i && isTunnel(i)) return farEndDead(i);
     return this.apiDown.has(h) || (!this.held.has(h) && this.ownDown(h));
   }
 
@@ -232,9 +260,13 @@ export class CarrierFollow {
   private peers(): Map<string, string> {
     const byLink = new Map<string, string[]>();
     for (const p of this.client.ports()) {
-      const link = p.external_ids[OWNER.link];
       const kind = portKind(p.external_ids);
-      if (!link || (kind !== "node" && kind !== "plugin")) continue;
+      // A node port on an overlay link carries it as its overlay mark (its VLAN is the tunnel's).
+      const link =
+        kind === "overlay"
+          ? p.external_ids[OWNER.link]
+          : (p.external_ids[OWNER.overlay] ?? p.external_ids[OWNER.link]);
+      if (!link || kind === undefined) continue;
       const key = `${p.external_ids[OWNER.lab]}\0${link}`;
       const ends = byLink.get(key);
       if (ends) ends.push(p.name);
@@ -248,6 +280,19 @@ export class CarrierFollow {
     }
     return out;
   }
+}
+
+function isTunnel(i: InterfaceRow): boolean {
+  return i.type === "vxlan";
+}
+
+/**
+ * The far agent set cpath_down: the session up, forwarding off because of the remote's diagnostic.
+ * A session that went down (the far tunnel removed) keeps showing the last remote diagnostic.
+ */
+function farEndDead(i: InterfaceRow): boolean {
+  const s = i.bfd_status;
+  return s.state === "up" && s.forwarding === "false" && s.remote_diagnostic === "Concatenated Path Down";
 }
 
 /** The device is gone (its node's namespace went away): ovs-vswitchd keeps the row, with an error. */

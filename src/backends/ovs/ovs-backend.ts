@@ -7,7 +7,6 @@ import {
   deleteGroup,
   deleteLinks,
   disableTxOffload,
-  ipBatch,
   isEmptyShape,
   listLinks,
   listRootQdiscs,
@@ -29,6 +28,7 @@ import {
   type BridgeRow,
   type CacheChange,
   eqUuid,
+  map,
   mapDeleteKeys,
   mapInsert,
   mutate,
@@ -36,6 +36,7 @@ import {
   OvsdbClient,
   type PortRow,
   type TransactOptions,
+  update,
 } from "../../ovsdb/index.js";
 import type {
   CaptureCapability,
@@ -58,6 +59,7 @@ import { CarrierFollow } from "./carrier-follow.js";
 import { auditOrphans, deleteDevices, removeOrphanOps } from "./orphans.js";
 import { OverlayManager } from "./overlay/overlay-manager.js";
 import { dockerOwnerIds, OWNER, portKind } from "./ownership.js";
+import { mgmtTarget, PortAdmin } from "./port-admin.js";
 import { addPorts, type NewPort, removePorts, retag } from "./port-ops.js";
 import { switchStatus } from "./status.js";
 import { VlanAllocator } from "./vlan-allocator.js";
@@ -81,6 +83,7 @@ export class OvsBackend implements NetworkBackend {
   private tunnels!: OverlayManager;
   /** Carrier follows across links: a dead end takes its peer down with it. */
   follow!: CarrierFollow;
+  private ports!: PortAdmin;
   private ownTxns = 0;
   private readonly driftListeners: ((reason: string) => void)[] = [];
   /** Cleanup: when each stray kernel veth was first seen (the kernel keeps no creation time). */
@@ -173,13 +176,19 @@ export class OvsBackend implements NetworkBackend {
       transact: (ops, opts) => this.transact(ops, opts),
       switchNetns: this.hostNs,
     });
+    this.ports = new PortAdmin(
+      this.client,
+      mgmtTarget(this.config.ovsdb, this.config.bridge),
+      this.hostNs,
+      this.logger,
+    );
     this.follow = new CarrierFollow(
       this.client,
-      // One end gone meanwhile (its namespace deleted) must not keep the others as they were.
-      (names, up) =>
-        ipBatch(
-          names.map((n) => ["link", "set", "dev", n, up ? "up" : "down"]),
-          { netns: this.hostNs, force: true, ignore: /Cannot find device|No such device/ },
+      (names, up) => this.ports.setUp(names, up),
+      (tunnels) =>
+        this.transact(
+          tunnels.map((t) => update("Interface", [eqUuid(t.uuid)], { bfd: map(t.bfd) })),
+          { waitApplied: false },
         ),
       this.logger,
     );
@@ -188,6 +197,7 @@ export class OvsBackend implements NetworkBackend {
   }
 
   async stop(): Promise<void> {
+    await this.ports?.close();
     await this.client?.close();
   }
 
