@@ -52,6 +52,8 @@ const START_REFILL_MS = 50;
 const DEMAND_QUIET_MS = 100;
 /** ... and after starts once they paused this long (Docker is busy while it starts containers). */
 const START_QUIET_MS = 1000;
+/** After a create, the demand is asked once more this much later (then once Docker is quiet). */
+const SECOND_LOOK_MS = 2000;
 
 /**
  * The archetype-ovs network driver: a Docker network is one interface slot (`interface_name`) of
@@ -85,6 +87,8 @@ export class NetworkDriver {
   private demandTimer: NodeJS.Timeout | undefined;
   /** A container was created since Docker was last asked: the demand may rise. */
   private demandRaise = false;
+  /** A container was created: Docker is asked soon (its start may follow at once). */
+  private demandQuick = false;
   /** The backend's Docker ports (NOT_SUPPORTED when it has none: the driver is not started then). */
   private readonly ports: DockerPortsCapability;
 
@@ -365,22 +369,28 @@ export class NetworkDriver {
    * networks and not started yet: the spare pool makes that many interfaces ahead of their
    * start. After starts it asks later (not while Docker is busy starting) and only to lower it.
    */
-  private demandSoon(after: "create" | "start"): void {
+  private demandSoon(after: "create" | "start" | "second look"): void {
     const createdOn = this.d.docker.createdOn?.bind(this.d.docker);
     const socket = this.d.config.pluginSocket;
     if (!createdOn || socket === undefined || this.closed) return;
-    this.demandRaise ||= after === "create";
+    this.demandRaise ||= after !== "start";
+    this.demandQuick ||= after === "create";
     clearTimeout(this.demandTimer);
     this.demandTimer = setTimeout(
       () => {
         const lowerOnly = !this.demandRaise;
+        const quick = this.demandQuick;
         this.demandRaise = false;
+        this.demandQuick = false;
         createdOn(basename(socket, ".sock")).then(
           (created) => this.closed || this.spares.setDemand(created, { lowerOnly }),
           (e) => this.d.logger.debug({ err: errorText(e) }, "could not ask Docker for created containers"),
         );
+        // `docker network connect` on a created container sends no event and calls no driver:
+        // networks connected between create and start are seen by a second look.
+        if (quick) setTimeout(() => this.demandSoon("second look"), SECOND_LOOK_MS).unref();
       },
-      this.demandRaise ? DEMAND_QUIET_MS : START_QUIET_MS,
+      this.demandQuick ? DEMAND_QUIET_MS : START_QUIET_MS,
     );
     this.demandTimer.unref();
   }
