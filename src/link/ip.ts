@@ -1,5 +1,5 @@
 import { AgentError } from "../common/errors.js";
-import { CommandError, type ExecResult, run } from "../common/exec.js";
+import { CommandError, DEFAULT_EXEC_TIMEOUT_MS, type ExecResult, run } from "../common/exec.js";
 import { describeNetns, type NetnsRef, netnsNotFound, netnsPath } from "./netns.js";
 
 /** One line of `ip -batch` that failed: 0-based index and what ip said about it. */
@@ -98,6 +98,14 @@ export function parseBatchFailures(stderr: string): BatchFailure[] {
 }
 
 /**
+ * A batch's deadline grows with its lines: it guards against a hung `ip`, and a batch of
+ * hundreds of veths on a busy (or emulated) machine takes longer than one command.
+ */
+function batchTimeoutMs(lines: number): number {
+  return DEFAULT_EXEC_TIMEOUT_MS + 250 * lines;
+}
+
+/**
  * Runs many `ip` commands in one process (`ip -batch -`, 15-35 ms saved per line).
  * Without `force` ip stops at the first failing line: IpBatchError says which and how many ran.
  */
@@ -109,7 +117,11 @@ export async function ipBatch(
   const input = `${lines.map((args, i) => args.map((a) => checkArg(a, i)).join(" ")).join("\n")}\n`;
   const flags = opts.force ? ["-force", "-batch", "-"] : ["-batch", "-"];
   try {
-    await runIp(flags, { netns: opts.netns, timeoutMs: opts.timeoutMs, input });
+    await runIp(flags, {
+      netns: opts.netns,
+      timeoutMs: opts.timeoutMs ?? batchTimeoutMs(lines.length),
+      input,
+    });
   } catch (e) {
     if (!(e instanceof CommandError)) throw e;
     let failures = parseBatchFailures(e.stderr);
