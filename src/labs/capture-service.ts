@@ -8,6 +8,7 @@ import { parseEnd } from "../model/names.js";
 import type { CaptureHandle, CaptureOperations, CaptureOptions, CaptureTarget } from "../model/operations.js";
 import type { LabRecord } from "../model/records.js";
 import type { StateStore } from "../state/state-store.js";
+import { mustLab } from "./lookups.js";
 
 export interface CaptureServiceDeps {
   store: StateStore;
@@ -43,14 +44,7 @@ export class CaptureService implements CaptureOperations {
 
   async start(target: CaptureTarget, opts: CaptureOptions): Promise<CaptureHandle> {
     validateOptions(opts);
-    const rec = this.d.store.lab(target.lab);
-    if (!rec) {
-      throw new AgentError(
-        "LAB_NOT_FOUND",
-        `lab ${target.lab} does not exist`,
-        "list labs with `archnet lab ls`",
-      );
-    }
+    const rec = mustLab(this.d.store, target.lab);
     const capture = capability(this.d.backend, "capture");
     const { end, what } = resolveTarget(rec, target);
     const point = capture.point(end);

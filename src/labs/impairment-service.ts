@@ -1,5 +1,5 @@
 import { capability, type NetworkBackend } from "../backends/network-backend.js";
-import { AgentError, toAgentError } from "../common/errors.js";
+import { toAgentError } from "../common/errors.js";
 import type { Locks } from "../common/locks.js";
 import type { Logger } from "../common/log.js";
 import type { Metrics } from "../metrics.js";
@@ -12,6 +12,7 @@ import type { StateStore } from "../state/state-store.js";
 import { requireShaping, sameImpairment, validateImpairment } from "./impairment.js";
 import { withImpairment } from "./lab-plan.js";
 import { rolledBack } from "./lab-service.js";
+import { mustLab, mustLink } from "./lookups.js";
 
 export interface ImpairmentServiceDeps {
   store: StateStore;
@@ -30,16 +31,16 @@ export class ImpairmentService implements ImpairmentOperations {
   constructor(private readonly d: ImpairmentServiceDeps) {}
 
   async get(lab: string, link: string): Promise<ImpairmentView> {
-    const rec = this.mustLab(lab);
-    return this.view(rec, this.mustLink(rec, link));
+    const rec = mustLab(this.d.store, lab);
+    return this.view(rec, mustLink(rec, link));
   }
 
   async set(lab: string, link: string, spec: Impairment | undefined): Promise<ImpairmentView> {
     const impairment = validateImpairment(spec);
     return this.d.locks.withKey(lab, () =>
       this.d.metrics.time("impair", async () => {
-        const rec = this.mustLab(lab);
-        const old = this.mustLink(rec, link);
+        const rec = mustLab(this.d.store, lab);
+        const old = mustLink(rec, link);
         requireShaping(this.d.backend, [impairment]);
         if (sameImpairment(old.impairment, impairment)) return this.view(rec, old);
         const fresh = withImpairment(old, impairment);
@@ -85,26 +86,6 @@ export class ImpairmentService implements ImpairmentOperations {
       applied: applied ? { a_to_b: applied.a_to_b, b_to_a: applied.b_to_a } : null,
       in_sync: applied?.in_sync ?? true,
     };
-  }
-
-  private mustLab(lab: string): LabRecord {
-    const rec = this.d.store.lab(lab);
-    if (!rec) {
-      throw new AgentError("LAB_NOT_FOUND", `lab ${lab} does not exist`, "list labs with `archnet lab ls`");
-    }
-    return rec;
-  }
-
-  private mustLink(rec: LabRecord, id: string): LinkRecord {
-    const link = Object.hasOwn(rec.links, id) ? rec.links[id] : undefined;
-    if (!link) {
-      throw new AgentError(
-        "LINK_NOT_FOUND",
-        `link ${id} does not exist in lab ${rec.lab}`,
-        `see \`archnet link ls ${rec.lab}\``,
-      );
-    }
-    return link;
   }
 }
 

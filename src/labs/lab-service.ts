@@ -37,6 +37,7 @@ import {
   plannedRecord,
   validateInterfaces,
 } from "./lab-plan.js";
+import { mustLab, mustLink } from "./lookups.js";
 import { pluginNodesOf } from "./plugin-members.js";
 import { labView, linkView, nodeView, summary } from "./render.js";
 
@@ -64,7 +65,7 @@ export class LabService implements LabOperations {
   }
 
   getLab(lab: string): LabView {
-    return labView(this.mustLab(lab), this.d.backend, this.d.unconverged.get(lab));
+    return labView(mustLab(this.d.store, lab), this.d.backend, this.d.unconverged.get(lab));
   }
 
   listLinks(lab: string): LinkView[] {
@@ -103,7 +104,7 @@ export class LabService implements LabOperations {
   async deleteLab(lab: string): Promise<void> {
     await this.d.locks.withKey(lab, () =>
       this.d.metrics.time("teardown", async () => {
-        const rec = this.mustLab(lab);
+        const rec = mustLab(this.d.store, lab);
         for (const o of this.overlaysOf(lab)) {
           await this.d.backend.overlay?.detach(o, this.findEnd(rec, { node: o.node, iface: o.interface }));
           this.d.store.overlays.delete(overlayKey(o.lab, o.link));
@@ -198,8 +199,8 @@ export class LabService implements LabOperations {
   async removeLink(lab: string, id: string): Promise<void> {
     await this.d.locks.withKey(lab, () =>
       this.d.metrics.time("disconnect", async () => {
-        const rec = this.mustLab(lab);
-        const link = this.mustLink(rec, id);
+        const rec = mustLab(this.d.store, lab);
+        const link = mustLink(rec, id);
         const plan = emptyPlan();
         plan.removeLinks.push(link);
         plan.changes.links_removed.push(id);
@@ -211,7 +212,7 @@ export class LabService implements LabOperations {
   async setCarrier(lab: string, node: string, iface: string, state: CarrierState): Promise<InterfaceView> {
     return this.d.locks.withKey(lab, () =>
       this.d.metrics.time("carrier", async () => {
-        const rec = this.mustLab(lab);
+        const rec = mustLab(this.d.store, lab);
         const end = this.findEnd(rec, { node, iface });
         if (!end && !Object.hasOwn(rec.nodes, node)) {
           throw new AgentError(
@@ -233,8 +234,8 @@ export class LabService implements LabOperations {
   async setLinkCarrier(lab: string, id: string, state: CarrierState): Promise<LinkView> {
     return this.d.locks.withKey(lab, () =>
       this.d.metrics.time("carrier", async () => {
-        const rec = this.mustLab(lab);
-        const link = this.mustLink(rec, id);
+        const rec = mustLab(this.d.store, lab);
+        const link = mustLink(rec, id);
         const ends = [parseEnd(link.a), parseEnd(link.b)]
           .map((e) => this.findEnd(rec, e))
           .filter((e): e is LinkEnd => e !== undefined);
@@ -472,26 +473,6 @@ export class LabService implements LabOperations {
     // Running containers' endpoints on the lab's networks are in it from the start.
     const nodes = pluginNodesOf(this.d.store, lab);
     return { lab, group: labGroup(lab, taken), createdAt: Date.now(), nodes, links: {} };
-  }
-
-  private mustLab(lab: string): LabRecord {
-    const rec = this.d.store.lab(lab);
-    if (!rec) {
-      throw new AgentError("LAB_NOT_FOUND", `lab ${lab} does not exist`, "list labs with `archnet lab ls`");
-    }
-    return rec;
-  }
-
-  private mustLink(rec: LabRecord, id: string): LinkRecord {
-    const link = rec.links[id];
-    if (!link) {
-      throw new AgentError(
-        "LINK_NOT_FOUND",
-        `link ${id} does not exist in lab ${rec.lab}`,
-        `see \`archnet link ls ${rec.lab}\``,
-      );
-    }
-    return link;
   }
 
   private requireUnlinked(rec: LabRecord, end: EndRef): void {

@@ -23,6 +23,7 @@ import type {
   NodeView,
 } from "../model/views.js";
 import { emptyPlan, validateInterfaces } from "./lab-plan.js";
+import { labNotFound } from "./lookups.js";
 import { netnsText } from "./render.js";
 
 /**
@@ -337,8 +338,7 @@ export class OvnLabService implements LabOperations {
 
   private mustLab(lab: string): NbLab {
     const rec = this.d.backend.nbState().labs.get(lab);
-    if (!rec)
-      throw new AgentError("LAB_NOT_FOUND", `lab ${lab} does not exist`, "list labs with `archnet lab ls`");
+    if (!rec) throw labNotFound(lab);
     return rec;
   }
 

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { release } from "node:os";
 import { AgentError } from "../common/errors.js";
 import { CommandError, run } from "../common/exec.js";
+import type { ImpairmentDirection } from "../model/records.js";
 import { parseBatchFailures } from "./ip.js";
 import { describeNetns, type NetnsRef, netnsPath } from "./netns.js";
 
@@ -12,15 +13,7 @@ import { describeNetns, type NetnsRef, netnsPath } from "./netns.js";
  * one `tc -batch` for many devices; the qdisc is replaced in place (never deleted first), so
  * traffic is never unimpaired in between.
  */
-export interface QdiscShape {
-  delay_ms?: number;
-  jitter_ms?: number;
-  loss_pct?: number;
-  corrupt_pct?: number;
-  duplicate_pct?: number;
-  reorder_pct?: number;
-  rate_kbit?: number;
-}
+export type QdiscShape = ImpairmentDirection;
 
 /** The fields only netem does (a rate alone is tbf's). */
 export const NETEM_FIELDS = [
