@@ -95,3 +95,38 @@ test("parts import only lower layers, except the listed debt; the debt list only
   const paid = [...DEBT].filter((e) => !wrong.includes(e));
   assert.deepEqual(paid, [], "these debts are gone: strike them from DEBT");
 });
+
+/**
+ * The OVS backend's rooms (ARCHITECTURE.md): `switch/` is the floor every room stands on, the
+ * rooms of one role import only lower ones, and only `ovs-backend.ts` composes them all.
+ */
+const OVS_ROOM: Record<string, number> = {
+  switch: 0,
+  carrier: 1,
+  shaping: 1,
+  cleanup: 1,
+  overlay: 1,
+  flows: 1,
+  ports: 2,
+  links: 2,
+  reconcile: 3,
+  "ovs-backend": 4,
+};
+
+test("the OVS backend's rooms import only lower rooms", () => {
+  const ovs = join(SRC, "backends", "ovs");
+  const room = (file: string) => relative(ovs, file).replace(/\.ts$/, "").split("/")[0]!;
+  const wrong: string[] = [];
+  for (const file of sources(ovs)) {
+    const from = room(file);
+    if (OVS_ROOM[from] === undefined) wrong.push(`${relative(SRC, file)} is in no room`);
+    for (const m of readFileSync(file, "utf8").matchAll(/from "(\.[^"]+)"/g)) {
+      const target = join(dirname(file), m[1]!.replace(/\.js$/, ".ts"));
+      if (relative(ovs, target).startsWith("..")) continue;
+      const to = room(target);
+      if (to !== from && !(OVS_ROOM[to]! < OVS_ROOM[from]!))
+        wrong.push(`${from} -> ${to} (${relative(SRC, file)})`);
+    }
+  }
+  assert.deepEqual(wrong, [], "a room imports only rooms below it; move the shared piece down");
+});

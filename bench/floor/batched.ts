@@ -1,4 +1,4 @@
-import { addPorts, removePorts } from "../../src/backends/ovs/port-ops.js";
+import { addPorts, removePorts } from "../../src/backends/ovs/switch/port-ops.js";
 import { deleteGroup, ipBatch } from "../../src/link/index.js";
 import { eqUuid, type OvsdbClient, update } from "../../src/ovsdb/index.js";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { CarrierFollow } from "../../src/backends/ovs/carrier-follow.js";
+import type { CarrierFollow } from "../../src/backends/ovs/carrier/carrier-follow.js";
 import type { OvsBackend } from "../../src/backends/ovs/ovs-backend.js";
 import { ipBatch } from "../../src/link/index.js";
 import type { OperState } from "../../src/model/views.js";

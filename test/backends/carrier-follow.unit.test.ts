@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CarrierFollow, type CarrierSource, type TunnelBfd } from "../../src/backends/ovs/carrier-follow.js";
-import { OWNER } from "../../src/backends/ovs/ownership.js";
+import {
+  CarrierFollow,
+  type CarrierSource,
+  type TunnelBfd,
+} from "../../src/backends/ovs/carrier/carrier-follow.js";
+import { OWNER } from "../../src/backends/ovs/switch/ownership.js";
 import { silentLogger } from "../../src/common/log.js";
 import type { InterfaceRow, PortRow, Row } from "../../src/ovsdb/index.js";
 

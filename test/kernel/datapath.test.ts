@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { resolveDatapath } from "../../src/backends/ovs/bridge.js";
+import { resolveDatapath } from "../../src/backends/ovs/switch/bridge.js";
 import { startTestAgent, type TestAgent } from "../harness/agent.js";
 import { needsKernelHost, ON_KERNEL_HOST } from "../harness/kernel-host.js";
 import { addAddress, NetnsPool, nsExec } from "../harness/netns.js";

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { OvsBackend } from "../../src/backends/ovs/ovs-backend.js";
-import { OWNER } from "../../src/backends/ovs/ownership.js";
+import { OWNER } from "../../src/backends/ovs/switch/ownership.js";
 import { run } from "../../src/common/exec.js";
 import { startTestAgent, type TestAgent } from "../harness/agent.js";
 import {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, test } from "node:test";
-import { OWNER } from "../../src/backends/ovs/ownership.js";
+import { OWNER } from "../../src/backends/ovs/switch/ownership.js";
 import { silentLogger } from "../../src/common/log.js";
 import type { ContainerAction, DockerEngine } from "../../src/plugin/docker-engine.js";
 import { NetworkDriver } from "../../src/plugin/network-driver.js";

@@ -17,10 +17,10 @@ import {
   type PortRow,
   update,
 } from "../../../ovsdb/index.js";
-import { resolveDatapath } from "../bridge.js";
-import { OWNER } from "../ownership.js";
-import { addPorts, removePorts, retag } from "../port-ops.js";
-import type { VlanAllocator } from "../vlan-allocator.js";
+import { resolveDatapath } from "../switch/bridge.js";
+import { OWNER } from "../switch/ownership.js";
+import { addPorts, removePorts, retag } from "../switch/port-ops.js";
+import type { VlanAllocator } from "../switch/vlan-allocator.js";
 import { ensureUnderlay, localAddresses } from "./underlay.js";
 import {
   dropCount,

@@ -1,6 +1,6 @@
 import type { OverlayRecord } from "../../../model/records.js";
 import type { InterfaceRow, PortRow } from "../../../ovsdb/index.js";
-import { OWNER } from "../ownership.js";
+import { OWNER } from "../switch/ownership.js";
 
 /**
  * The VXLAN port of an overlay link, as data. Its name follows from the VNI alone

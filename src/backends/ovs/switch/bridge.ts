@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
-import type { Datapath } from "../../config/config.js";
-import type { BridgeRow } from "../../ovsdb/index.js";
+import type { Datapath } from "../../../config/config.js";
+import type { BridgeRow } from "../../../ovsdb/index.js";
 import {
   eqUuid,
   insert,
@@ -10,7 +10,7 @@ import {
   type Operation,
   setInsert,
   update,
-} from "../../ovsdb/index.js";
+} from "../../../ovsdb/index.js";
 
 /** `auto` picks the kernel datapath where its module is loaded, the userspace one elsewhere. */
 export function resolveDatapath(configured: Datapath): "system" | "netdev" {

@@ -1,3 +1,4 @@
+import type { PortRow } from "../../../ovsdb/index.js";
 import {
   eqUuid,
   insert,
@@ -10,7 +11,8 @@ import {
   setInsert,
   update,
   uuid,
-} from "../../ovsdb/index.js";
+} from "../../../ovsdb/index.js";
+import { OWNER } from "./ownership.js";
 
 /** OVSDB operations on the agent's bridge ports, as plain data for one transaction. */
 export interface NewPort {
@@ -54,4 +56,10 @@ export function removePorts(bridgeUuid: string, portUuids: readonly string[]): O
 /** Sets a port's access VLAN and its whole external_ids map (the caller merges from the cache). */
 export function retag(portUuid: string, tag: number, externalIds: Record<string, string>): Operation {
   return update("Port", [eqUuid(portUuid)], { tag, external_ids: map(externalIds) });
+}
+
+/** A port back in its own VLAN, out of any link. */
+export function isolateAgain(p: PortRow): Operation {
+  const { [OWNER.link]: _gone, ...ids } = p.external_ids;
+  return retag(p.uuid, Number(ids[OWNER.isolated]), ids);
 }

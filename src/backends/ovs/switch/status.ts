@@ -1,5 +1,5 @@
-import type { SwitchPortView, SwitchStatusView } from "../../model/views.js";
-import type { OvsdbClient } from "../../ovsdb/index.js";
+import type { SwitchPortView, SwitchStatusView } from "../../../model/views.js";
+import type { OvsdbClient } from "../../../ovsdb/index.js";
 import { OWNER } from "./ownership.js";
 
 /** A snapshot of the bridge from the monitor cache: ports, tags, owners, links, state, counters. */

@@ -1,4 +1,4 @@
-import type { DockerPortOwner } from "../network-backend.js";
+import type { DockerPortOwner } from "../../network-backend.js";
 
 /**
  * The marks the agent writes into `external_ids` of the OVS ports it owns. A port without

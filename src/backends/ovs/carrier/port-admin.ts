@@ -1,9 +1,9 @@
 import { dirname, join } from "node:path";
-import type { Logger } from "../../common/log.js";
-import { ipBatch } from "../../link/index.js";
-import type { NetnsRef } from "../../link/netns.js";
-import { OpenflowClient, type PortMod } from "../../openflow/index.js";
-import type { OvsdbClient } from "../../ovsdb/index.js";
+import type { Logger } from "../../../common/log.js";
+import { ipBatch } from "../../../link/index.js";
+import type { NetnsRef } from "../../../link/netns.js";
+import { OpenflowClient, type PortMod } from "../../../openflow/index.js";
+import type { OvsdbClient } from "../../../ovsdb/index.js";
 
 /**
  * Sets host ports administratively up or down for carrier follow. The fast way is an OpenFlow

@@ -1,5 +1,5 @@
-import { AgentError } from "../../common/errors.js";
-import type { VlanRange } from "../../config/vlan-range.js";
+import { AgentError } from "../../../common/errors.js";
+import type { VlanRange } from "../../../config/vlan-range.js";
 
 export type VlanPool = "local" | "isolated" | "overlay";
 

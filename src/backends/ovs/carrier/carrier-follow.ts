@@ -1,8 +1,8 @@
-import type { Logger } from "../../common/log.js";
-import type { CarrierState } from "../../model/records.js";
-import type { OperState } from "../../model/views.js";
-import type { CacheChange, InterfaceRow, OvsdbClient } from "../../ovsdb/index.js";
-import { OWNER, portKind } from "./ownership.js";
+import type { Logger } from "../../../common/log.js";
+import type { CarrierState } from "../../../model/records.js";
+import type { OperState } from "../../../model/views.js";
+import type { CacheChange, InterfaceRow, OvsdbClient } from "../../../ovsdb/index.js";
+import { OWNER, portKind } from "../switch/ownership.js";
 
 /**
  * A cable has two ends: when one end of a link goes dead (its node set it down, its node is gone,

@@ -1,12 +1,13 @@
 import { randomInt } from "node:crypto";
-import { deleteGroup, deleteLinks, ipBatch, type LinkInfo, listLinks } from "../../link/index.js";
-import type { NetnsRef } from "../../link/netns.js";
-import { HOST_PORT_PREFIX, PLUGIN_PORT_PREFIX } from "../../model/derived-names.js";
-import type { LabRecord } from "../../model/records.js";
-import type { Operation, OvsdbClient, PortRow } from "../../ovsdb/index.js";
-import type { CleanupContext, Orphan } from "../network-backend.js";
-import { OWNER, type PortKind, portKind } from "./ownership.js";
-import { removePorts } from "./port-ops.js";
+import { deleteGroup, deleteLinks, ipBatch, type LinkInfo, listLinks } from "../../../link/index.js";
+import type { NetnsRef } from "../../../link/netns.js";
+import { HOST_PORT_PREFIX, PLUGIN_PORT_PREFIX } from "../../../model/derived-names.js";
+import type { LabRecord } from "../../../model/records.js";
+import type { Operation, OvsdbClient, PortRow } from "../../../ovsdb/index.js";
+import type { CleanupContext, Orphan } from "../../network-backend.js";
+import type { OvsSwitch } from "../switch/ovs-switch.js";
+import { OWNER, type PortKind, portKind } from "../switch/ownership.js";
+import { removePorts } from "../switch/port-ops.js";
 
 /** The end of a plugin veth that Docker moves into the container (see pluginPortNames). */
 const PLUGIN_PEER_PREFIX = "vc";
@@ -213,4 +214,31 @@ export async function deleteDevices(names: readonly string[], netns: NetnsRef | 
     { netns, force: true, ignore: /Cannot find device|No such device/ },
   );
   await deleteGroup(group, { netns });
+}
+
+/** The `orphans` capability: what cleanup finds on the switch and in its namespace, and removing it. */
+export class OrphanSweep {
+  /** When each stray kernel veth was first seen (the kernel keeps no creation time). */
+  private readonly strayVeths = new Map<string, number>();
+
+  constructor(private readonly sw: OvsSwitch) {}
+
+  async audit(ctx: CleanupContext): Promise<Orphan[]> {
+    const links = await listLinks(this.sw.hostNs);
+    return auditOrphans(this.sw.client, this.sw.bridgeName, ctx, {
+      links,
+      pluginPeersHere: this.sw.hostNs === undefined,
+      firstSeen: this.strayVeths,
+      now: Date.now(),
+    });
+  }
+
+  /** All port removals of one pass in one transaction, then the kernel devices in one batch. */
+  async remove(orphans: readonly Orphan[]): Promise<void> {
+    const { ops, kernel, ports } = removeOrphanOps(this.sw.client, this.sw.bridgeName, orphans);
+    await this.sw.transact(ops);
+    if (ports.length > 0) this.sw.vlans.rebuild(this.sw.vlansInUse());
+    if (kernel.length > 0) await deleteDevices(kernel, this.sw.hostNs);
+    for (const name of kernel) this.strayVeths.delete(name);
+  }
 }

@@ -1,0 +1,223 @@
+import { AgentError } from "../../../common/errors.js";
+import type { Logger } from "../../../common/log.js";
+import type { AgentConfig } from "../../../config/config.js";
+import { type NetnsRef, switchNetnsRef } from "../../../link/netns.js";
+import {
+  type BridgeRow,
+  type CacheChange,
+  type Operation,
+  OvsdbClient,
+  type PortRow,
+  type TransactOptions,
+} from "../../../ovsdb/index.js";
+import { resolveDatapath } from "./bridge.js";
+import { OWNER } from "./ownership.js";
+import { removePorts } from "./port-ops.js";
+import { VlanAllocator } from "./vlan-allocator.js";
+
+/** How long ovs-vswitchd may take to close a lab's removed ports (hundreds on a busy host). */
+export const CLOSE_APPLY_MS = 60_000;
+
+/**
+ * The switch as every room of the OVS backend sees it: one OVSDB connection and its monitor-fed
+ * cache, the one transaction door (each batch of work is one transaction that also records
+ * ownership in `external_ids`, and resolves once ovs-vswitchd has applied it), the bridge and
+ * port rows, the VLAN pool, and drift: changes to the agent's rows that it did not make.
+ */
+export class OvsSwitch {
+  readonly datapath: "system" | "netdev";
+  readonly vlans: VlanAllocator;
+  /** Where the host ends of veths live: the namespace ovs-vswitchd opens ports in. */
+  readonly hostNs: NetnsRef | undefined;
+  readonly bridgeName: string;
+  private ovsdb: OvsdbClient | undefined;
+  private ownTxns = 0;
+  private readonly driftListeners: ((reason: string) => void)[] = [];
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly logger: Logger,
+  ) {
+    this.datapath = resolveDatapath(config.datapath);
+    this.vlans = new VlanAllocator(config.vlan);
+    this.hostNs = switchNetnsRef(config.switchNetns);
+    this.bridgeName = config.bridge;
+  }
+
+  get client(): OvsdbClient {
+    if (!this.ovsdb) throw new AgentError("OVS_UNREACHABLE", "the OVS backend has not started");
+    return this.ovsdb;
+  }
+
+  get started(): boolean {
+    return this.ovsdb !== undefined;
+  }
+
+  async connect(): Promise<void> {
+    this.ovsdb = await OvsdbClient.connect({
+      remote: this.config.ovsdb,
+      probeIntervalMs: this.config.ovsdbProbeMs,
+      logger: this.logger,
+    }).catch((e) => {
+      if (!(e instanceof AgentError) || e.code !== "OVS_UNREACHABLE") throw e;
+      throw new AgentError(
+        "OVS_UNREACHABLE",
+        e.message,
+        `${e.hint ?? "is Open vSwitch running (ovs-ctl start, or make run)?"}; to run without Open vSwitch set ARCHETYPE_AGENT_BACKEND=local (point-to-point links only, no overlay or Docker plugin)`,
+        { cause: e },
+      );
+    });
+    this.ovsdb.on("change", (c: CacheChange) => this.onChange(c));
+    this.ovsdb.on("connected", () => this.drift("reconnected to ovsdb-server"));
+  }
+
+  async close(): Promise<void> {
+    await this.ovsdb?.close();
+  }
+
+  onDrift(listener: (reason: string) => void): void {
+    this.driftListeners.push(listener);
+  }
+
+  drift(reason: string): void {
+    for (const l of this.driftListeners) l(reason);
+  }
+
+  /** Our own transactions' updates arrive before their results; anything else is someone else. */
+  private onChange(c: CacheChange): void {
+    if (this.ownTxns > 0) return;
+    if (c.table === "Bridge") {
+      const name = String((c.old ?? c.new)?.name ?? "");
+      if (name === this.bridgeName)
+        this.drift(`bridge ${this.bridgeName} changed behind the agent's back (${c.kind})`);
+    } else if (c.table === "Port") {
+      const row = (c.old ?? c.new) as { external_ids?: unknown } | undefined;
+      if (JSON.stringify(row?.external_ids ?? "").includes(OWNER.kind))
+        this.drift(`port changed (${c.kind})`);
+    }
+  }
+
+  /** Every change goes through here: one transaction, applied by ovs-vswitchd before it resolves. */
+  async transact(ops: Operation[], opts: TransactOptions = {}): Promise<void> {
+    if (ops.length === 0) return;
+    this.ownTxns++;
+    try {
+      await this.client.transact(ops, { ...opts, waitApplied: opts.waitApplied ?? true });
+    } finally {
+      this.ownTxns--;
+    }
+  }
+
+  bridge(): BridgeRow {
+    const b = this.client.bridgeByName(this.bridgeName);
+    if (!b) {
+      throw new AgentError(
+        "OVS_UNREACHABLE",
+        `bridge ${this.bridgeName} does not exist`,
+        "the agent re-creates it within a second; retry",
+      );
+    }
+    return b;
+  }
+
+  port(name: string): PortRow | undefined {
+    return this.client.portByName(name);
+  }
+
+  /** Every VLAN a port of the bridge uses now or returns to (isolated marks), ours or not. */
+  vlansInUse(): number[] {
+    const out: number[] = [];
+    for (const p of this.client.ports()) {
+      if (p.tag !== undefined) out.push(p.tag);
+      const iso = Number(p.external_ids[OWNER.isolated]);
+      if (Number.isInteger(iso) && iso > 0) out.push(iso);
+    }
+    return out;
+  }
+
+  /** Whether another link's port uses this port's tag (then the tag is not this port's to free). */
+  tagShared(p: PortRow): boolean {
+    return this.client
+      .ports()
+      .some(
+        (o) =>
+          o.uuid !== p.uuid && o.tag === p.tag && o.external_ids[OWNER.link] !== p.external_ids[OWNER.link],
+      );
+  }
+
+  /**
+   * Takes these ports off the bridge in one transaction (missing rows: skipped); their VLANs stay
+   * allocated (a failed provisioning releases its own).
+   */
+  async takeOffBridge(
+    found: readonly (PortRow | undefined)[],
+    opts: TransactOptions = {},
+  ): Promise<PortRow[]> {
+    const rows = found.filter((p): p is PortRow => p !== undefined);
+    if (rows.length === 0) return rows;
+    await this.transact(
+      removePorts(
+        this.bridge().uuid,
+        rows.map((p) => p.uuid),
+      ),
+      opts,
+    );
+    return rows;
+  }
+
+  /** Takes these ports off the bridge and frees their VLANs. */
+  async removePortRows(found: readonly (PortRow | undefined)[], opts: TransactOptions = {}): Promise<void> {
+    for (const p of await this.takeOffBridge(found, opts)) this.releasePortVlans(p);
+  }
+
+  /** Takes these ports off the bridge and frees their VLANs, answering on commit. */
+  async removeOnCommit(rows: readonly PortRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    this.ownTxns++;
+    try {
+      const { applied } = await this.client.transactCommitted(
+        removePorts(
+          this.bridge().uuid,
+          rows.map((p) => p.uuid),
+        ),
+        { appliedTimeoutMs: CLOSE_APPLY_MS },
+      );
+      applied.catch((e: unknown) =>
+        this.logger.warn({ err: e, ports: rows.length }, "ovs-vswitchd has not closed removed ports"),
+      );
+    } finally {
+      this.ownTxns--;
+    }
+    for (const p of rows) this.releasePortVlans(p);
+  }
+
+  private releasePortVlans(p: PortRow): void {
+    if (p.tag !== undefined && !this.tagShared(p)) this.vlans.release(p.tag);
+    const iso = Number(p.external_ids[OWNER.isolated]);
+    if (Number.isInteger(iso)) this.vlans.release(iso);
+  }
+
+  /** Waits (on the monitor, no polling) until ovs-vswitchd reports these ports' links up. */
+  untilLinkUp(names: readonly string[], timeoutMs: number): Promise<void> {
+    const up = () => names.every((n) => this.client.interfaceByName(n)?.link_state === "up");
+    if (up()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const onChange = () => {
+        if (up()) done();
+      };
+      const done = () => {
+        clearTimeout(timer);
+        this.client.off("change", onChange);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.logger.warn(
+          { ports: names, timeoutMs },
+          "carrier up: the switch has not reported the links up yet",
+        );
+        done();
+      }, timeoutMs);
+      this.client.on("change", onChange);
+    });
+  }
+}
