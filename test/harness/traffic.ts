@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawnStreaming } from "../../src/common/exec.js";
 import { assertTestAddress, nsExec } from "./netns.js";
 
 export interface PingOptions {
@@ -42,6 +42,71 @@ export async function expectNoPing(ns: string, ip: string, opts: PingOptions = {
 /** How long tcpdump may take to start listening (a loaded machine, an emulated VM). */
 const TCPDUMP_START_MS = 60_000;
 
+/** A tcpdump that is listening: what it has written so far, and how to end it. */
+export interface Tcpdump {
+  /** Everything tcpdump wrote to stdout so far. */
+  output(): Buffer;
+  /** Resolves once tcpdump has exited by itself (e.g. `-c` reached) and its output is complete. */
+  readonly done: Promise<void>;
+  /** Ends tcpdump (SIGTERM, then SIGKILL) and resolves its complete output. Safe to call twice. */
+  stop(): Promise<Buffer>;
+}
+
+/**
+ * Starts `tcpdump -i DEV ARGS...` inside `ns` through the project's process door (dies with the
+ * test process) and resolves once it reports "listening on", so nothing sent after that is
+ * missed. Throws with tcpdump's stderr when it exits or stays silent for `startMs` instead.
+ */
+export async function startTcpdump(
+  ns: string,
+  dev: string,
+  args: readonly string[],
+  startMs = TCPDUMP_START_MS,
+): Promise<Tcpdump> {
+  const proc = spawnStreaming("ip", ["netns", "exec", ns, "tcpdump", "-i", dev, ...args]);
+  const chunks: Buffer[] = [];
+  proc.child.stdout.on("data", (d: Buffer) => chunks.push(d));
+  // The output is complete once tcpdump exited and its pipe is drained.
+  const stdoutClosed = new Promise<void>((r) => proc.child.stdout.on("close", () => r()));
+  const done = Promise.all([proc.exited, stdoutClosed]).then(() => {});
+  let stderr = "";
+  const listening = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`tcpdump in ${ns} on ${dev} did not start within ${startMs} ms: ${stderr}`)),
+      startMs,
+    );
+    proc.child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d; // read on after it started too: a full pipe must not stop tcpdump
+      if (/listening on /.test(stderr)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    void proc.exited.then((code) =>
+      // What it said before exiting is read first (stderr ends around the exit).
+      setImmediate(() => {
+        clearTimeout(timer);
+        reject(new Error(`tcpdump in ${ns} on ${dev} did not start (${code}): ${stderr.trim()}`));
+      }),
+    );
+  });
+  try {
+    await listening;
+  } catch (e) {
+    await proc.stop(200);
+    throw e;
+  }
+  return {
+    output: () => Buffer.concat(chunks),
+    done,
+    stop: async () => {
+      await proc.stop();
+      await done;
+      return Buffer.concat(chunks);
+    },
+  };
+}
+
 export interface CaptureOptions {
   /** Packets to wait for (`tcpdump -c`). */
   count: number;
@@ -52,8 +117,9 @@ export interface CaptureOptions {
 /**
  * Runs `fn` while tcpdump listens on `dev` in `ns` (started only once it reports listening), and
  * resolves tcpdump's lines (`-nn -e`: numeric, with MAC addresses) when `count` packets arrived or at timeout.
+ * Resolves only once `fn` has finished too, so callers never race their own traffic.
  */
-export function capture(
+export async function capture(
   ns: string,
   dev: string,
   filter: string | string[],
@@ -61,66 +127,22 @@ export function capture(
   opts: CaptureOptions,
 ): Promise<string[]> {
   const expr = typeof filter === "string" ? (filter === "" ? [] : [filter]) : filter;
-  const args = [
-    "netns",
-    "exec",
-    ns,
-    "tcpdump",
-    "-i",
-    dev,
-    "-nn",
-    "-e",
-    "-c",
-    String(opts.count),
-    "-l",
-    ...expr,
-  ];
-  return new Promise((resolve, reject) => {
-    // spawn, not run(): we must act while tcpdump is still running.
-    const child = spawn("ip", args, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    let started = false;
-    let fnDone: Promise<unknown> = Promise.resolve();
-    let closed = false;
-    const stop = () => child.kill("SIGTERM");
+  const tcpdump = await startTcpdump(ns, dev, ["-nn", "-e", "-c", String(opts.count), "-l", ...expr]);
+  let out: Buffer;
+  try {
+    await fn();
     // The wait for packets starts once the traffic was sent: a slow machine (or an emulated VM)
-    // may take seconds to start the sender. Until then only tcpdump's own start is bounded.
-    let timer = setTimeout(stop, TCPDUMP_START_MS);
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-      if (!started && /listening on/.test(stderr)) {
-        started = true;
-        clearTimeout(timer);
-        fnDone = fn().then(
-          (v) => {
-            if (!closed) timer = setTimeout(stop, opts.timeoutMs);
-            return v;
-          },
-          (e: unknown) => {
-            stop();
-            throw e;
-          },
-        );
-        fnDone.catch(() => {}); // handled at close; avoids an unhandled-rejection warning meanwhile
-      }
-    });
-    child.on("error", (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on("close", (code, signal) => {
-      closed = true;
-      clearTimeout(timer);
-      if (!started)
-        return reject(new Error(`tcpdump in ${ns} on ${dev} did not start (${code ?? signal}): ${stderr}`));
-      // Resolve only once fn has finished too, so callers never race their own traffic.
-      fnDone.then(() => resolve(stdout.split("\n").filter((l) => l.trim() !== "")), reject);
-    });
-  });
+    // may take seconds to start the sender.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([tcpdump.done, new Promise((r) => (timer = setTimeout(r, opts.timeoutMs)))]);
+    clearTimeout(timer);
+  } finally {
+    out = await tcpdump.stop();
+  }
+  return out
+    .toString("utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "");
 }
 
 /**
