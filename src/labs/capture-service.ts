@@ -149,11 +149,7 @@ function localTarget(store: StateStore, target: CaptureTarget): { local: LocalTa
  * The interface a target names: a link's end a (b while a is absent), or NODE:IF (`what` names
  * it in errors: an overlay link's end is the interface its tunnel carries).
  */
-function resolveTarget(
-  rec: LabRecord,
-  target: LocalTarget,
-  named?: string,
-): { end: LinkEnd; what: string } {
+function resolveTarget(rec: LabRecord, target: LocalTarget, named?: string): { end: LinkEnd; what: string } {
   const find = (node: string, iface: string): LinkEnd | undefined => {
     const n = Object.hasOwn(rec.nodes, node) ? rec.nodes[node] : undefined;
     const i = n && Object.hasOwn(n.interfaces, iface) ? n.interfaces[iface] : undefined;

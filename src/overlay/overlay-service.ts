@@ -29,7 +29,11 @@ export function mustOverlay(store: StateStore, lab: string, link: string): Overl
   const key = overlayKey(lab, link);
   const rec = store.overlays.get(key);
   if (!rec) {
-    throw new AgentError("OVERLAY_NOT_FOUND", `overlay link ${key} does not exist`, "see `archnet overlay ls`");
+    throw new AgentError(
+      "OVERLAY_NOT_FOUND",
+      `overlay link ${key} does not exist`,
+      "see `archnet overlay ls`",
+    );
   }
   return rec;
 }
