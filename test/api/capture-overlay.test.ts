@@ -6,11 +6,15 @@
  * refused before anything starts; the concurrent limit holds.
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type RunningApi, startApi } from "../../src/api/server.js";
 import { run } from "../../src/common/exec.js";
 import { silentLogger } from "../../src/common/log.js";
 import type { OverlaySpec } from "../../src/model/views.js";
+import { runCli } from "../cli/target.js";
 import { addAddress, NetnsPool, nsExec } from "../harness/netns.js";
 import { icmpEcho, parsePcap } from "../harness/pcap.js";
 import { expectPing } from "../harness/traffic.js";
@@ -25,6 +29,7 @@ let api: RunningApi;
 const pool = new NetnsPool("capov");
 let na: string;
 let nb: string;
+let dir: string;
 
 function get(path: string, opts: { token?: string | null; signal?: AbortSignal } = {}): Promise<Response> {
   const token = opts.token === undefined ? secret : opts.token;
@@ -76,8 +81,10 @@ before(async () => {
   );
   await expectPing(na, "198.19.71.2", { count: 3, timeoutS: 2 });
   api = await startApi(h.a.agent.services, { logger: silentLogger() });
+  dir = mkdtempSync(join(tmpdir(), "archnet-capov-"));
 });
 after(async () => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
   await api?.close();
   await pool.destroyAll();
   await h?.close();
@@ -136,6 +143,42 @@ describe("packet capture of an overlay link", () => {
       async () => (await tcpdumpsOn(dev)).length === 0,
     );
     await until("the capture slot to be free", () => h.a.agent.services.captures.active() === 0);
+  });
+
+  it("archnet capture LAB --overlay LINK -c N -w FILE writes the node's frames; NODE:IF with --overlay exits 2", async () => {
+    const file = join(dir, "ov1.pcap");
+    const cli = (...args: string[]) => runCli(["--url", api.address, "--token", secret, ...args]);
+    const capturing = cli("capture", LAB, "--overlay", LINK, "-c", "4", "-w", file, "icmp");
+    let done = false;
+    void capturing.finally(() => {
+      done = true;
+    });
+    await until(
+      "the CLI's capture to start",
+      async () => done || (await tcpdumpsOn(hostPort())).length === 1,
+      30_000,
+    );
+    // Its tcpdump runs a little before it listens: pings until it has its 4 packets.
+    for (let seq = 1; !done; seq++) {
+      await nsExec(na, ["ping", "-n", "-q", "-c", "1", "-W", "1", "198.19.71.2"], { okCodes: [1] });
+      assert.ok(seq < 200, "the capture never ended");
+    }
+    const r = await capturing;
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /wrote \d+ bytes of pcap/);
+    assert.deepEqual(
+      parsePcap(readFileSync(file)).frames.map((f) => {
+        const e = icmpEcho(f.data);
+        return `${e?.type} ${e?.src}`;
+      }),
+      ["8 198.19.71.1", "0 198.19.71.2", "8 198.19.71.1", "0 198.19.71.2"],
+    );
+    const ghost = await cli("capture", LAB, "--overlay", "ghost", "-c", "1");
+    assert.equal(ghost.code, 1, ghost.stderr);
+    assert.match(ghost.stderr, /^error: overlay link capov\/ghost does not exist/);
+    const badTarget = await cli("capture", LAB, "--overlay", "a:eth1");
+    assert.equal(badTarget.code, 2, badTarget.stderr);
+    await until("no tcpdump left", async () => (await tcpdumpsOn(hostPort())).length === 0);
   });
 
   it("a bad filter or option is 400, an unknown overlay link 404, no token 401; nothing starts", async () => {
