@@ -7,6 +7,7 @@ import type { LinkEnd } from "../model/ends.js";
 import { parseEnd } from "../model/names.js";
 import type { CaptureHandle, CaptureOperations, CaptureOptions, CaptureTarget } from "../model/operations.js";
 import type { LabRecord } from "../model/records.js";
+import { mustOverlay } from "../overlay/overlay-service.js";
 import type { StateStore } from "../state/state-store.js";
 import { mustLab } from "./lookups.js";
 
@@ -44,9 +45,10 @@ export class CaptureService implements CaptureOperations {
 
   async start(target: CaptureTarget, opts: CaptureOptions): Promise<CaptureHandle> {
     validateOptions(opts);
+    const { local, named } = localTarget(this.d.store, target);
     const rec = mustLab(this.d.store, target.lab);
     const capture = capability(this.d.backend, "capture");
-    const { end, what } = resolveTarget(rec, target);
+    const { end, what } = resolveTarget(rec, local, named);
     const point = capture.point(end);
     if (!point) {
       throw new AgentError(
@@ -131,8 +133,23 @@ function validateOptions(opts: CaptureOptions): void {
   }
 }
 
-/** The interface a target names: a link's end a (b while a is absent), or NODE:IF. */
-function resolveTarget(rec: LabRecord, target: CaptureTarget): { end: LinkEnd; what: string } {
+type LocalTarget = Exclude<CaptureTarget, { overlay: string }>;
+
+/**
+ * An overlay link is captured on its local end, the node interface its tunnel carries (both
+ * directions cross its host port); an unknown one is OVERLAY_NOT_FOUND before anything else.
+ */
+function localTarget(store: StateStore, target: CaptureTarget): { local: LocalTarget; named?: string } {
+  if (!("overlay" in target)) return { local: target };
+  const o = mustOverlay(store, target.lab, target.overlay);
+  return { local: { lab: o.lab, node: o.node, iface: o.interface }, named: `overlay link ${o.link}` };
+}
+
+/**
+ * The interface a target names: a link's end a (b while a is absent), or NODE:IF (`what` names
+ * it in errors: an overlay link's end is the interface its tunnel carries).
+ */
+function resolveTarget(rec: LabRecord, target: LocalTarget, named?: string): { end: LinkEnd; what: string } {
   const find = (node: string, iface: string): LinkEnd | undefined => {
     const n = Object.hasOwn(rec.nodes, node) ? rec.nodes[node] : undefined;
     const i = n && Object.hasOwn(n.interfaces, iface) ? n.interfaces[iface] : undefined;
@@ -165,7 +182,8 @@ function resolveTarget(rec: LabRecord, target: CaptureTarget): { end: LinkEnd; w
       `see \`archnet lab show ${rec.lab}\``,
     );
   }
-  return { end, what: `interface ${target.node}:${target.iface}` };
+  const what = `interface ${target.node}:${target.iface}`;
+  return { end, what: named ? `${named} (${what})` : what };
 }
 
 /** Resolves once tcpdump listens (filter compiled, interface open); rejects with why it could not. */

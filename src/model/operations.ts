@@ -56,8 +56,14 @@ export interface ImpairmentOperations {
   set(lab: string, link: string, impairment: Impairment | undefined): Promise<ImpairmentView>;
 }
 
-/** What to capture: a link (both directions, on one end) or one interface. */
-export type CaptureTarget = { lab: string; link: string } | { lab: string; node: string; iface: string };
+/**
+ * What to capture: a link (both directions, on one end), one interface, or an overlay link (its
+ * local end: the node interface the tunnel carries, which both directions cross).
+ */
+export type CaptureTarget =
+  | { lab: string; link: string }
+  | { lab: string; node: string; iface: string }
+  | { lab: string; overlay: string };
 
 export interface CaptureOptions {
   /** Stop after this many packets. */
@@ -81,7 +87,8 @@ export interface CaptureHandle {
 export interface CaptureOperations {
   /**
    * Resolves once the capture listens. BAD_REQUEST for a filter that does not compile,
-   * TOO_MANY_REQUESTS past the agent's limit, CONFLICT while the interface is absent.
+   * TOO_MANY_REQUESTS past the agent's limit, CONFLICT while the interface is absent,
+   * OVERLAY_NOT_FOUND for an overlay link that does not exist.
    */
   start(target: CaptureTarget, opts: CaptureOptions): Promise<CaptureHandle>;
   /** Captures running now. */

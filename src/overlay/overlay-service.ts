@@ -24,6 +24,20 @@ export function overlayKey(lab: string, link: string): string {
   return `${lab}/${link}`;
 }
 
+/** The one OVERLAY_NOT_FOUND: detaching and capturing an overlay link that is not there. */
+export function mustOverlay(store: StateStore, lab: string, link: string): OverlayRecord {
+  const key = overlayKey(lab, link);
+  const rec = store.overlays.get(key);
+  if (!rec) {
+    throw new AgentError(
+      "OVERLAY_NOT_FOUND",
+      `overlay link ${key} does not exist`,
+      "see `archnet overlay ls`",
+    );
+  }
+  return rec;
+}
+
 /** Validates an overlay link request completely before anything changes. */
 export function validateOverlay(spec: OverlaySpec, defaultMtu: number): Omit<OverlayRecord, "createdAt"> {
   if (!Number.isInteger(spec.vni) || spec.vni < 1 || spec.vni > VNI_MAX) {
@@ -141,18 +155,11 @@ export class OverlayService implements OverlayOperations {
     const overlay = capability(this.d.backend, "overlay");
     await this.d.locks.withKey(lab, () =>
       this.d.metrics.time("overlay_detach", async () => {
-        const key = overlayKey(lab, link);
-        const rec = this.d.store.overlays.get(key);
-        if (!rec)
-          throw new AgentError(
-            "OVERLAY_NOT_FOUND",
-            `overlay link ${key} does not exist`,
-            "see `archnet overlay ls`",
-          );
+        const rec = mustOverlay(this.d.store, lab, link);
         const node = this.d.store.lab(lab)?.nodes[rec.node];
         const iface = node?.interfaces[rec.interface];
         await overlay.detach(rec, node && iface ? { node, iface } : undefined);
-        this.d.store.overlays.delete(key);
+        this.d.store.overlays.delete(overlayKey(lab, link));
       }),
     );
   }

@@ -103,6 +103,7 @@ const ROUTES: Route[] = [
     }),
   },
   { method: "DELETE", path: "/overlay/links/:lab/:link" },
+  { method: "GET", path: "/overlay/links/:lab/:link/capture" },
   { method: "GET", path: "/overlay/status" },
   { method: "GET", path: "/ovs/status" },
   { method: "GET", path: "/cleanup/audit" },

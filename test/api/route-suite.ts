@@ -60,6 +60,7 @@ export const CONTRACT_ROUTES: readonly [string, string][] = [
   ["get", "/labs/{lab}/nodes/{node}/interfaces/{if}/capture"],
   ["post", "/overlay/links"],
   ["delete", "/overlay/links/{lab}/{link}"],
+  ["get", "/overlay/links/{lab}/{link}/capture"],
   ["get", "/overlay/status"],
   ["get", "/ovs/status"],
   ["get", "/cleanup/audit"],
@@ -249,6 +250,8 @@ export function routeSuite(name: string, factory: ApiFixtureFactory): void {
       assertError(await call("PUT", `/labs/no-such-lab/links/l2/impairment`, {}), 404, "LAB_NOT_FOUND");
       assertError(await call("GET", `/labs/no-such-lab/links/l2/capture`), 404, "LAB_NOT_FOUND");
       assertError(await call("GET", `/labs/${lab}/links/l2/capture?count=0`), 400, "BAD_REQUEST");
+      assertError(await call("GET", `/overlay/links/${lab}/nope/capture`), 404, "OVERLAY_NOT_FOUND");
+      assertError(await call("GET", `/overlay/links/${lab}/nope/capture?count=0`), 400, "BAD_REQUEST");
     });
 
     it("DELETE /labs/{lab}/links/{id}: 200, then 404", async () => {

@@ -467,6 +467,9 @@ export function createStubServices(opts: StubOptions = {}): StubServices {
   const captureOps: CaptureOperations = {
     async start(target) {
       check();
+      if ("overlay" in target && !overlays.has(`${target.lab}/${target.overlay}`)) {
+        throw new AgentError("OVERLAY_NOT_FOUND", `no overlay link ${target.lab}/${target.overlay}`);
+      }
       mustLab(target.lab);
       throw new AgentError("NOT_SUPPORTED", "the stub backend does not capture");
     },

@@ -1,12 +1,12 @@
 /**
  * Packet capture as a pcap stream (`application/vnd.tcpdump.pcap`): a link (both directions, on
- * one of its ends) or one interface, until the client leaves, `count` packets or `seconds` pass.
+ * one of its ends), one interface, or an overlay link (on this host's end), until the client leaves, `count` packets or `seconds` pass.
  * Everything that can be refused (a bad filter, the limit, a missing interface) is answered as
  * JSON before the stream starts; once it has, the capture's helper ends with the connection.
  */
 import type { FastifyReply } from "fastify";
 import type { CaptureHandle, CaptureOptions } from "../../model/operations.js";
-import { CaptureQuery, InterfaceParams, LabLinkParams } from "../schemas.js";
+import { CaptureQuery, InterfaceParams, LabLinkParams, OverlayParams } from "../schemas.js";
 import type { RouteModule } from "../types.js";
 
 export const PCAP_MEDIA_TYPE = "application/vnd.tcpdump.pcap";
@@ -84,6 +84,27 @@ export const captureRoutes: RouteModule = (app, services) => {
     async (req, reply) => {
       const handle = await services.captures.start(
         { lab: req.params.lab, node: req.params.node, iface: req.params.if },
+        options(req.query),
+      );
+      stream(reply, handle);
+    },
+  );
+
+  app.get(
+    "/overlay/links/:lab/:link/capture",
+    {
+      schema: {
+        tags: ["capture"],
+        summary:
+          "Capture an overlay link, both directions, on this host's end (its node interface); as the link capture",
+        params: OverlayParams,
+        querystring: CaptureQuery,
+        produces: [PCAP_MEDIA_TYPE],
+      },
+    },
+    async (req, reply) => {
+      const handle = await services.captures.start(
+        { lab: req.params.lab, overlay: req.params.link },
         options(req.query),
       );
       stream(reply, handle);

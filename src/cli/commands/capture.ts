@@ -14,18 +14,25 @@ function parseSeconds(text: string): number {
 
 /**
  * `archnet capture LAB LINK|NODE:IF [EXPR...]`: the agent's pcap stream of a link (both
- * directions) or an interface, to a file (-w), to stdout when it is piped (`| wireshark -k -i -`,
+ * directions) or an interface; `--overlay`: LINK is an overlay link (`archnet overlay ls`, the
+ * same LAB LINK as `overlay rm`), captured on this host's end. To a file (-w), to stdout when it is piped (`| wireshark -k -i -`,
  * `| tcpdump -r -`), or as a line per frame in a terminal. Ctrl-C ends it (the agent's tcpdump too).
  */
 export function registerCapture(program: Command): void {
   program
     .command("capture")
     .description(
-      "capture a link (both directions) or NODE:IF as pcap: to -w FILE, to stdout when piped, else a line per frame",
+      "capture a link (both directions), NODE:IF, or an overlay link (--overlay) as pcap: to -w FILE, to stdout when piped, else a line per frame",
     )
     .argument("<lab>")
-    .argument("<target>", "a link id, or NODE:IF")
+    .argument("<target>", "a link id, NODE:IF, or with --overlay an overlay link's id")
     .argument("[filter...]", "a BPF expression, e.g. icmp or tcp port 179 (as tcpdump takes it)")
+    .addOption(
+      new Option(
+        "--overlay",
+        "TARGET is an overlay link (see `archnet overlay ls`): capture its end on this agent's host",
+      ),
+    )
     .addOption(new Option("-w, --write <file>", "write the pcap to FILE (- for stdout)"))
     .addOption(
       new Option("-c, --count <n>", "stop after this many packets").argParser(parseIntOption("--count")),
@@ -36,13 +43,16 @@ export function registerCapture(program: Command): void {
         lab: string,
         target: string,
         filterWords: string[],
-        opts: { write?: string; count?: number; seconds?: number },
+        opts: { overlay?: boolean; write?: string; count?: number; seconds?: number },
         cmd: Command,
       ) => {
         const ctx = ctxOf(cmd);
         const colon = target.indexOf(":");
-        const path =
-          colon === -1
+        if (opts.overlay && colon !== -1)
+          throw new UsageError(`"${target}" is not an overlay link id`, "see `archnet overlay ls`, e.g. l9");
+        const path = opts.overlay
+          ? `/overlay/links/${seg(lab)}/${seg(target)}/capture`
+          : colon === -1
             ? `/labs/${seg(lab)}/links/${seg(target)}/capture`
             : `/labs/${seg(lab)}/nodes/${seg(target.slice(0, colon))}/interfaces/${seg(target.slice(colon + 1))}/capture`;
         if (colon === 0 || colon === target.length - 1)
@@ -74,7 +84,8 @@ export function registerCapture(program: Command): void {
               done();
             },
           });
-          process.stderr.write(`capturing ${target} of lab ${lab}; Ctrl-C ends\n`);
+          const what = opts.overlay ? `overlay link ${target}` : target;
+          process.stderr.write(`capturing ${what} of lab ${lab}; Ctrl-C ends\n`);
         }
         // A reader that went away (`| head`) ends the capture.
         out.on("error", stop);
