@@ -4,6 +4,7 @@ import { hostname } from "node:os";
 import { AgentError, isAgentError } from "../common/errors.js";
 import { parseNetnsRef } from "../link/netns.js";
 import { validateIfName } from "../model/names.js";
+import { LINK_MODES, type LinkMode } from "../model/records.js";
 import { formatRange, parseVlanRange, rangesOverlap, type VlanRange } from "./vlan-range.js";
 
 export type Datapath = "auto" | "system" | "netdev";
@@ -22,6 +23,13 @@ export interface AgentConfig {
   /** Inactivity probe of a `tcp:` OVSDB remote in ms (0: none); `unix:` remotes need none. */
   ovsdbProbeMs: number;
   bridge: string;
+  /**
+   * The bridge's OpenFlow target (wires, carrier's PORT_MOD); undefined: `<bridge>.mgmt` beside
+   * a unix: OVSDB socket (none for a tcp: remote unless set).
+   */
+  openflow: string | undefined;
+  /** Mode of a link whose request names none. */
+  linkMode: LinkMode;
   datapath: Datapath;
   stateDir: string;
   pluginSocket: string | undefined;
@@ -89,12 +97,22 @@ function parseListen(text: string, setting: string): { host: string; port: numbe
   return { host, port };
 }
 
-function parseOvsdbRemote(text: string, setting: string): string {
+/** unix:PATH or tcp:HOST:PORT, as OVS's own tools write a remote. */
+function parseSocketTarget(text: string, setting: string, what: string, hint: string): string {
   if (/^unix:\/.+/.test(text) || /^tcp:[^:]+:\d{1,5}$/.test(text)) return text;
-  throw new AgentError(
-    "INVALID_CONFIG",
-    `${setting}: "${text}" is not an OVSDB remote`,
-    "use unix:/var/run/openvswitch/db.sock or tcp:HOST:PORT",
+  throw new AgentError("INVALID_CONFIG", `${setting}: "${text}" is not ${what}`, hint);
+}
+
+function parseOvsdbRemote(text: string, setting: string): string {
+  return parseSocketTarget(text, setting, "an OVSDB remote", "use unix:/var/run/openvswitch/db.sock or tcp:HOST:PORT");
+}
+
+function parseOpenflowTarget(text: string, setting: string): string {
+  return parseSocketTarget(
+    text,
+    setting,
+    "an OpenFlow target",
+    "use unix:/var/run/openvswitch/BRIDGE.mgmt or tcp:HOST:PORT (a ptcp: listener of the bridge)",
   );
 }
 
@@ -247,6 +265,23 @@ export const SETTINGS: readonly Setting[] = [
     describe: "the OVS bridge",
     apply: (c, t) => {
       c.bridge = parseBridgeName(t, "ARCHETYPE_AGENT_BRIDGE");
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_OPENFLOW",
+    flag: "openflow",
+    describe:
+      "OpenFlow target of the bridge (unix:PATH or tcp:HOST:PORT); default: BRIDGE.mgmt beside a unix: OVSDB socket",
+    apply: (c, t) => {
+      c.openflow = t === "" ? undefined : parseOpenflowTarget(t, "ARCHETYPE_AGENT_OPENFLOW");
+    },
+  },
+  {
+    env: "ARCHETYPE_AGENT_LINK_MODE",
+    flag: "link-mode",
+    describe: "mode of links that name none: vlan (a shared VLAN) or wire (a cable: tagged frames cross)",
+    apply: (c, t) => {
+      c.linkMode = oneOf(t, "ARCHETYPE_AGENT_LINK_MODE", LINK_MODES);
     },
   },
   {
@@ -469,6 +504,8 @@ export function defaultConfig(): AgentConfig {
     ovsdb: "unix:/var/run/openvswitch/db.sock",
     ovsdbProbeMs: 5000,
     bridge: "arch-ovs",
+    openflow: undefined,
+    linkMode: "vlan",
     datapath: "auto",
     stateDir: "/var/lib/archetype-network",
     pluginSocket: "/run/docker/plugins/archetype-ovs.sock",

@@ -41,6 +41,14 @@ export interface NodeRecord {
   interfaces: Record<string, InterfaceRecord>;
 }
 
+/**
+ * vlan: both ends share a VLAN on the switch (the specification's link; NORMAL forwards, so
+ * tagged frames are dropped at the access ports). wire: the switch forwards every frame of one
+ * end to the other unchanged (a cable: 802.1Q, QinQ, LLDP, LACP, STP cross).
+ */
+export type LinkMode = "vlan" | "wire";
+export const LINK_MODES: readonly LinkMode[] = ["vlan", "wire"];
+
 export interface LinkRecord {
   id: string;
   /** `NODE:IF` */
@@ -48,6 +56,8 @@ export interface LinkRecord {
   b: string;
   carrier: CarrierState;
   createdAt: number;
+  /** Absent in records made before links had modes: vlan. */
+  mode?: LinkMode;
   /** Delay, loss, rate... per direction (tc on the host ends); absent: none. */
   impairment?: Impairment;
 }

@@ -5,6 +5,7 @@ import { type Logger, silentLogger } from "../common/log.js";
 import { parseRemote, type RemoteKind } from "../common/remote.js";
 import { decodeError, OpenflowRequestError, type SwitchError, timedOut, unreachable } from "./error.js";
 import { encodeFlowMod, type FlowMod } from "./flow-mod.js";
+import { decodeFlowRemoved, encodeFlowRemovedSubscription } from "./flow-removed.js";
 import {
   decodeFlowStatsReply,
   encodeFlowStatsRequest,
@@ -38,6 +39,11 @@ export interface OpenflowClientOptions {
    * local socket whose peer is gone). 0 turns it off.
    */
   probeMs?: number;
+  /**
+   * Ask the switch for FLOW_REMOVED of flows deleted by anyone (the agent's flows carry
+   * `sendFlowRemoved`), emitted as "flow-removed": how the owner hears of `del-flows` by hand.
+   */
+  flowRemoved?: boolean;
 }
 
 interface Pending {
@@ -62,7 +68,8 @@ const OFPET_HELLO_FAILED = 0;
  * OXM matches, which later kinds of flows need; every OVS since 2.x speaks it on `<bridge>.mgmt`.
  *
  * Events: "connected" (after each handshake: flows may be gone if the switch restarted, so the
- * owner reinstalls what it needs), "disconnected" (AgentError), "echo" (the switch probed us).
+ * owner reinstalls what it needs), "disconnected" (AgentError), "echo" (the switch probed us),
+ * "flow-removed" (FlowRemoved; only with the `flowRemoved` option).
  */
 export class OpenflowClient extends EventEmitter {
   readonly target: string;
@@ -71,6 +78,7 @@ export class OpenflowClient extends EventEmitter {
   private readonly connectTimeoutMs: number;
   private readonly reconnectEnabled: boolean;
   private readonly probeMs: number;
+  private readonly flowRemoved: boolean;
   private socket: Socket | undefined;
   private ready = false;
   private closed = false;
@@ -91,6 +99,7 @@ export class OpenflowClient extends EventEmitter {
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
     this.reconnectEnabled = opts.reconnect ?? true;
     this.probeMs = opts.probeMs ?? (opts.target.startsWith("tcp:") ? 5_000 : 0);
+    this.flowRemoved = opts.flowRemoved ?? false;
   }
 
   /** Connects and negotiates; rejects when the first attempt fails (reconnects only after that). */
@@ -168,6 +177,17 @@ export class OpenflowClient extends EventEmitter {
     const xid = this.xid();
     await this.request("echo", xid, encodeMessage(MessageType.ECHO_REQUEST, xid), opts.timeoutMs);
     return performance.now() - started;
+  }
+
+  /** Reconnects at once instead of after the back-off (the owner knows the switch is back). */
+  reconnectNow(): void {
+    if (this.closed || this.ready || this.reconnectTimer === undefined) return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    this.backoffMs = MIN_BACKOFF_MS;
+    this.open().catch(() => {
+      if (!this.closed && this.reconnectTimer === undefined) this.scheduleReconnect();
+    });
   }
 
   async close(): Promise<void> {
@@ -249,6 +269,11 @@ export class OpenflowClient extends EventEmitter {
         this.ready = true;
         this.backoffMs = MIN_BACKOFF_MS;
         this.armProbe();
+        // Written before anything the owner sends on "connected": the switch applies it first.
+        if (this.flowRemoved)
+          this.batch(encodeFlowRemovedSubscription()).catch((e: unknown) =>
+            this.logger.warn({ err: e, target: this.target }, "OpenFlow: the switch refused to report removed flows"),
+          );
         resolve();
         this.emit("connected");
       };
@@ -289,7 +314,11 @@ export class OpenflowClient extends EventEmitter {
       else this.batchErrors.set(m.xid, error);
       return;
     }
-    if (!p) return; // asynchronous messages (port status, flow removed) are not used
+    if (m.type === MessageType.FLOW_REMOVED) {
+      this.emit("flow-removed", decodeFlowRemoved(m.body));
+      return;
+    }
+    if (!p) return; // other asynchronous messages (port status) are not asked for
     if (m.type === MessageType.MULTIPART_REPLY) {
       p.parts?.push(m);
       if ((m.body.readUInt16BE(2) & OFPMPF_REPLY_MORE) !== 0) return;

@@ -25,9 +25,12 @@ export interface FlowMod {
   priority?: number;
   match?: Match;
   actions?: readonly OutputAction[];
+  /** The switch reports the flow's removal (FLOW_REMOVED) to connections that asked for it. */
+  sendFlowRemoved?: boolean;
 }
 
 const COMMAND = { add: 0, delete: 3, "delete-strict": 4 } as const;
+const OFPFF_SEND_FLOW_REM = 1;
 const OFP_NO_BUFFER = 0xffffffff;
 const OFPCML_NO_BUFFER = 0xffff;
 const OFPIT_APPLY_ACTIONS = 4;
@@ -45,6 +48,7 @@ export function encodeFlowMod(m: FlowMod, xid: number): Buffer {
   fixed.writeUInt32BE(OFP_NO_BUFFER, 24);
   fixed.writeUInt32BE(OFPP_ANY, 28);
   fixed.writeUInt32BE(OFPG_ANY, 32);
+  fixed.writeUInt16BE(m.sendFlowRemoved ? OFPFF_SEND_FLOW_REM : 0, 36);
   const parts = [fixed, encodeMatch(m.match ?? {})];
   const actions = m.actions ?? [];
   if (m.command === "add" && actions.length > 0) {

@@ -12,12 +12,15 @@ export const MessageType = {
   ECHO_REPLY: 3,
   FEATURES_REQUEST: 5,
   FEATURES_REPLY: 6,
+  SET_CONFIG: 9,
+  FLOW_REMOVED: 11,
   FLOW_MOD: 14,
   PORT_MOD: 16,
   MULTIPART_REQUEST: 18,
   MULTIPART_REPLY: 19,
   BARRIER_REQUEST: 20,
   BARRIER_REPLY: 21,
+  SET_ASYNC: 28,
 } as const;
 
 export interface Message {

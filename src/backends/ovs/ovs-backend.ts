@@ -95,7 +95,7 @@ export class OvsBackend implements NetworkBackend {
 
   async start(): Promise<void> {
     await this.sw.connect();
-    const carrier = new CarrierControl(this.sw, this.config.ovsdb, this.logger);
+    const carrier = new CarrierControl(this.sw, this.logger);
     this.rooms = {
       sw: this.sw,
       carrier,
@@ -116,7 +116,6 @@ export class OvsBackend implements NetworkBackend {
   }
 
   async stop(): Promise<void> {
-    await this.rooms?.carrier.close();
     await this.sw.close();
   }
 

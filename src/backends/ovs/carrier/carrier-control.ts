@@ -5,7 +5,7 @@ import type { CarrierState, LabRecord } from "../../../model/records.js";
 import { eqUuid, map, update } from "../../../ovsdb/index.js";
 import type { OvsSwitch } from "../switch/ovs-switch.js";
 import { CarrierFollow } from "./carrier-follow.js";
-import { mgmtTarget, PortAdmin } from "./port-admin.js";
+import { PortAdmin } from "./port-admin.js";
 
 /** How long carrier up waits for ovs-vswitchd and the nodes to see the links up before answering anyway. */
 const CARRIER_WAIT_MS = 3000;
@@ -20,10 +20,9 @@ export class CarrierControl {
 
   constructor(
     private readonly sw: OvsSwitch,
-    ovsdbRemote: string,
     private readonly logger: Logger,
   ) {
-    this.admin = new PortAdmin(sw.client, mgmtTarget(ovsdbRemote, sw.bridgeName), sw.hostNs, logger);
+    this.admin = new PortAdmin(sw.client, sw.openflow, sw.hostNs, logger);
     this.follow = new CarrierFollow(
       sw.client,
       (names, up) => this.admin.setUp(names, up),
@@ -35,10 +34,6 @@ export class CarrierControl {
       logger,
     );
     sw.client.on("change", (c) => this.follow.onChange(c));
-  }
-
-  async close(): Promise<void> {
-    await this.admin.close();
   }
 
   /** Sets these host ends down (or up) in one batch, without waiting for the nodes. */

@@ -1,9 +1,9 @@
-import { dirname, join } from "node:path";
 import type { Logger } from "../../../common/log.js";
 import { ipBatch } from "../../../link/index.js";
 import type { NetnsRef } from "../../../link/netns.js";
-import { OpenflowClient, type PortMod } from "../../../openflow/index.js";
+import type { PortMod } from "../../../openflow/index.js";
 import type { OvsdbClient } from "../../../ovsdb/index.js";
+import type { OpenflowDoor } from "../switch/openflow-door.js";
 
 /**
  * Sets host ports administratively up or down for carrier follow. The fast way is an OpenFlow
@@ -17,16 +17,12 @@ import type { OvsdbClient } from "../../../ovsdb/index.js";
  * that change (ovs-vswitchd has seen it).
  */
 export class PortAdmin {
-  private of: OpenflowClient | undefined;
-  private connecting = false;
-  private closed = false;
   /** Ports last set with `ip`, to the state set, until OVSDB shows it. */
   private readonly byIp = new Map<string, "up" | "down">();
 
   constructor(
     private readonly ovsdb: Pick<OvsdbClient, "interfaceByName">,
-    /** `unix:<rundir>/<bridge>.mgmt`, or undefined when there is none to reach. */
-    private readonly target: string | undefined,
+    private readonly door: OpenflowDoor,
     private readonly hostNs: NetnsRef | undefined,
     private readonly logger: Logger,
   ) {}
@@ -34,7 +30,7 @@ export class PortAdmin {
   async setUp(names: readonly string[], up: boolean): Promise<void> {
     const mods: PortMod[] = [];
     const rest: string[] = [];
-    const of = this.openflow();
+    const of = this.door.current();
     for (const n of names) {
       const i = this.ovsdb.interfaceByName(n);
       if (this.byIp.get(n) === i?.admin_state) this.byIp.delete(n);
@@ -54,31 +50,6 @@ export class PortAdmin {
     if (rest.length > 0) await this.ip(rest, up);
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    await this.of?.close();
-  }
-
-  /** The connection when it is up; otherwise starts connecting (the caller uses `ip` this time). */
-  private openflow(): OpenflowClient | undefined {
-    if (this.of?.connected) return this.of;
-    if (this.of || this.connecting || this.closed || this.target === undefined) return undefined;
-    this.connecting = true;
-    OpenflowClient.connect({ target: this.target, logger: this.logger })
-      .then(
-        (c) => {
-          if (this.closed) return c.close();
-          this.of = c; // reconnects by itself from now on (a bridge re-created, a switch restart)
-        },
-        (e) =>
-          this.logger.debug({ err: e, target: this.target }, "carrier follow: no OpenFlow yet, using ip"),
-      )
-      .finally(() => {
-        this.connecting = false;
-      });
-    return undefined;
-  }
-
   // One end gone meanwhile (its namespace deleted) must not keep the others as they were.
   private ip(names: readonly string[], up: boolean): Promise<void> {
     for (const n of names) this.byIp.set(n, up ? "up" : "down");
@@ -87,10 +58,4 @@ export class PortAdmin {
       { netns: this.hostNs, force: true, ignore: /Cannot find device|No such device/ },
     );
   }
-}
-
-/** The bridge's management socket beside a local OVSDB socket (OVS keeps both in its rundir). */
-export function mgmtTarget(ovsdbRemote: string, bridge: string): string | undefined {
-  if (!ovsdbRemote.startsWith("unix:")) return undefined;
-  return `unix:${join(dirname(ovsdbRemote.slice("unix:".length)), `${bridge}.mgmt`)}`;
 }

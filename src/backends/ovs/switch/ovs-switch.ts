@@ -11,6 +11,7 @@ import {
   type TransactOptions,
 } from "../../../ovsdb/index.js";
 import { resolveDatapath } from "./bridge.js";
+import { mgmtTarget, OpenflowDoor } from "./openflow-door.js";
 import { OWNER } from "./ownership.js";
 import { removePorts } from "./port-ops.js";
 import { VlanAllocator } from "./vlan-allocator.js";
@@ -30,6 +31,8 @@ export class OvsSwitch {
   /** Where the host ends of veths live: the namespace ovs-vswitchd opens ports in. */
   readonly hostNs: NetnsRef | undefined;
   readonly bridgeName: string;
+  /** The bridge's OpenFlow connection (wires, carrier's PORT_MOD). */
+  readonly openflow: OpenflowDoor;
   private ovsdb: OvsdbClient | undefined;
   private ownTxns = 0;
   private readonly driftListeners: ((reason: string) => void)[] = [];
@@ -42,6 +45,7 @@ export class OvsSwitch {
     this.vlans = new VlanAllocator(config.vlan);
     this.hostNs = switchNetnsRef(config.switchNetns);
     this.bridgeName = config.bridge;
+    this.openflow = new OpenflowDoor(config.openflow ?? mgmtTarget(config.ovsdb, config.bridge), logger);
   }
 
   get client(): OvsdbClient {
@@ -72,6 +76,7 @@ export class OvsSwitch {
   }
 
   async close(): Promise<void> {
+    await this.openflow.close();
     await this.ovsdb?.close();
   }
 
