@@ -26,7 +26,7 @@ const stateDirs: string[] = [];
 const configs: AgentConfig[] = [];
 const ns: Record<string, string> = {};
 const HV2 = "hv2";
-const ADDR = { a: "198.19.7.1", b: "198.19.7.2" };
+const ADDR = { a: "198.19.7.1", b: "198.19.7.2", c: "198.19.8.1", d: "198.19.8.2" };
 
 function agent(i: number): Agent {
   const a = agents[i];
@@ -226,4 +226,28 @@ test("cleanup removes only the agent's orphaned logical switches; a foreign one 
   } finally {
     await ovn.central.nbctl(["--if-exists", "ls-del", foreign]);
   }
+});
+
+test("a lab made again after its lab switch was deleted behind the agents' backs: its leftovers go in the same transaction", async () => {
+  await labs(0).putLab("again", pair("c", "d", "L5"));
+  await until("lab again up", () => allUp(labs(1).getLab("again")), 60_000);
+  await ovn.central.nbctl(["ls-del", "an:again"]);
+  await until("lab again gone from the view", () =>
+    labs(0)
+      .listLabs()
+      .every((l) => l.lab !== "again"),
+  );
+  // The link switch an:again:L5 and its ports are left; their port names would clash.
+  await labs(1).putLab("again", pair("c", "d", "L5"));
+  const switches = (await ovn.central.nbctl(["--bare", "--columns=name", "list", "Logical_Switch"]))
+    .split("\n")
+    .filter((l) => l.startsWith("an:again"))
+    .sort();
+  assert.deepEqual(switches, ["an:again", "an:again:L5"], "one link switch, the new one");
+  await until("lab again up once more", () => allUp(labs(0).getLab("again")), 60_000);
+  await addAddress(ns.c!, "eth1", `${ADDR.c}/24`);
+  await addAddress(ns.d!, "eth1", `${ADDR.d}/24`);
+  await eventuallyPings("c", ADDR.d);
+  assert.deepEqual(await agent(0).services.cleanup.audit(), []);
+  await labs(0).deleteLab("again");
 });
