@@ -203,7 +203,7 @@ export const InterfaceViewSchema = Type.Object({
     [Type.Literal("up"), Type.Literal("admin_down"), Type.Literal("peer_down"), Type.Literal("no_carrier")],
     {
       description:
-        "admin_down: the API pulled its cable; peer_down: its link peer is down; no_carrier: its own node has it down",
+        "admin_down: the API pulled its cable; peer_down: its link peer is down; no_carrier: its own node has it down (ovn: or its host is gone, see reason)",
     },
   ),
   present: Type.Boolean(),
@@ -215,6 +215,11 @@ export const InterfaceViewSchema = Type.Object({
       { description: "ovn backend: the chassis OVN bound the logical port to, and whether its flows are in" },
     ),
   ),
+  reason: Type.Optional(
+    Type.String({
+      description: "why it does not forward though its cable is in (ovn: its or its peer's host is gone)",
+    }),
+  ),
 });
 
 export const NodeViewSchema = Type.Object({
@@ -222,7 +227,8 @@ export const NodeViewSchema = Type.Object({
   netns: NullableString,
   origin: Type.Union([Type.Literal("api"), Type.Literal("plugin")]),
   state: Type.Union([Type.Literal("ok"), Type.Literal("lost")], {
-    description: "lost: the node's namespace is gone, or its pid or path points to another one now",
+    description:
+      "lost: the node's namespace is gone, or its pid or path points to another one now (ovn: or its host is gone)",
   }),
   reason: Type.Optional(Type.String({ description: "why the node is lost" })),
   host: Type.Optional(Type.String({ description: "ovn backend: the chassis the node runs on" })),
@@ -250,6 +256,9 @@ export const LinkViewSchema = Type.Object({
   b: Type.String(),
   vlan: Vlan,
   state: Type.Union([Type.Literal("up"), Type.Literal("down"), Type.Literal("pending")]),
+  reason: Type.Optional(
+    Type.String({ description: "why it is down other than a pulled cable (ovn: an end's host is gone)" }),
+  ),
   impairment: Type.Optional(ImpairmentSchema),
   counters: Type.Optional(Type.Object({ a: EndCounters, b: EndCounters })),
 });
@@ -356,6 +365,7 @@ export const OrphanViewSchema = Type.Object({
     Type.Literal("overlay_port"),
     Type.Literal("plugin_endpoint"),
     Type.Literal("state"),
+    Type.Literal("logical_switch"),
   ]),
   name: Type.String(),
   reason: Type.String(),

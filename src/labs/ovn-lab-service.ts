@@ -253,14 +253,15 @@ export class OvnLabService implements LabOperations {
       declared.add(name);
       const netns = parseNetnsRef(n);
       const host = n.host ?? backend.hostId;
-      if (!hosts.has(host)) {
+      const was = [...(cur?.interfaces.values() ?? [])].find((p) => p.node === name);
+      // A node already on a host that is gone now stays there (its links show down meanwhile).
+      if (!hosts.has(host) && was?.host !== host) {
         throw new AgentError(
           "HOST_NOT_FOUND",
           `node ${name}: host ${host} is not a chassis of this OVN deployment`,
           `known hosts: ${[...hosts].sort().join(", ")} (a host appears once its ovn-controller has registered)`,
         );
       }
-      const was = [...(cur?.interfaces.values() ?? [])].find((p) => p.node === name);
       if (was && was.host !== host) {
         throw new AgentError(
           "CONFLICT",
@@ -361,20 +362,34 @@ export class OvnLabService implements LabOperations {
       backend.sb.isConnected
         ? (bindings.get(p.name) ?? { chassis: null, up: false })
         : { chassis: null, up: p.up };
+    // A host whose chassis left SB is gone (only known while SB is reachable): its ports stay.
+    const registered = backend.sb.isConnected ? backend.registeredChassis() : undefined;
+    const goneHost = (p: NbPort | undefined): string | undefined =>
+      p !== undefined && registered !== undefined && !registered.has(p.host) ? hostGone(p.host) : undefined;
+    const peerOf = (p: NbPort): NbPort | undefined => {
+      const l = lab.links.get(linkOf.get(`${p.node}:${p.iface}`) ?? "");
+      if (!l) return undefined;
+      return lab.interfaces.get(l.a === `${p.node}:${p.iface}` ? l.b : l.a);
+    };
     const ifaceView = (p: NbPort): InterfaceView => {
       const binding = bindingOf(p);
       const mine = p.host === backend.hostId;
+      const own = goneHost(p);
+      const peer = peerOf(p);
+      const peerGone = own === undefined ? goneHost(peer) : undefined;
+      const reason = own ?? (peerGone && `its link peer ${peer?.node}:${peer?.iface}: ${peerGone}`);
       return {
         name: p.iface,
         host_port: p.hostPort,
         mtu: p.mtu,
         vlan: null,
         carrier: p.carrier,
-        oper_state: p.carrier === "down" ? "admin_down" : "up",
+        oper_state: p.carrier === "down" ? "admin_down" : own ? "no_carrier" : peerGone ? "peer_down" : "up",
         present: mine ? backend.localPresent(p.hostPort) : binding.chassis === p.host,
         link: linkOf.get(`${p.node}:${p.iface}`) ?? null,
         host: p.host,
         binding,
+        ...(reason ? { reason } : {}),
       };
     };
     const nodes: NodeView[] = [...byNode.entries()].map(([name, ports]) => {
@@ -386,10 +401,12 @@ export class OvnLabService implements LabOperations {
         ref = undefined;
       }
       const mine = first.host === backend.hostId;
-      const problem = mine
-        ? ((ref && safeLost(ref)) ??
-          ports.map((p) => backend.localProblem(p.name)).find((x) => x !== undefined))
-        : undefined;
+      const problem =
+        goneHost(first) ??
+        (mine
+          ? ((ref && safeLost(ref)) ??
+            ports.map((p) => backend.localProblem(p.name)).find((x) => x !== undefined))
+          : undefined);
       return {
         name,
         netns: netnsText(ref),
@@ -403,10 +420,19 @@ export class OvnLabService implements LabOperations {
       const ends = [l.a, l.b].map((e) => lab.interfaces.get(e));
       const up = ends.every((p) => p !== undefined && bindingOf(p).up);
       const down = ends.some((p) => p?.carrier === "down");
+      const gone = ends.find((p) => goneHost(p) !== undefined);
+      if (gone) {
+        const reason = `${gone.node}:${gone.iface}: ${goneHost(gone)}`;
+        return { id: l.id, a: l.a, b: l.b, vlan: null, state: "down", reason };
+      }
       return { id: l.id, a: l.a, b: l.b, vlan: null, state: down ? "down" : up ? "up" : "pending" };
     });
     return { lab: lab.lab, nodes, links };
   }
+}
+
+function hostGone(host: string): string {
+  return `host ${host} is gone: no chassis ${host} in OVN's southbound database (its ovn-controller stopped or the host is down); back once it registers again`;
 }
 
 function safeLost(ref: NetnsRef): string | undefined {

@@ -29,6 +29,8 @@ export interface InterfaceView {
   host?: string;
   /** ovn backend: where OVN has bound the interface's logical port (SB Port_Binding). */
   binding?: { chassis: string | null; up: boolean };
+  /** Why it does not forward though its cable is in (ovn: its host, or its peer's, is gone). */
+  reason?: string;
 }
 
 export interface NodeView {
@@ -49,8 +51,10 @@ export interface LinkView {
   a: string;
   b: string;
   vlan: number | null;
-  /** up: both ends exist and are joined; pending: an end does not exist yet; down: carrier down. */
+  /** up: both ends exist and are joined; pending: an end does not exist yet; down: carrier down (or see reason). */
   state: LinkState;
+  /** Why it is down other than a pulled cable (ovn: an end's host is gone). */
+  reason?: string;
   /** Delay, loss, rate... per direction; absent when none. */
   impairment?: Impairment;
   /** Per end, from the node's side; absent where the backend counts nothing (see InterfaceCounters). */
@@ -199,7 +203,8 @@ export interface SwitchStatusView {
 }
 
 export interface OrphanView {
-  kind: "veth" | "port" | "overlay_port" | "plugin_endpoint" | "state";
+  /** logical_switch: ovn backend, a switch in OVN's northbound database (its ports go with it). */
+  kind: "veth" | "port" | "overlay_port" | "plugin_endpoint" | "state" | "logical_switch";
   name: string;
   reason: string;
 }

@@ -56,10 +56,20 @@ function written(): NbState {
     ]),
     createdAt: 1,
   };
-  return { labs: new Map([["x", lab]]), foreignSwitches: new Set(), foreignPorts: new Set() };
+  return {
+    labs: new Map([["x", lab]]),
+    foreignSwitches: new Set(),
+    foreignPorts: new Set(),
+    leftovers: new Map(),
+  };
 }
 
-const empty: NbState = { labs: new Map(), foreignSwitches: new Set(), foreignPorts: new Set() };
+const empty: NbState = {
+  labs: new Map(),
+  foreignSwitches: new Set(),
+  foreignPorts: new Set(),
+  leftovers: new Map(),
+};
 
 test("a new lab: its switch, a switch per link (VLAN passthru), every port marked, unknown addresses", () => {
   const plan = planLab(empty, want(), "hv1", 5);
@@ -75,6 +85,15 @@ test("a new lab: its switch, a switch per link (VLAN passthru), every port marke
   assert.ok(JSON.stringify(c.row.external_ids).includes('"archetype_owner","archetype-network"'));
   assert.deepEqual([...plan.hosts].sort(), ["hv1", "hv2", "hv3"]);
   assert.deepEqual([...plan.making].sort(), ["hv1", "hv2", "hv3"]);
+});
+
+test("a lab made again first deletes the link switches its deleted lab switch left behind", () => {
+  const plan = planLab({ ...empty, leftovers: new Map([["x", ["u-old"]]]) }, want(), "hv1", 5);
+  const first = plan.ops[0];
+  assert.ok(first && first.op === "delete" && first.table === "Logical_Switch");
+  assert.ok(JSON.stringify(first.where).includes('["uuid","u-old"]'));
+  assert.ok(JSON.stringify(first.where).includes("archetype-network"), "only a row still marked as ours");
+  assert.equal(plan.ops.filter((o) => o.op === "delete").length, 1);
 });
 
 test("the same lab again writes nothing", () => {

@@ -61,6 +61,12 @@ export interface NbState {
   /** Names of switches and ports the agent does not own (a clash with one is refused). */
   foreignSwitches: Set<string>;
   foreignPorts: Set<string>;
+  /**
+   * Our link switches whose lab switch is gone (deleted behind the agent's back), by lab: orphans
+   * for cleanup, and removed by the transaction that makes their lab again (their ports' names
+   * would clash with the new ones').
+   */
+  leftovers: Map<string, string[]>;
 }
 
 export type RowsOf = (table: string) => ReadonlyMap<string, Row>;
@@ -110,7 +116,12 @@ export function readNb(rows: RowsOf): NbState {
       });
     }
   }
-  for (const { lab, link } of links) labs.get(lab)?.links.set(link.id, link);
+  const leftovers = new Map<string, string[]>();
+  for (const { lab, link } of links) {
+    const l = labs.get(lab);
+    if (l) l.links.set(link.id, link);
+    else leftovers.set(lab, [...(leftovers.get(lab) ?? []), link.uuid]);
+  }
   for (const [uuid, r] of rows("Logical_Switch_Port")) {
     const ids = decodeMap(r.external_ids);
     const name = str(r.name);
@@ -140,5 +151,5 @@ export function readNb(rows: RowsOf): NbState {
     };
     lab.interfaces.set(`${port.node}:${port.iface}`, port);
   }
-  return { labs, foreignSwitches, foreignPorts };
+  return { labs, foreignSwitches, foreignPorts, leftovers };
 }

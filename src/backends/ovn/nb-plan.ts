@@ -76,6 +76,14 @@ export function planLab(state: NbState, want: DesiredLab, writer: string, now: n
   }
   /** The wait and the lab switch's own update: alone they change nothing. */
   let bookkeeping = cur ? 1 : 0;
+  // A new lab first removes our link switches a deleted lab switch of the same name left behind.
+  if (!cur) {
+    for (const u of state.leftovers.get(lab) ?? []) {
+      ops.push(
+        del("Logical_Switch", [eqUuid(u), includes("external_ids", map({ [NB_MARK.owner]: OWNER_VALUE }))]),
+      );
+    }
+  }
 
   // Ports: kept rows keep their uuid (their binding stays); new ones are inserted.
   const inLink = new Map<string, string>();

@@ -13,12 +13,21 @@ import {
   mutate,
   type Operation,
   OvsdbClient,
+  OvsdbTransactError,
   type Row,
 } from "../../ovsdb/index.js";
-import type { NetworkBackend, PortObservation, ReconcileReport } from "../network-backend.js";
+import type {
+  CleanupContext,
+  NetworkBackend,
+  Orphan,
+  OrphansCapability,
+  PortObservation,
+  ReconcileReport,
+} from "../network-backend.js";
 import { HostPorts, type LocalPort } from "./host-ports.js";
 import { INTEGRATION_BRIDGE, OVS_CONFIGURED_MARK, PORT_MARK } from "./marks.js";
 import { type NbState, readNb } from "./nb-model.js";
+import { findNbOrphans, removeOrphanOps } from "./nb-orphans.js";
 import { type DesiredLab, deleteLabOps, type NbPlan, planLab } from "./nb-plan.js";
 
 /** How long a change waits for the hypervisors it touches before it answers anyway. */
@@ -101,10 +110,37 @@ export class OvnBackend implements NetworkBackend {
     overlay:
       "the ovn backend links hosts itself (Geneve, through OVN): give nodes a host in the lab body instead",
     dockerPorts: "the Docker plugin is not available with the ovn backend yet",
-    orphans: "cleanup of the ovn backend's orphaned logical objects is not built yet",
     switchDb: "the live page's switch feed follows the ovs backend's bridge; the ovn backend has none yet",
     impairment: "impairments are not available with the ovn backend yet",
     capture: "packet capture is not available with the ovn backend yet",
+  };
+
+  /**
+   * Cleanup of NB: switches with the agent's marks that no lab holds (see nb-orphans.ts). NB is
+   * the desired state here, so the agent's state dir (`ctx.labs`) plays no part; this host's
+   * br-int ports follow NB by themselves (HostPorts removes what NB no longer places here).
+   */
+  readonly orphans: OrphansCapability = {
+    audit: async (ctx: CleanupContext): Promise<Orphan[]> =>
+      findNbOrphans((t) => this.nb.rawRows(t), ctx.graceSince).map((o) => ({
+        kind: "logical_switch",
+        name: o.name,
+        reason: o.reason,
+        detail: { uuid: o.uuid, lab: o.lab },
+      })),
+    remove: async (orphans: readonly Orphan[]): Promise<void> => {
+      for (const o of orphans) {
+        if (o.kind !== "logical_switch" || o.detail?.uuid === undefined) continue;
+        const orphan = { uuid: o.detail.uuid, name: o.name, lab: o.detail.lab ?? "", reason: o.reason };
+        try {
+          await this.nb.transact(removeOrphanOps(orphan));
+        } catch (e) {
+          // Its lab was made again meanwhile (the guard failed): it is no orphan any more.
+          if (!(e instanceof OvsdbTransactError && e.errors.some((x) => x.error === "timed out"))) throw e;
+          this.logger.info({ switch: o.name, err: e.message }, "ovn: not removed, no longer an orphan");
+        }
+      }
+    },
   };
 
   async start(): Promise<void> {
@@ -157,6 +193,13 @@ export class OvnBackend implements NetworkBackend {
       logger: this.logger,
     });
     this.nb.on("change", (c: CacheChange) => this.onNbChange(c));
+    this.sb.on("change", (c: CacheChange) => {
+      // A host leaving or coming back is news: views show its links down meanwhile.
+      const name = (c.new ?? c.old)?.name;
+      if (c.table !== "Chassis" || c.kind === "modify" || typeof name !== "string") return;
+      if (c.kind === "delete") this.logger.warn({ chassis: name }, "ovn: chassis gone from SB");
+      else this.logger.info({ chassis: name }, "ovn: chassis registered in SB");
+    });
     this.nb.on("connected", () => {
       this.nbCache = undefined;
       this.hostPorts.schedule();
@@ -243,6 +286,17 @@ export class OvnBackend implements NetworkBackend {
         if (port.host === this.hostId) out.push({ lsp: port.name, port });
       }
     }
+    return out;
+  }
+
+  /**
+   * Chassis registered in SB now (from the monitor's cache). A host whose chassis is missing is
+   * gone (its ovn-controller stopped and its row deleted, or it never came): its ports stay in
+   * NB, and views show them and their links down with that reason until it registers again.
+   */
+  registeredChassis(): Set<string> {
+    const out = new Set<string>();
+    for (const r of this.sb.rawRows("Chassis").values()) if (typeof r.name === "string") out.add(r.name);
     return out;
   }
 
