@@ -106,7 +106,7 @@ const OVS_ROOM: Record<string, number> = {
   shaping: 1,
   cleanup: 1,
   overlay: 1,
-  flows: 1,
+  flows: 2,
   ports: 2,
   links: 2,
   reconcile: 3,

@@ -70,11 +70,17 @@ const NetnsOrPid = {
   ),
 };
 
+const LinkModeSchema = Type.Union([Type.Literal("vlan"), Type.Literal("wire")], {
+  description:
+    "vlan: the ends share a VLAN (tagged frames are dropped); wire: a cable, every frame crosses unchanged (802.1Q, QinQ, LLDP, LACP, STP)",
+});
+
 export const LinkSpecSchema = Type.Object(
   {
     a: End,
     b: End,
     id: Type.Optional(Name("link id; derived from the ends when absent")),
+    mode: Type.Optional(LinkModeSchema),
   },
   { additionalProperties: false },
 );
@@ -254,6 +260,7 @@ export const LinkViewSchema = Type.Object({
   id: Type.String(),
   a: Type.String(),
   b: Type.String(),
+  mode: LinkModeSchema,
   vlan: Vlan,
   state: Type.Union([Type.Literal("up"), Type.Literal("down"), Type.Literal("pending")]),
   reason: Type.Optional(

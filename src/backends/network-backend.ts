@@ -146,8 +146,19 @@ export interface CaptureCapability {
   point(end: LinkEnd): CapturePoint | undefined;
 }
 
+/**
+ * Wire links (`mode: "wire"`): the switch hands every frame of one end to the other unchanged, as
+ * a cable does (802.1Q, QinQ, LLDP, LACP, STP cross); the core's connect and disconnect are the
+ * backend's own links. A backend whose links are cables already may give its core's here.
+ */
+export interface WireCapability {
+  connect(lab: LabRecord, links: readonly WiredLink[]): Promise<void>;
+  disconnect(lab: LabRecord, links: readonly WiredLink[]): Promise<void>;
+}
+
 export interface Capabilities {
   overlay: OverlayCapability;
+  wire: WireCapability;
   dockerPorts: DockerPortsCapability;
   orphans: OrphansCapability;
   switchDb: SwitchDbCapability;

@@ -104,7 +104,12 @@ function parseSocketTarget(text: string, setting: string, what: string, hint: st
 }
 
 function parseOvsdbRemote(text: string, setting: string): string {
-  return parseSocketTarget(text, setting, "an OVSDB remote", "use unix:/var/run/openvswitch/db.sock or tcp:HOST:PORT");
+  return parseSocketTarget(
+    text,
+    setting,
+    "an OVSDB remote",
+    "use unix:/var/run/openvswitch/db.sock or tcp:HOST:PORT",
+  );
 }
 
 function parseOpenflowTarget(text: string, setting: string): string {

@@ -3,7 +3,14 @@ import { parseNetnsRef } from "../link/netns.js";
 import { defaultLinkId, hostPortName } from "../model/derived-names.js";
 import type { LinkEnd } from "../model/ends.js";
 import { formatEnd, parseEnd, validateId, validateIfName } from "../model/names.js";
-import type { InterfaceRecord, LabRecord, LinkRecord, NodeRecord, OverlayRecord } from "../model/records.js";
+import type {
+  InterfaceRecord,
+  LabRecord,
+  LinkMode,
+  LinkRecord,
+  NodeRecord,
+  OverlayRecord,
+} from "../model/records.js";
 import type { LabChanges, LabSpec } from "../model/views.js";
 import { sameImpairment, validateImpairment } from "./impairment.js";
 
@@ -34,6 +41,8 @@ export function planLab(
   defaultMtu: number,
   overlays: readonly OverlayRecord[],
   takenPorts: ReadonlySet<string>,
+  /** Mode of a link the body gives none (ARCHETYPE_AGENT_LINK_MODE). */
+  defaultMode: LinkMode = "vlan",
 ): LabPlan {
   const plan = emptyPlan();
   const c = plan.changes;
@@ -109,8 +118,13 @@ export function planLab(
     if (ids.has(id)) throw new AgentError("BAD_REQUEST", `link id ${id} is declared twice`);
     ids.add(id);
     const impairment = validateImpairment(l.impairment, `link ${id}: impairment`);
+    const mode = l.mode ?? defaultMode;
     const have = current.links[id];
-    const same = have && [have.a, have.b].sort().join() === [formatEnd(a), formatEnd(b)].sort().join();
+    // Another mode is another cable between the same ends: the link is made again.
+    const same =
+      have &&
+      (have.mode ?? "vlan") === mode &&
+      [have.a, have.b].sort().join() === [formatEnd(a), formatEnd(b)].sort().join();
     if (have && same) {
       if (!sameImpairment(have.impairment, oriented(impairment, have.a === formatEnd(a)))) {
         plan.impairLinks.push(withImpairment(have, oriented(impairment, have.a === formatEnd(a))));
@@ -124,7 +138,7 @@ export function planLab(
     }
     plan.addLinks.push(
       withImpairment(
-        { id, a: formatEnd(a), b: formatEnd(b), carrier: "up", createdAt: Date.now() },
+        { id, a: formatEnd(a), b: formatEnd(b), carrier: "up", createdAt: Date.now(), mode },
         impairment,
       ),
     );

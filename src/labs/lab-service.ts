@@ -9,13 +9,15 @@ import { defaultLinkId, labGroup } from "../model/derived-names.js";
 import { type LinkEnd, resolveEnd, type WiredLink, wiredLinks } from "../model/ends.js";
 import { type EndRef, formatEnd, parseEnd, validateId } from "../model/names.js";
 import type { LabOperations } from "../model/operations.js";
-import type {
-  CarrierState,
-  InterfaceRecord,
-  LabRecord,
-  LinkRecord,
-  NodeRecord,
-  OverlayRecord,
+import {
+  type CarrierState,
+  type InterfaceRecord,
+  type LabRecord,
+  LINK_MODES,
+  type LinkMode,
+  type LinkRecord,
+  type NodeRecord,
+  type OverlayRecord,
 } from "../model/records.js";
 import type {
   InterfaceView,
@@ -83,7 +85,9 @@ export class LabService implements LabOperations {
           this.d.config.localMtu,
           this.overlaysOf(lab),
           this.takenPorts(lab),
+          this.d.config.linkMode,
         );
+        this.requireModes(plan.addLinks);
         requireShaping(
           this.d.backend,
           [...plan.addLinks, ...plan.impairLinks].map((l) => l.impairment),
@@ -160,10 +164,19 @@ export class LabService implements LabOperations {
     );
   }
 
-  async addLink(lab: string, spec: { a: string; b: string; id?: string }): Promise<LinkView> {
+  async addLink(
+    lab: string,
+    spec: { a: string; b: string; id?: string; mode?: LinkMode },
+  ): Promise<LinkView> {
     validateId(lab, "lab");
     const a = parseEnd(spec.a);
     const b = parseEnd(spec.b);
+    const mode = spec.mode ?? this.d.config.linkMode;
+    if (!LINK_MODES.includes(mode))
+      throw new AgentError(
+        "BAD_REQUEST",
+        `link mode ${JSON.stringify(mode)} is not one of ${LINK_MODES.join(", ")}`,
+      );
     if (formatEnd(a) === formatEnd(b)) {
       throw new AgentError("BAD_REQUEST", `a link needs two different ends, got ${formatEnd(a)} twice`);
     }
@@ -173,7 +186,8 @@ export class LabService implements LabOperations {
         const rec = this.d.store.lab(lab) ?? this.newLab(lab);
         const same = rec.links[id];
         if (same) {
-          if (sameEnds(same, a, b)) return linkView(rec, same, this.d.backend);
+          if (sameEnds(same, a, b) && (same.mode ?? "vlan") === mode)
+            return linkView(rec, same, this.d.backend);
           throw new AgentError(
             "CONFLICT",
             `link ${id} of lab ${lab} exists with other ends (${same.a}, ${same.b})`,
@@ -186,7 +200,9 @@ export class LabService implements LabOperations {
           b: formatEnd(b),
           carrier: "up",
           createdAt: Date.now(),
+          mode,
         };
+        this.requireModes([link]);
         const plan = emptyPlan();
         plan.addLinks.push(link);
         plan.changes.links_added.push(id);
@@ -366,6 +382,24 @@ export class LabService implements LabOperations {
     return failed;
   }
 
+  /** Wire links need the backend's wire capability: refused (501) before anything changes. */
+  private requireModes(links: readonly LinkRecord[]): void {
+    if (links.some((l) => l.mode === "wire")) capability(this.d.backend, "wire");
+  }
+
+  /** Joins the links' ends, each link as its mode says. */
+  private async link(rec: LabRecord, links: readonly WiredLink[]): Promise<void> {
+    const { vlan, wire } = byMode(links);
+    if (vlan.length > 0) await this.d.backend.connect(rec, vlan);
+    if (wire.length > 0) await capability(this.d.backend, "wire").connect(rec, wire);
+  }
+
+  private async unlink(rec: LabRecord, links: readonly WiredLink[]): Promise<void> {
+    const { vlan, wire } = byMode(links);
+    if (wire.length > 0) await capability(this.d.backend, "wire").disconnect(rec, wire);
+    if (vlan.length > 0) await this.d.backend.disconnect(rec, vlan);
+  }
+
   /**
    * The network part of a plan, from the old record `rec` to `next`; every step done leaves its
    * inverse in `undo`. Links that go away or lose an end are undone first and nothing stays
@@ -379,8 +413,8 @@ export class LabService implements LabOperations {
     const touched = Object.values(rec.links).filter((l) => leaving.has(l.a) || leaving.has(l.b));
     const unlinking = this.wired(rec, [...new Set([...plan.removeLinks, ...touched])]);
     if (unlinking.length > 0) {
-      await backend.disconnect(rec, unlinking);
-      undo.push({ what: "re-linking", run: () => backend.connect(rec, unlinking) });
+      await this.unlink(rec, unlinking);
+      undo.push({ what: "re-linking", run: () => this.link(rec, unlinking) });
     }
 
     const added: LinkEnd[] = plan.addNodes.flatMap(({ node, ifaces }) =>
@@ -414,8 +448,8 @@ export class LabService implements LabOperations {
         addedPorts.has(w.b.iface.hostPort),
     );
     if (activate.length > 0) {
-      undo.push({ what: "unlinking new links", run: () => backend.disconnect(next, activate) });
-      await backend.connect(next, activate);
+      undo.push({ what: "unlinking new links", run: () => this.unlink(next, activate) });
+      await this.link(next, activate);
     }
     // Links kept whose impairment changed (connecting applied those just wired).
     const retuned = plan.impairLinks.filter((l) => !activate.some((w) => w.link.id === l.id));
@@ -575,4 +609,11 @@ function notFoundInterface(lab: string, node: string, iface: string): AgentError
     `interface ${node}:${iface} does not exist in lab ${lab}`,
     `see \`archnet lab show ${lab}\``,
   );
+}
+
+function byMode(links: readonly WiredLink[]): { vlan: WiredLink[]; wire: WiredLink[] } {
+  return {
+    vlan: links.filter((w) => w.link.mode !== "wire"),
+    wire: links.filter((w) => w.link.mode === "wire"),
+  };
 }

@@ -423,9 +423,17 @@ export class OvnLabService implements LabOperations {
       const gone = ends.find((p) => goneHost(p) !== undefined);
       if (gone) {
         const reason = `${gone.node}:${gone.iface}: ${goneHost(gone)}`;
-        return { id: l.id, a: l.a, b: l.b, vlan: null, state: "down", reason };
+        return { id: l.id, a: l.a, b: l.b, mode: "wire", vlan: null, state: "down", reason };
       }
-      return { id: l.id, a: l.a, b: l.b, vlan: null, state: down ? "down" : up ? "up" : "pending" };
+      // A logical switch with VLAN passthrough and unknown addresses: a cable.
+      return {
+        id: l.id,
+        a: l.a,
+        b: l.b,
+        mode: "wire",
+        vlan: null,
+        state: down ? "down" : up ? "up" : "pending",
+      };
     });
     return { lab: lab.lab, nodes, links };
   }

@@ -48,6 +48,7 @@ export function linkView(rec: LabRecord, link: LinkRecord, backend: NetworkBacke
     id: link.id,
     a: link.a,
     b: link.b,
+    mode: link.mode ?? "vlan",
     vlan: wired ? a.vlan : null,
     state: !wired ? "pending" : link.carrier === "down" ? "down" : "up",
     ...(link.impairment ? { impairment: link.impairment } : {}),

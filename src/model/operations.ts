@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import type { CarrierState } from "./records.js";
+import type { CarrierState, LinkMode } from "./records.js";
 import type {
   Impairment,
   ImpairmentView,
@@ -27,7 +27,7 @@ export interface LabOperations {
   /** Creates the lab if needed; CONFLICT when the node exists with another netns. */
   addInterfaces(lab: string, node: string, spec: NodeInterfacesSpec): Promise<NodeView>;
   /** ALREADY_LINKED (409) when an end is in another link; creates the lab if needed. */
-  addLink(lab: string, spec: { a: string; b: string; id?: string }): Promise<LinkView>;
+  addLink(lab: string, spec: { a: string; b: string; id?: string; mode?: LinkMode }): Promise<LinkView>;
   listLinks(lab: string): LinkView[];
   removeLink(lab: string, id: string): Promise<void>;
   setCarrier(lab: string, node: string, iface: string, state: CarrierState): Promise<InterfaceView>;

@@ -2,7 +2,7 @@
  * What the agent answers about labs, in the contract's JSON shapes (snake_case, see
  * shared/spec/api.md). The API's TypeBox schemas describe exactly these.
  */
-import type { CarrierState, Impairment, ImpairmentDirection } from "./records.js";
+import type { CarrierState, Impairment, ImpairmentDirection, LinkMode } from "./records.js";
 
 export type { Impairment, ImpairmentDirection };
 
@@ -50,6 +50,8 @@ export interface LinkView {
   id: string;
   a: string;
   b: string;
+  mode: LinkMode;
+  /** The VLAN joining the ends (vlan links); null for a wire and while pending. */
   vlan: number | null;
   /** up: both ends exist and are joined; pending: an end does not exist yet; down: carrier down (or see reason). */
   state: LinkState;
@@ -129,7 +131,7 @@ export interface LabSpec {
     host?: string;
     interfaces: { name: string; mtu?: number }[];
   }[];
-  links: { a: string; b: string; id?: string; impairment?: Impairment }[];
+  links: { a: string; b: string; id?: string; mode?: LinkMode; impairment?: Impairment }[];
 }
 
 /** Body of `POST /labs/{lab}/nodes/{node}/interfaces`. */

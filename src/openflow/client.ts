@@ -272,7 +272,10 @@ export class OpenflowClient extends EventEmitter {
         // Written before anything the owner sends on "connected": the switch applies it first.
         if (this.flowRemoved)
           this.batch(encodeFlowRemovedSubscription()).catch((e: unknown) =>
-            this.logger.warn({ err: e, target: this.target }, "OpenFlow: the switch refused to report removed flows"),
+            this.logger.warn(
+              { err: e, target: this.target },
+              "OpenFlow: the switch refused to report removed flows",
+            ),
           );
         resolve();
         this.emit("connected");

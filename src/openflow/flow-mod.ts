@@ -18,7 +18,7 @@ export interface FlowMod {
   command: FlowCommand;
   /** Marks the agent's flows; `delete` matches `cookie & cookieMask`. */
   cookie: bigint;
-  /** Only for `delete`: which cookie bits must match (default: all). */
+  /** Only for deletes: which cookie bits must match (default: all). */
   cookieMask?: bigint;
   /** Default 0; `delete` defaults to every table. */
   tableId?: number;
@@ -41,7 +41,8 @@ export function encodeFlowMod(m: FlowMod, xid: number): Buffer {
   checkU64(m.cookie, "cookie");
   const fixed = Buffer.alloc(40);
   fixed.writeBigUInt64BE(m.cookie, 0);
-  fixed.writeBigUInt64BE(m.command === "delete" ? (m.cookieMask ?? U64_MAX) : 0n, 8);
+  // Deletes match the cookie too (all bits unless told), so a delete never hits a foreign flow.
+  fixed.writeBigUInt64BE(m.command === "add" ? 0n : (m.cookieMask ?? U64_MAX), 8);
   fixed.writeUInt8(m.tableId ?? (m.command === "delete" ? OFPTT_ALL : 0), 16);
   fixed.writeUInt8(COMMAND[m.command], 17);
   fixed.writeUInt16BE(m.priority ?? 0x8000, 22);

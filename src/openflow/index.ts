@@ -2,8 +2,8 @@
 export { OPENFLOW_TARGET, OpenflowClient, type OpenflowClientOptions } from "./client.js";
 export { OpenflowRequestError, type SwitchError } from "./error.js";
 export type { FlowCommand, FlowMod, OutputAction } from "./flow-mod.js";
-export type { FlowFilter, FlowStats } from "./flow-stats.js";
 export type { FlowRemoved } from "./flow-removed.js";
+export type { FlowFilter, FlowStats } from "./flow-stats.js";
 export type { Match } from "./match.js";
 export type { PortMod } from "./port-mod.js";
 export { OFPP_ANY, OFPP_NORMAL } from "./ports.js";

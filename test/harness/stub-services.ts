@@ -159,6 +159,7 @@ export function createStubServices(opts: StubOptions = {}): StubServices {
       id: k.id,
       a: k.a,
       b: k.b,
+      mode: "vlan",
       vlan: k.vlan,
       state,
       ...(k.impairment ? { impairment: k.impairment } : {}),

@@ -15,6 +15,7 @@ import type {
   OrphansCapability,
   PortObservation,
   ReconcileReport,
+  WireCapability,
 } from "../network-backend.js";
 import {
   createPairs,
@@ -61,6 +62,12 @@ export class LocalBackend implements NetworkBackend {
   ) {}
 
   readonly unsupported = UNSUPPORTED;
+
+  /** A veth pair between the nodes is a cable already: wire links are the same links. */
+  readonly wire: WireCapability = {
+    connect: (lab, links) => this.connect(lab, links),
+    disconnect: (lab, links) => this.disconnect(lab, links),
+  };
 
   /** The node's own interface, in its namespace: it exists while the link does. */
   readonly capture: CaptureCapability = {

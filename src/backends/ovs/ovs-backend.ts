@@ -15,10 +15,12 @@ import type {
   PortObservation,
   ReconcileReport,
   SwitchDbCapability,
+  WireCapability,
 } from "../network-backend.js";
 import { CarrierControl } from "./carrier/carrier-control.js";
 import type { CarrierFollow } from "./carrier/carrier-follow.js";
 import { OrphanSweep } from "./cleanup/orphans.js";
+import { WireLinks } from "./flows/wire-links.js";
 import { VlanLinks } from "./links/vlan-links.js";
 import { OverlayManager } from "./overlay/overlay-manager.js";
 import { DockerPorts } from "./ports/docker-ports.js";
@@ -69,6 +71,11 @@ export class OvsBackend implements NetworkBackend {
 
   readonly impairment: ImpairmentCapability;
 
+  readonly wire: WireCapability = {
+    connect: (lab, links) => this.started.wires.connect(lab, links),
+    disconnect: (lab, links) => this.started.wires.disconnect(lab, links),
+  };
+
   readonly switchDb: SwitchDbCapability = {
     client: () => this.sw.client,
     labOf: (externalIds) => externalIds[OWNER.lab],
@@ -102,6 +109,7 @@ export class OvsBackend implements NetworkBackend {
       shaper: this.shaper,
       nodePorts: new NodePorts(this.sw, carrier, this.shaper),
       vlanLinks: new VlanLinks(this.sw, carrier, this.shaper),
+      wires: new WireLinks(this.sw, carrier, this.shaper, this.logger),
       tunnels: new OverlayManager({
         config: this.config,
         logger: this.logger,
@@ -127,8 +135,9 @@ export class OvsBackend implements NetworkBackend {
     return this.started.nodePorts.provision(_lab, ends);
   }
 
-  release(_lab: LabRecord, ends: readonly LinkEnd[]): Promise<void> {
-    return this.started.nodePorts.release(ends);
+  async release(_lab: LabRecord, ends: readonly LinkEnd[]): Promise<void> {
+    await this.started.wires.dropPorts(ends.map((e) => e.iface.hostPort));
+    await this.started.nodePorts.release(ends);
   }
 
   connect(_lab: LabRecord, links: readonly WiredLink[]): Promise<void> {
@@ -143,18 +152,23 @@ export class OvsBackend implements NetworkBackend {
     return this.started.carrier.set(lab, ends, state);
   }
 
-  teardown(lab: LabRecord): Promise<void> {
-    return this.started.nodePorts.teardown(lab);
+  async teardown(lab: LabRecord): Promise<void> {
+    await this.started.wires.dropPorts(
+      Object.values(lab.nodes).flatMap((n) => Object.values(n.interfaces).map((i) => i.hostPort)),
+    );
+    await this.started.nodePorts.teardown(lab);
   }
 
   observe(iface: InterfaceRecord): PortObservation {
     if (!this.sw.started) return { present: false, vlan: null, link: null };
     const p = this.sw.port(iface.hostPort);
     const stats = p ? this.sw.client.interfaceByName(iface.hostPort)?.statistics : undefined;
+    const wire = this.rooms?.wires.linkOf(iface.hostPort);
     return {
       present: p !== undefined,
-      vlan: p?.tag ?? null,
-      link: p?.external_ids[OWNER.link] ?? null,
+      // A wire's ports keep their isolating tags: no VLAN carries the link.
+      vlan: wire === undefined ? (p?.tag ?? null) : null,
+      link: wire ?? p?.external_ids[OWNER.link] ?? null,
       operState: this.rooms?.carrier.follow.operState(iface.hostPort),
       ...(stats ? { counters: nodeSide(stats) } : {}),
     };

@@ -55,6 +55,8 @@ export class CarrierFollow {
   private scheduled = false;
   private running: Promise<void> | undefined;
   private started = false;
+  /** Links the switch's port rows do not show (wires live in flows): host port pairs. */
+  private extraPeers: () => Iterable<readonly [string, string]> = () => [];
   /** Ports set down/up by this module (a flap costs at most two per end). */
   changes = 0;
   /** Evaluation rounds run (a burst of events is one round per tick). */
@@ -67,6 +69,16 @@ export class CarrierFollow {
     private readonly logger: Logger,
     private readonly graceMs = 3000,
   ) {}
+
+  /** Where the links that port rows do not mark are (the wires' room). */
+  setExtraPeers(peers: () => Iterable<readonly [string, string]>): void {
+    this.extraPeers = peers;
+  }
+
+  /** These ports joined or left a link the port rows do not show: evaluate them again. */
+  relinked(hostPorts: readonly string[]): void {
+    for (const h of hostPorts) this.mark(h);
+  }
 
   /** The API's carrier of these host ports (provision, carrier calls, reconcile). */
   setDesired(hostPorts: readonly string[], state: CarrierState): void {
@@ -273,10 +285,10 @@ export class CarrierFollow {
       else byLink.set(key, [p.name]);
     }
     const out = new Map<string, string>();
-    for (const ends of byLink.values()) {
-      if (ends.length !== 2) continue;
-      out.set(ends[0]!, ends[1]!);
-      out.set(ends[1]!, ends[0]!);
+    const pairs = [...byLink.values()].filter((ends) => ends.length === 2) as [string, string][];
+    for (const [a, b] of [...pairs, ...this.extraPeers()]) {
+      out.set(a, b);
+      out.set(b, a);
     }
     return out;
   }

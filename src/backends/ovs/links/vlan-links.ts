@@ -65,6 +65,7 @@ export class VlanLinks {
     const rewire: WiredLink[] = [];
     const expected = new Map<string, string>();
     for (const link of Object.values(lab.links)) {
+      if (link.mode === "wire") continue; // flows, not tags: the wires' room
       const a = find(link.a);
       const b = find(link.b);
       if (!a || !b) continue;

@@ -5,6 +5,7 @@ import { type LinkEnd, resolveEnd } from "../../../model/ends.js";
 import type { LabRecord, OverlayRecord } from "../../../model/records.js";
 import type { ReconcileReport } from "../../network-backend.js";
 import type { CarrierControl } from "../carrier/carrier-control.js";
+import type { WireLinks } from "../flows/wire-links.js";
 import type { VlanLinks } from "../links/vlan-links.js";
 import type { OverlayManager } from "../overlay/overlay-manager.js";
 import type { NodePorts } from "../ports/node-ports.js";
@@ -16,6 +17,7 @@ export interface ReconcileRooms {
   sw: OvsSwitch;
   nodePorts: NodePorts;
   vlanLinks: VlanLinks;
+  wires: WireLinks;
   carrier: CarrierControl;
   shaper: Shaper;
   tunnels: OverlayManager;
@@ -57,6 +59,12 @@ export async function reconcile(
     } catch (e) {
       failed.set(lab.lab, e instanceof Error ? e : new Error(String(e)));
     }
+  }
+  // Wires after the ports: a port made again has a new OpenFlow number.
+  try {
+    repairs.push(...(await r.wires.reconcile(labs.filter((l) => !failed.has(l.lab)))));
+  } catch (e) {
+    r.logger.warn({ err: e }, "wires: the switch's flows could not be repaired; the next reconcile retries");
   }
   await r.shaper.reconcile(
     labs.filter((l) => !failed.has(l.lab)),

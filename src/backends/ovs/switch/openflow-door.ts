@@ -1,5 +1,5 @@
-import { dirname, join } from "node:path";
 import { EventEmitter } from "node:events";
+import { dirname, join } from "node:path";
 import type { Logger } from "../../../common/log.js";
 import { type FlowRemoved, OpenflowClient } from "../../../openflow/index.js";
 

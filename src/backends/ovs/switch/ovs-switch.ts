@@ -203,25 +203,31 @@ export class OvsSwitch {
   }
 
   /** Waits (on the monitor, no polling) until ovs-vswitchd reports these ports' links up. */
-  untilLinkUp(names: readonly string[], timeoutMs: number): Promise<void> {
-    const up = () => names.every((n) => this.client.interfaceByName(n)?.link_state === "up");
-    if (up()) return Promise.resolve();
+  async untilLinkUp(names: readonly string[], timeoutMs: number): Promise<void> {
+    const up = await this.until(
+      () => names.every((n) => this.client.interfaceByName(n)?.link_state === "up"),
+      timeoutMs,
+    );
+    if (!up)
+      this.logger.warn(
+        { ports: names, timeoutMs },
+        "carrier up: the switch has not reported the links up yet",
+      );
+  }
+
+  /** Resolves true once `cond` holds on the monitor-fed cache, false after `timeoutMs`. */
+  until(cond: () => boolean, timeoutMs: number): Promise<boolean> {
+    if (cond()) return Promise.resolve(true);
     return new Promise((resolve) => {
       const onChange = () => {
-        if (up()) done();
+        if (cond()) done(true);
       };
-      const done = () => {
+      const done = (ok: boolean) => {
         clearTimeout(timer);
         this.client.off("change", onChange);
-        resolve();
+        resolve(ok);
       };
-      const timer = setTimeout(() => {
-        this.logger.warn(
-          { ports: names, timeoutMs },
-          "carrier up: the switch has not reported the links up yet",
-        );
-        done();
-      }, timeoutMs);
+      const timer = setTimeout(() => done(false), timeoutMs);
       this.client.on("change", onChange);
     });
   }

@@ -1,0 +1,308 @@
+import { AgentError } from "../../../common/errors.js";
+import type { Logger } from "../../../common/log.js";
+import { resolveEnd, storedEnd, type WiredLink } from "../../../model/ends.js";
+import type { LabRecord } from "../../../model/records.js";
+import type { FlowMod, FlowRemoved, OpenflowClient } from "../../../openflow/index.js";
+import type { CacheChange } from "../../../ovsdb/index.js";
+import type { CarrierControl } from "../carrier/carrier-control.js";
+import { isEmptyImpairment, type Shaper } from "../shaping/shaper.js";
+import type { OvsSwitch } from "../switch/ovs-switch.js";
+import {
+  AGENT_COOKIE_MARK,
+  AGENT_COOKIE_MASK,
+  deleteStrict,
+  flowDiff,
+  normalFlow,
+  WIRE_COOKIE,
+  WIRE_PRIORITY,
+  wireFlows,
+} from "./flow-table.js";
+
+/** How long a wire waits for its ports' OpenFlow numbers and for the OpenFlow connection. */
+const PORTS_WAIT_MS = 10_000;
+
+interface Wire {
+  lab: string;
+  id: string;
+  /** Host ports of the two ends. */
+  a: string;
+  b: string;
+}
+
+/**
+ * Wire links: two flows between the ends' ports (flow-table.ts), while both ports stay in their
+ * own isolating VLANs so NORMAL never joins them. A hot (dis)connect is flow changes only (no
+ * OVSDB transaction, no bridge reconfiguration, no process), answered at the barrier reply.
+ *
+ * Flows live in ovs-vswitchd's memory only, so the wanted set is kept here (from the records)
+ * and the switch is brought back to it, with no API call, whenever it may have lost some: a new
+ * OpenFlow connection (ovs-vswitchd restarted, the bridge made again), a port with a new ofport,
+ * or a removal the switch reports (`ovs-ofctl del-flows` by hand). One sync at a time; hot
+ * changes wait for a sync in flight, so a sync never writes back a wire removed meanwhile.
+ */
+export class WireLinks {
+  /** Wanted wires, by `lab\0id`. */
+  private readonly wires = new Map<string, Wire>();
+  /** Host port -> the wire it is in (wanted). */
+  private readonly byPort = new Map<string, Wire>();
+  /** Wires the switch confirmed (barrier) with these ofports, by `lab\0id`. */
+  private readonly installed = new Map<string, { a: number; b: number }>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private syncWanted = false;
+  /** Whether the agent's NORMAL flow is known to be on the switch (since the last connect or removal). */
+  private normalOk = false;
+  private syncScheduled = false;
+  /** Syncs that changed the switch (drift repaired), for tests and logs. */
+  repairs = 0;
+
+  constructor(
+    private readonly sw: OvsSwitch,
+    private readonly carrier: CarrierControl,
+    private readonly shaper: Shaper,
+    private readonly logger: Logger,
+  ) {
+    carrier.follow.setExtraPeers(() => [...this.wires.values()].map((w) => [w.a, w.b] as const));
+    sw.openflow.on("connected", () => {
+      this.normalOk = false;
+      this.scheduleSync("OpenFlow connected");
+    });
+    sw.openflow.on("flow-removed", (f: FlowRemoved) => this.onRemoved(f));
+    sw.client.on("change", (c: CacheChange) => this.onChange(c));
+  }
+
+  /** The wire link a host port is in, once the switch has its flows (for views). */
+  linkOf(hostPort: string): string | undefined {
+    const w = this.byPort.get(hostPort);
+    return w && this.installed.has(keyOf(w)) ? w.id : undefined;
+  }
+
+  connect(lab: LabRecord, links: readonly WiredLink[]): Promise<void> {
+    return this.serial(async () => {
+      const wires = links.map((l) => wireOf(lab.lab, l));
+      for (const w of wires) {
+        for (const port of [w.a, w.b]) {
+          const other = this.byPort.get(port);
+          if (other && keyOf(other) !== keyOf(w))
+            throw new AgentError("ALREADY_LINKED", `port ${port} is in wire ${other.id} of lab ${other.lab}`);
+        }
+      }
+      const of = await this.openflow();
+      const ofports = await this.ofports(wires.flatMap((w) => [w.a, w.b]));
+      for (const w of wires) this.want(w);
+      try {
+        const flows = wires.flatMap((w) => wireFlows(ofports.get(w.a)!, ofports.get(w.b)!));
+        await of.apply(this.normalOk ? flows : [normalFlow(), ...flows]);
+        this.normalOk = true;
+      } catch (e) {
+        for (const w of wires) this.unwant(w);
+        throw e;
+      }
+      for (const w of wires) this.installed.set(keyOf(w), { a: ofports.get(w.a)!, b: ofports.get(w.b)! });
+      this.carrier.follow.relinked(wires.flatMap((w) => [w.a, w.b]));
+      await this.shaper.impair(links.filter((l) => !isEmptyImpairment(l)));
+      const down = links
+        .filter((l) => l.link.carrier === "down")
+        .flatMap((l) => [l.a.iface.hostPort, l.b.iface.hostPort]);
+      this.carrier.follow.setDesired(down, "down");
+      if (down.length > 0) await this.carrier.setAdmin(down, false);
+    });
+  }
+
+  disconnect(lab: LabRecord, links: readonly WiredLink[]): Promise<void> {
+    return this.serial(async () => {
+      await this.unwire(links.map((l) => wireOf(lab.lab, l)));
+      await this.shaper.unlinked(links);
+    });
+  }
+
+  /**
+   * Removes the wires of these host ports before the ports go: OVS keeps a flow whose port was
+   * deleted, and a later port could be given that number.
+   */
+  dropPorts(hostPorts: readonly string[]): Promise<void> {
+    return this.serial(async () => {
+      const wires = new Set(
+        hostPorts.map((h) => this.byPort.get(h)).filter((w): w is Wire => w !== undefined),
+      );
+      await this.unwire([...wires]).catch((e: unknown) =>
+        this.logger.warn({ err: e }, "wires: flows of removed ports stay until the next reconcile"),
+      );
+    });
+  }
+
+  private async unwire(all: readonly Wire[]): Promise<void> {
+    const wires = all.filter((w) => this.wires.has(keyOf(w)));
+    const mods = wires.flatMap((w) => {
+      const at = this.installed.get(keyOf(w));
+      return at
+        ? [at.a, at.b].map((p) =>
+            deleteStrict({ cookie: WIRE_COOKIE, priority: WIRE_PRIORITY, match: { inPort: p } }),
+          )
+        : [];
+    });
+    // Gone from the wanted set first: a sync after a failure here removes them too.
+    for (const w of wires) this.unwant(w);
+    if (mods.length > 0) await (await this.openflow()).apply(mods);
+    this.carrier.follow.relinked(wires.flatMap((w) => [w.a, w.b]));
+  }
+
+  /**
+   * The wanted wires from the records (every wire link whose ends exist), then the switch's flows
+   * made equal to them. Returns a line per repair.
+   */
+  reconcile(labs: readonly LabRecord[]): Promise<string[]> {
+    return this.serial(async () => {
+      this.wires.clear();
+      this.byPort.clear();
+      for (const lab of labs) {
+        for (const link of Object.values(lab.links)) {
+          if (link.mode !== "wire") continue;
+          const a = resolveEnd(lab, storedEnd(link.a));
+          const b = resolveEnd(lab, storedEnd(link.b));
+          if (a && b && this.sw.port(a.iface.hostPort) && this.sw.port(b.iface.hostPort))
+            this.want(wireOf(lab.lab, { link, a, b }));
+        }
+      }
+      for (const k of [...this.installed.keys()]) if (!this.wires.has(k)) this.installed.delete(k);
+      return this.sync();
+    });
+  }
+
+  /** Brings the switch's agent flows to the wanted set; a line per change. */
+  private async sync(): Promise<string[]> {
+    this.syncWanted = false;
+    const of = this.sw.openflow.current() ?? (await this.sw.openflow.ready(PORTS_WAIT_MS));
+    if (!of) {
+      this.logger.warn(
+        { target: this.sw.openflow.target },
+        "wires: no OpenFlow connection to the bridge yet",
+      );
+      return [];
+    }
+    const want: FlowMod[] = [normalFlow()];
+    const at = new Map<string, { a: number; b: number }>();
+    for (const [k, w] of this.wires) {
+      const a = this.sw.client.interfaceByName(w.a)?.ofport;
+      const b = this.sw.client.interfaceByName(w.b)?.ofport;
+      if (a === undefined || b === undefined || a < 1 || b < 1) continue; // not opened yet
+      at.set(k, { a, b });
+      want.push(...wireFlows(a, b));
+    }
+    const have = await of.flows({ cookie: AGENT_COOKIE_MARK, cookieMask: AGENT_COOKIE_MASK });
+    const { add, remove } = flowDiff(want, have);
+    if (add.length + remove.length > 0) await of.apply([...remove, ...add]);
+    this.normalOk = true;
+    this.installed.clear();
+    for (const [k, v] of at) this.installed.set(k, v);
+    const lines = [
+      ...add.map((f) => describe("installed", f)),
+      ...remove.map((f) => describe("removed stray", f)),
+    ];
+    if (lines.length > 0) {
+      this.repairs++;
+      this.logger.info({ repairs: lines }, "wires: switch flows repaired");
+    }
+    return lines;
+  }
+
+  private scheduleSync(why: string): void {
+    this.syncWanted = true;
+    if (this.syncScheduled) return;
+    this.syncScheduled = true;
+    setImmediate(() => {
+      this.syncScheduled = false;
+      if (!this.syncWanted) return;
+      this.serial(() => this.sync()).catch((e: unknown) => {
+        this.logger.warn(
+          { err: e, why },
+          "wires: could not repair the switch's flows; the next reconcile retries",
+        );
+      });
+    });
+  }
+
+  /** A removal by anyone (ourselves included): repaired when the flow is still wanted. */
+  private onRemoved(f: FlowRemoved): void {
+    if ((f.cookie & AGENT_COOKIE_MASK) !== AGENT_COOKIE_MARK) return;
+    if (f.priority === 0) {
+      this.normalOk = false;
+      this.scheduleSync("NORMAL flow removed");
+      return;
+    }
+    const port = f.match.inPort;
+    const hit = [...this.installed].find(([, at]) => at.a === port || at.b === port);
+    const w = hit && this.wires.get(hit[0]);
+    if (w) this.scheduleSync(`flow of wire ${w.id} removed`);
+  }
+
+  /** A wanted wire's port with a new (or no) OpenFlow number: its flows name the old one. */
+  private onChange(c: CacheChange): void {
+    if (c.table !== "Interface" || this.wires.size === 0) return;
+    const name = String((c.new ?? c.old)?.name ?? "");
+    const w = this.byPort.get(name);
+    if (!w) return;
+    const at = this.installed.get(keyOf(w));
+    const ofport = (c.new as { ofport?: number } | undefined)?.ofport;
+    if (!at || ofport !== (w.a === name ? at.a : at.b)) this.scheduleSync(`port ${name} renumbered`);
+  }
+
+  private want(w: Wire): void {
+    this.wires.set(keyOf(w), w);
+    this.byPort.set(w.a, w);
+    this.byPort.set(w.b, w);
+  }
+
+  private unwant(w: Wire): void {
+    const k = keyOf(w);
+    this.wires.delete(k);
+    this.installed.delete(k);
+    for (const p of [w.a, w.b])
+      if (this.byPort.get(p) && keyOf(this.byPort.get(p)!) === k) this.byPort.delete(p);
+  }
+
+  private async openflow(): Promise<OpenflowClient> {
+    const of = this.sw.openflow.current() ?? (await this.sw.openflow.ready(PORTS_WAIT_MS));
+    if (!of)
+      throw new AgentError(
+        "OPENFLOW_UNREACHABLE",
+        `no OpenFlow connection to bridge ${this.sw.bridgeName} (${this.sw.openflow.target ?? "no target"})`,
+        "wire links need it: set ARCHETYPE_AGENT_OPENFLOW when OVSDB is a tcp: remote, or use vlan links",
+      );
+    return of;
+  }
+
+  /** The ports' OpenFlow numbers, waiting on the monitor for ports ovs-vswitchd is still opening. */
+  private async ofports(names: readonly string[]): Promise<Map<string, number>> {
+    const of = (n: string) => this.sw.client.interfaceByName(n)?.ofport;
+    const open = () => names.every((n) => (of(n) ?? -1) > 0);
+    if (!(await this.sw.until(open, PORTS_WAIT_MS))) {
+      const missing = names.filter((n) => (of(n) ?? -1) <= 0);
+      throw new AgentError(
+        "INTERFACE_NOT_FOUND",
+        `ports ${missing.join(", ")} have no OpenFlow number on ${this.sw.bridgeName}`,
+        "the agent repairs missing ports within a second; retry",
+      );
+    }
+    return new Map(names.map((n) => [n, of(n)!]));
+  }
+
+  /** Runs `fn` after every change and sync before it. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+}
+
+function wireOf(lab: string, l: WiredLink): Wire {
+  return { lab, id: l.link.id, a: l.a.iface.hostPort, b: l.b.iface.hostPort };
+}
+
+function keyOf(w: { lab: string; id: string }): string {
+  return `${w.lab}\0${w.id}`;
+}
+
+function describe(what: string, f: FlowMod): string {
+  const out = (f.actions ?? []).map((a) => a.output).join(",");
+  return `flow ${what}: priority=${f.priority ?? 0}${f.match?.inPort === undefined ? "" : ` in_port=${f.match.inPort}`}${out ? ` output:${out}` : ""}`;
+}
