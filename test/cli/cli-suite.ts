@@ -128,9 +128,9 @@ export function cliSuite(name: string, factory: CliTargetFactory): void {
         "NODE column as wide as its widest cell",
       );
       const linksHeader = out.find((l) => l.startsWith("ID"));
-      assert.match(linksHeader ?? "", /^ID\s+A\s+B\s+VLAN\s+STATE$/);
+      assert.match(linksHeader ?? "", /^ID\s+A\s+B\s+MODE\s+VLAN\s+STATE$/);
       assert.ok(
-        out.some((l) => /^l1\s+r1:eth1\s+r2:eth1\s+\d+\s+up$/.test(l)),
+        out.some((l) => /^l1\s+r1:eth1\s+r2:eth1\s+vlan\s+\d+\s+up$/.test(l)),
         show.stdout,
       );
     });
@@ -158,14 +158,19 @@ export function cliSuite(name: string, factory: CliTargetFactory): void {
       assertOk(ls);
       assert.match(
         ls.stdout,
-        /^ID\s+A\s+B\s+VLAN\s+STATE\s+A RX\s+A TX\s+B RX\s+B TX\s+DROPS\s+ERRORS\s+IMPAIRMENT\n/,
+        /^ID\s+A\s+B\s+MODE\s+VLAN\s+STATE\s+A RX\s+A TX\s+B RX\s+B TX\s+DROPS\s+ERRORS\s+IMPAIRMENT\n/,
       );
-      assert.match(ls.stdout, /\nl2\s+r1:eth2\s+r2:eth2\s+\d+\s+up\b/);
+      assert.match(ls.stdout, /\nl2\s+r1:eth2\s+r2:eth2\s+vlan\s+\d+\s+up\b/);
       const dup = await cli("link", "add", lab, "r1:eth2", "router-long-name:eth1");
       assert.equal(dup.code, 1);
       assert.match(dup.stderr, /^error: .*r1:eth2.*\nhint: .+/);
       const rm = await cli("link", "rm", lab, "l2");
       assertOk(rm);
+      const wire = await cli("link", "add", lab, "r1:eth2", "r2:eth2", "--id", "l2", "--wire");
+      assertOk(wire);
+      assert.match(wire.stdout, /^linked r1:eth2 <-> r2:eth2 as l2 \(wire, up\)/);
+      assert.match((await cli("link", "ls", lab)).stdout, /\nl2\s+r1:eth2\s+r2:eth2\s+wire\s+-?\s+up\b/);
+      assertOk(await cli("link", "rm", lab, "l2"));
       const again = await cli("link", "rm", lab, "l2");
       assert.equal(again.code, 1);
       assert.match(again.stderr, /^error: .*l2/);

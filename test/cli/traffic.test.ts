@@ -92,7 +92,7 @@ describe("archnet link impair / ls / watch and capture (real agent)", () => {
     const ls = await cli("link", "ls", LAB);
     ok(ls);
     const row = ls.stdout.split("\n").find((l) => l.startsWith("l1 "));
-    assert.match(row ?? "", /^l1\s+a:eth1\s+b:eth1\s+\d+\s+up\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+/);
+    assert.match(row ?? "", /^l1\s+a:eth1\s+b:eth1\s+vlan\s+\d+\s+up\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+/);
     const watch = await cli("link", "watch", LAB, "--count", "2", "--interval", "0.2");
     ok(watch);
     const heads = watch.stdout.match(/^lab clit at .*/gm) ?? [];

@@ -14,7 +14,7 @@ import type {
   LabOperations,
   OverlayOperations,
 } from "../../src/model/operations.js";
-import type { CarrierState, Impairment } from "../../src/model/records.js";
+import type { CarrierState, Impairment, LinkMode } from "../../src/model/records.js";
 import type {
   InterfaceView,
   LabChanges,
@@ -48,6 +48,7 @@ interface StubLink {
   a: string;
   b: string;
   vlan: number;
+  mode: LinkMode;
   carrier: CarrierState;
   impairment?: Impairment;
 }
@@ -159,8 +160,8 @@ export function createStubServices(opts: StubOptions = {}): StubServices {
       id: k.id,
       a: k.a,
       b: k.b,
-      mode: "vlan",
-      vlan: k.vlan,
+      mode: k.mode,
+      vlan: k.mode === "wire" ? null : k.vlan,
       state,
       ...(k.impairment ? { impairment: k.impairment } : {}),
     };
@@ -179,7 +180,10 @@ export function createStubServices(opts: StubOptions = {}): StubServices {
       .replace(/^[^A-Za-z0-9]/, "l")
       .slice(0, 63);
 
-  function addLinkTo(l: StubLab, spec: { a: string; b: string; id?: string | undefined }): StubLink {
+  function addLinkTo(
+    l: StubLab,
+    spec: { a: string; b: string; id?: string | undefined; mode?: LinkMode | undefined },
+  ): StubLink {
     if (spec.a === spec.b)
       throw new AgentError("BAD_REQUEST", `a link needs two different ends, not ${spec.a} twice`);
     for (const end of [spec.a, spec.b]) {
@@ -194,7 +198,14 @@ export function createStubServices(opts: StubOptions = {}): StubServices {
     }
     const id = spec.id ?? defaultLinkId(spec.a, spec.b);
     if (l.links.has(id)) throw new AgentError("CONFLICT", `lab ${l.lab} already has a link ${id}`);
-    const link: StubLink = { id, a: spec.a, b: spec.b, vlan: linkVlanSeq++, carrier: "up" };
+    const link: StubLink = {
+      id,
+      a: spec.a,
+      b: spec.b,
+      vlan: linkVlanSeq++,
+      mode: spec.mode ?? "vlan",
+      carrier: "up",
+    };
     l.links.set(id, link);
     return link;
   }

@@ -8,8 +8,8 @@ import { renderTable } from "../table.js";
 export function renderLinks(links: readonly LinkView[]): string {
   if (links.length === 0) return "no links";
   return renderTable(
-    ["ID", "A", "B", "VLAN", "STATE"],
-    links.map((l) => [l.id, l.a, l.b, l.vlan, l.state]),
+    ["ID", "A", "B", "MODE", "VLAN", "STATE"],
+    links.map((l) => [l.id, l.a, l.b, l.mode, l.vlan, l.state]),
   );
 }
 

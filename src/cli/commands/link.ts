@@ -22,14 +22,38 @@ export function registerLink(program: Command): void {
     .argument("<a>", "NODE:IF")
     .argument("<b>", "NODE:IF")
     .addOption(new Option("--id <id>", "link id (default: derived from the ends)"))
-    .action(async (lab: string, a: string, b: string, opts: { id?: string }, cmd: Command) => {
-      parseEnd(a);
-      parseEnd(b);
-      const ctx = ctxOf(cmd);
-      const body = opts.id === undefined ? { a, b } : { a, b, id: opts.id };
-      const l = await ctx.client.post<LinkView>(`/labs/${seg(lab)}/links`, body);
-      ctx.show(l, () => `linked ${l.a} <-> ${l.b} as ${l.id} (vlan ${l.vlan ?? "-"}, ${l.state})`);
-    });
+    .addOption(
+      new Option(
+        "--wire",
+        "a cable: every frame crosses unchanged (802.1Q, QinQ, LLDP, LACP, STP)",
+      ).conflicts("vlan"),
+    )
+    .addOption(new Option("--vlan", "the ends share a VLAN (tagged frames are dropped)"))
+    .addHelpText(
+      "after",
+      "\nWithout --wire or --vlan the agent's default applies (ARCHETYPE_AGENT_LINK_MODE, vlan unless set).",
+    )
+    .action(
+      async (
+        lab: string,
+        a: string,
+        b: string,
+        opts: { id?: string; wire?: boolean; vlan?: boolean },
+        cmd: Command,
+      ) => {
+        parseEnd(a);
+        parseEnd(b);
+        const ctx = ctxOf(cmd);
+        const mode = opts.wire ? "wire" : opts.vlan ? "vlan" : undefined;
+        const body = { a, b, ...(opts.id === undefined ? {} : { id: opts.id }), ...(mode ? { mode } : {}) };
+        const l = await ctx.client.post<LinkView>(`/labs/${seg(lab)}/links`, body);
+        ctx.show(
+          l,
+          () =>
+            `linked ${l.a} <-> ${l.b} as ${l.id} (${l.mode === "wire" ? "wire" : `vlan ${l.vlan ?? "-"}`}, ${l.state})`,
+        );
+      },
+    );
 
   link
     .command("rm")
@@ -126,7 +150,21 @@ const sum = (c: InterfaceCounters | null | undefined, keys: readonly (keyof Inte
 export function renderLinkCounters(links: readonly LinkView[]): string {
   if (links.length === 0) return "no links";
   return renderTable(
-    ["ID", "A", "B", "VLAN", "STATE", "A RX", "A TX", "B RX", "B TX", "DROPS", "ERRORS", "IMPAIRMENT"],
+    [
+      "ID",
+      "A",
+      "B",
+      "MODE",
+      "VLAN",
+      "STATE",
+      "A RX",
+      "A TX",
+      "B RX",
+      "B TX",
+      "DROPS",
+      "ERRORS",
+      "IMPAIRMENT",
+    ],
     links.map((l) => {
       const a = l.counters?.a;
       const b = l.counters?.b;
@@ -137,6 +175,7 @@ export function renderLinkCounters(links: readonly LinkView[]): string {
         l.id,
         l.a,
         l.b,
+        l.mode,
         l.vlan,
         l.state,
         a?.rx_packets,
