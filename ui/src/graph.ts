@@ -8,12 +8,6 @@ import type { LabView, TunnelView } from "../../src/model/views.js";
 
 export type Selection = { kind: "node"; id: string } | { kind: "link"; id: string } | undefined;
 
-/** A link's mode: wire links may not exist on this agent yet; absent means VLAN. */
-export function linkMode(link: object): string {
-  const m = (link as { mode?: unknown }).mode;
-  return typeof m === "string" ? m : "vlan";
-}
-
 const STYLE: cytoscape.StylesheetJson = [
   {
     selector: "node",
@@ -196,7 +190,7 @@ function toElements(view: LabView, tunnels: readonly TunnelView[], labels: EdgeL
         source: nodeOf(l.a),
         target: nodeOf(l.b),
         state: l.state,
-        mode: linkMode(l),
+        mode: l.mode,
         ca: carrier.get(l.a) ?? "up",
         cb: carrier.get(l.b) ?? "up",
         label: labels[l.id] ?? "",

@@ -15,7 +15,7 @@ import type {
 import { ApiError, api, setToken, token, Unauthorized } from "./api";
 import { LiveStream, type StreamState } from "./events";
 import { bps } from "./format";
-import { linkMode, type Selection, TopologyGraph } from "./graph";
+import { type Selection, TopologyGraph } from "./graph";
 
 interface PortSample {
   port: string;
@@ -367,7 +367,7 @@ function selectionPanel(v: LabView): TemplateResult {
     const t = linkTraffic(l);
     return html`<h3>Link ${l.id}</h3>
       <p>${l.a} – ${l.b}</p>
-      <p>${linkMode(l)} ${l.vlan ?? ""} · <b class="state ${l.state}">${l.state}</b> · ${bps(t.bps)}</p>
+      <p>${l.mode} ${l.vlan ?? ""} · <b class="state ${l.state}">${l.state}</b> · ${bps(t.bps)}</p>
       ${linkActions(l)}`;
   }
   return html`<p class="muted">Click a node or a link. Pick two free interfaces below to link them.</p>`;
@@ -416,7 +416,7 @@ function linksTable(v: LabView): TemplateResult {
             <td>${l.id}</td>
             <td><span class="dot ${ifaceOf(l.a)?.carrier ?? "up"}"></span>${l.a}</td>
             <td><span class="dot ${ifaceOf(l.b)?.carrier ?? "up"}"></span>${l.b}</td>
-            <td>${linkMode(l)}</td><td>${l.vlan ?? ""}</td>
+            <td>${l.mode}</td><td>${l.vlan ?? ""}</td>
             <td><b class="state ${l.state}">${l.state}</b></td>
             <td class="num">${bps(t.bps)}</td><td class="num">${t.packets}</td>
             <td>${linkActions(l)}</td>
