@@ -10,6 +10,7 @@ import { startTestAgent, type TestAgent } from "../harness/agent.js";
 import { until } from "../harness/carrier.js";
 import { captureFrames, carries, frameKinds, newMarker, sendFrames, untagged } from "../harness/frames.js";
 import { addAddress, ifindex, NetnsPool } from "../harness/netns.js";
+import { parsePcap } from "../harness/pcap.js";
 import { expectNoPing, expectPing, ping } from "../harness/traffic.js";
 
 /**
@@ -277,4 +278,39 @@ test("three ends or an unknown mode in an HTTP body: 400, nothing changes", asyn
   }
   assert.deepEqual(await flows(), before);
   assert.equal(t.agent.labs.getLab("wh").links.length, 0);
+});
+
+test("a wire's traffic: capture streams its tagged frames, a rate limit shapes it, both go with the link", async (ctx) => {
+  dropLabsAfter(ctx, "wc");
+  const { ns, ip } = await nodes("wc", 2, 66);
+  const [a] = ns as [string, string];
+  await t.agent.labs.addLink("wc", { a: "n0:eth1", b: "n1:eth1", id: "w", mode: "wire" });
+  const api = await startApi(t.agent.services, { logger: silentLogger() });
+  ctx.after(() => api.close());
+
+  const frames = frameKinds(SRC).filter((k) => k.name === "dot1q" || k.name === "qinq");
+  const res = await fetch(`${api.address}/labs/wc/links/w/capture?count=${frames.length}&filter=vlan`);
+  assert.equal(res.status, 200);
+  await sendFrames(
+    a,
+    "eth1",
+    frames.map((k) => k.frame),
+  );
+  const pcap = parsePcap(Buffer.from(await res.arrayBuffer()));
+  assert.deepEqual(
+    frames.map((k) => pcap.frames.some((f) => f.data.equals(k.frame))),
+    frames.map(() => true),
+    "the capture of a wire link holds the tagged frames as sent",
+  );
+
+  const shaped = await t.agent.services.impairments.set("wc", "w", { a_to_b: { rate_kbit: 10_000 } });
+  assert.equal(shaped.in_sync, true);
+  assert.equal(shaped.applied?.a_to_b.rate_kbit, 10_000);
+  await expectPing(a, ip[1]!);
+  const hostB = t.agent.labs.getLab("wc").nodes.find((n) => n.name === "n1")!.interfaces[0]!.host_port;
+  const qdisc = () =>
+    run("ip", ["netns", "exec", t.ovs.netns!, "tc", "qdisc", "show", "dev", hostB], { timeoutMs: 10_000 });
+  assert.match((await qdisc()).stdout, /\btbf\b/);
+  await t.agent.labs.removeLink("wc", "w");
+  assert.doesNotMatch((await qdisc()).stdout, /\btbf\b/, "the impairment went with the link");
 });
