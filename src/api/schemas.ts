@@ -193,6 +193,7 @@ export const OverlaySpecSchema = Type.Object(
     local_ip: Ipv4("this host's tunnel IPv4 address"),
     remote_ip: Ipv4("the other host's tunnel IPv4 address"),
     mtu: Type.Optional(Mtu),
+    mode: Type.Optional(LinkModeSchema),
   },
   { additionalProperties: false },
 );
@@ -311,6 +312,7 @@ export const LinkListAnswer = Type.Array(LinkViewSchema);
 export const TunnelViewSchema = Type.Object({
   lab: Type.String(),
   link: Type.String(),
+  mode: LinkModeSchema,
   vni: Type.Integer(),
   vlan: Vlan,
   port: Type.String(),

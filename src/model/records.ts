@@ -100,6 +100,8 @@ export interface OverlayRecord {
   localIp: string;
   remoteIp: string;
   mtu: number;
+  /** wire: the node's port and the VXLAN port joined by flows (tagged frames cross); absent: vlan. */
+  mode?: LinkMode;
   createdAt: number;
 }
 

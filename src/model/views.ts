@@ -150,11 +150,14 @@ export interface OverlaySpec {
   local_ip: string;
   remote_ip: string;
   mtu?: number;
+  /** wire: a cable across hosts (attach both ends as wires); default ARCHETYPE_AGENT_LINK_MODE. */
+  mode?: LinkMode;
 }
 
 export interface TunnelView {
   lab: string;
   link: string;
+  mode: LinkMode;
   vni: number;
   vlan: number | null;
   port: string;

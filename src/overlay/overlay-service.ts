@@ -6,7 +6,7 @@ import type { AgentConfig } from "../config/config.js";
 import type { Metrics } from "../metrics.js";
 import { validateId, validateIfName } from "../model/names.js";
 import type { OverlayOperations } from "../model/operations.js";
-import type { OverlayRecord } from "../model/records.js";
+import { LINK_MODES, type LinkMode, type OverlayRecord } from "../model/records.js";
 import type { OverlaySpec, TunnelView } from "../model/views.js";
 import type { StateStore } from "../state/state-store.js";
 
@@ -39,7 +39,16 @@ export function mustOverlay(store: StateStore, lab: string, link: string): Overl
 }
 
 /** Validates an overlay link request completely before anything changes. */
-export function validateOverlay(spec: OverlaySpec, defaultMtu: number): Omit<OverlayRecord, "createdAt"> {
+export function validateOverlay(
+  spec: OverlaySpec,
+  defaultMtu: number,
+  defaultMode: LinkMode = "vlan",
+): Omit<OverlayRecord, "createdAt"> {
+  if (spec.mode !== undefined && !LINK_MODES.includes(spec.mode))
+    throw new AgentError(
+      "BAD_REQUEST",
+      `link mode ${JSON.stringify(spec.mode)} is not one of ${LINK_MODES.join(", ")}`,
+    );
   if (!Number.isInteger(spec.vni) || spec.vni < 1 || spec.vni > VNI_MAX) {
     throw new AgentError(
       "INVALID_VNI",
@@ -78,6 +87,7 @@ export function validateOverlay(spec: OverlaySpec, defaultMtu: number): Omit<Ove
     localIp: spec.local_ip,
     remoteIp: spec.remote_ip,
     mtu,
+    mode: spec.mode ?? defaultMode,
   };
 }
 
@@ -87,14 +97,16 @@ export class OverlayService implements OverlayOperations {
 
   async attach(spec: OverlaySpec, opts: { wait?: boolean } = {}): Promise<TunnelView> {
     const overlay = capability(this.d.backend, "overlay");
-    const want = validateOverlay(spec, this.d.config.overlayMtu);
+    const want = validateOverlay(spec, this.d.config.overlayMtu, this.d.config.linkMode);
+    if (want.mode === "wire") capability(this.d.backend, "wire");
     return this.d.locks.withKey(want.lab, () =>
       this.d.metrics.time("overlay_attach", async () => {
         const { store } = this.d;
         const key = overlayKey(want.lab, want.link);
         const have = store.overlays.get(key);
         if (have) {
-          const same = (Object.keys(want) as (keyof typeof want)[]).every((k) => have[k] === want[k]);
+          const stored = { ...have, mode: have.mode ?? "vlan" };
+          const same = (Object.keys(want) as (keyof typeof want)[]).every((k) => stored[k] === want[k]);
           if (!same) {
             throw new AgentError(
               "CONFLICT",

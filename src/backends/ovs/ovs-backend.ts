@@ -60,8 +60,16 @@ export class OvsBackend implements NetworkBackend {
   readonly unsupported = {};
 
   readonly overlay: OverlayCapability = {
-    attach: (rec, end, opts = {}) => this.started.tunnels.attach(rec, end, opts.wait ?? false),
-    detach: (rec, end) => this.started.tunnels.detach(rec, end),
+    attach: async (rec, end, opts = {}) => {
+      // A wire needs the VXLAN port's OpenFlow number: it waits for ovs-vswitchd to make it.
+      const wire = rec.mode === "wire";
+      await this.started.tunnels.attach(rec, end, (opts.wait ?? false) || wire);
+      if (wire) await this.started.wires.attachOverlay(rec, end);
+    },
+    detach: async (rec, end) => {
+      if (end && rec.mode === "wire") await this.started.wires.detachOverlay(rec, end);
+      await this.started.tunnels.detach(rec, end);
+    },
     status: (recs) => this.started.tunnels.status(recs),
   };
 

@@ -1,10 +1,11 @@
 import { AgentError } from "../../../common/errors.js";
 import type { Logger } from "../../../common/log.js";
-import { resolveEnd, storedEnd, type WiredLink } from "../../../model/ends.js";
-import type { LabRecord } from "../../../model/records.js";
+import { type LinkEnd, resolveEnd, storedEnd, type WiredLink } from "../../../model/ends.js";
+import type { LabRecord, OverlayRecord } from "../../../model/records.js";
 import type { FlowMod, FlowRemoved, OpenflowClient } from "../../../openflow/index.js";
 import type { CacheChange } from "../../../ovsdb/index.js";
 import type { CarrierControl } from "../carrier/carrier-control.js";
+import { vxlanPortName } from "../overlay/vxlan-port.js";
 import { isEmptyImpairment, type Shaper } from "../shaping/shaper.js";
 import type { OvsSwitch } from "../switch/ovs-switch.js";
 import {
@@ -24,9 +25,11 @@ const PORTS_WAIT_MS = 10_000;
 interface Wire {
   lab: string;
   id: string;
-  /** Host ports of the two ends. */
+  /** Switch ports of the two ends: host ends of veths, or a VXLAN port (overlay wires). */
   a: string;
   b: string;
+  /** A node's port and its overlay link's VXLAN port (carrier follow pairs those by their marks). */
+  overlay?: boolean;
 }
 
 /**
@@ -61,7 +64,9 @@ export class WireLinks {
     private readonly shaper: Shaper,
     private readonly logger: Logger,
   ) {
-    carrier.follow.setExtraPeers(() => [...this.wires.values()].map((w) => [w.a, w.b] as const));
+    carrier.follow.setExtraPeers(() =>
+      [...this.wires.values()].filter((w) => !w.overlay).map((w) => [w.a, w.b] as const),
+    );
     sw.openflow.on("connected", () => {
       this.normalOk = false;
       this.scheduleSync("OpenFlow connected");
@@ -79,25 +84,7 @@ export class WireLinks {
   connect(lab: LabRecord, links: readonly WiredLink[]): Promise<void> {
     return this.serial(async () => {
       const wires = links.map((l) => wireOf(lab.lab, l));
-      for (const w of wires) {
-        for (const port of [w.a, w.b]) {
-          const other = this.byPort.get(port);
-          if (other && keyOf(other) !== keyOf(w))
-            throw new AgentError("ALREADY_LINKED", `port ${port} is in wire ${other.id} of lab ${other.lab}`);
-        }
-      }
-      const of = await this.openflow();
-      const ofports = await this.ofports(wires.flatMap((w) => [w.a, w.b]));
-      for (const w of wires) this.want(w);
-      try {
-        const flows = wires.flatMap((w) => wireFlows(ofports.get(w.a)!, ofports.get(w.b)!));
-        await of.apply(this.normalOk ? flows : [normalFlow(), ...flows]);
-        this.normalOk = true;
-      } catch (e) {
-        for (const w of wires) this.unwant(w);
-        throw e;
-      }
-      for (const w of wires) this.installed.set(keyOf(w), { a: ofports.get(w.a)!, b: ofports.get(w.b)! });
+      await this.install(wires);
       this.carrier.follow.relinked(wires.flatMap((w) => [w.a, w.b]));
       await this.shaper.impair(links.filter((l) => !isEmptyImpairment(l)));
       const down = links
@@ -106,6 +93,38 @@ export class WireLinks {
       this.carrier.follow.setDesired(down, "down");
       if (down.length > 0) await this.carrier.setAdmin(down, false);
     });
+  }
+
+  /** An overlay link as a wire: its node's port and its VXLAN port joined by flows. */
+  attachOverlay(rec: OverlayRecord, end: LinkEnd): Promise<void> {
+    return this.serial(() => this.install([overlayWire(rec, end)]));
+  }
+
+  detachOverlay(rec: OverlayRecord, end: LinkEnd): Promise<void> {
+    return this.serial(() => this.unwire([overlayWire(rec, end)]));
+  }
+
+  /** Wants these wires and installs their flows, answering at the barrier reply. */
+  private async install(wires: readonly Wire[]): Promise<void> {
+    for (const w of wires) {
+      for (const port of [w.a, w.b]) {
+        const other = this.byPort.get(port);
+        if (other && keyOf(other) !== keyOf(w))
+          throw new AgentError("ALREADY_LINKED", `port ${port} is in wire ${other.id} of lab ${other.lab}`);
+      }
+    }
+    const of = await this.openflow();
+    const ofports = await this.ofports(wires.flatMap((w) => [w.a, w.b]));
+    for (const w of wires) this.want(w);
+    try {
+      const flows = wires.flatMap((w) => wireFlows(ofports.get(w.a)!, ofports.get(w.b)!));
+      await of.apply(this.normalOk ? flows : [normalFlow(), ...flows]);
+      this.normalOk = true;
+    } catch (e) {
+      for (const w of wires) this.unwant(w);
+      throw e;
+    }
+    for (const w of wires) this.installed.set(keyOf(w), { a: ofports.get(w.a)!, b: ofports.get(w.b)! });
   }
 
   disconnect(lab: LabRecord, links: readonly WiredLink[]): Promise<void> {
@@ -150,18 +169,25 @@ export class WireLinks {
    * The wanted wires from the records (every wire link whose ends exist), then the switch's flows
    * made equal to them. Returns a line per repair.
    */
-  reconcile(labs: readonly LabRecord[]): Promise<string[]> {
+  reconcile(labs: readonly LabRecord[], overlays: readonly OverlayRecord[]): Promise<string[]> {
     return this.serial(async () => {
       this.wires.clear();
       this.byPort.clear();
+      const present = (w: Wire) => this.sw.port(w.a) !== undefined && this.sw.port(w.b) !== undefined;
       for (const lab of labs) {
         for (const link of Object.values(lab.links)) {
           if (link.mode !== "wire") continue;
           const a = resolveEnd(lab, storedEnd(link.a));
           const b = resolveEnd(lab, storedEnd(link.b));
-          if (a && b && this.sw.port(a.iface.hostPort) && this.sw.port(b.iface.hostPort))
-            this.want(wireOf(lab.lab, { link, a, b }));
+          const w = a && b && wireOf(lab.lab, { link, a, b });
+          if (w && present(w)) this.want(w);
         }
+      }
+      for (const rec of overlays) {
+        const lab = labs.find((l) => l.lab === rec.lab);
+        const end = lab && resolveEnd(lab, { node: rec.node, iface: rec.interface });
+        const w = rec.mode === "wire" && end && overlayWire(rec, end);
+        if (w && present(w)) this.want(w);
       }
       for (const k of [...this.installed.keys()]) if (!this.wires.has(k)) this.installed.delete(k);
       return this.sync();
@@ -296,6 +322,17 @@ export class WireLinks {
 
 function wireOf(lab: string, l: WiredLink): Wire {
   return { lab, id: l.link.id, a: l.a.iface.hostPort, b: l.b.iface.hostPort };
+}
+
+function overlayWire(rec: OverlayRecord, end: LinkEnd): Wire {
+  // Overlay link ids are their own namespace beside the lab's links.
+  return {
+    lab: rec.lab,
+    id: `overlay/${rec.link}`,
+    a: end.iface.hostPort,
+    b: vxlanPortName(rec.vni),
+    overlay: true,
+  };
 }
 
 function keyOf(w: { lab: string; id: string }): string {

@@ -163,6 +163,7 @@ export class OverlayManager {
       return {
         lab: rec.lab,
         link: rec.link,
+        mode: rec.mode ?? "vlan",
         vni: rec.vni,
         vlan: port?.tag ?? null,
         port: name,

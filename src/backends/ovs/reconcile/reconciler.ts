@@ -62,7 +62,12 @@ export async function reconcile(
   }
   // Wires after the ports: a port made again has a new OpenFlow number.
   try {
-    repairs.push(...(await r.wires.reconcile(labs.filter((l) => !failed.has(l.lab)))));
+    repairs.push(
+      ...(await r.wires.reconcile(
+        labs.filter((l) => !failed.has(l.lab)),
+        overlays,
+      )),
+    );
   } catch (e) {
     r.logger.warn({ err: e }, "wires: the switch's flows could not be repaired; the next reconcile retries");
   }
