@@ -393,7 +393,11 @@ export function createStubServices(opts: StubOptions = {}): StubServices {
   const overlayOps: OverlayOperations = {
     async attach(spec) {
       check();
-      const want: Required<OverlaySpec> = { ...spec, mtu: spec.mtu ?? config.overlayMtu, mode: spec.mode ?? "vlan" };
+      const want: Required<OverlaySpec> = {
+        ...spec,
+        mtu: spec.mtu ?? config.overlayMtu,
+        mode: spec.mode ?? "vlan",
+      };
       const key = `${spec.lab}/${spec.link}`;
       const old = overlays.get(key);
       if (old) {

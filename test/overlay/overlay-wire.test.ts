@@ -103,6 +103,8 @@ test("ovs-vswitchd restarted on one host: the overlay wire comes back without an
       .split("\n")
       .filter((l) => l.includes("cookie=0xa4c74e7001000000")).length;
   await until("the overlay wire's flows on host A", wireFlows, (n) => n === 2, 60_000);
-  console.log(`# the overlay wire's flows were back ${(performance.now() - restarted).toFixed(0)} ms after the restart`);
+  console.log(
+    `# the overlay wire's flows were back ${(performance.now() - restarted).toFixed(0)} ms after the restart`,
+  );
   assert.deepEqual(await crossing(node.a!, node.b!), ["dot1q", "qinq", "lldp", "lacp", "stp"]);
 });
