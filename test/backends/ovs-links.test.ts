@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { after, before, type TestContext, test } from "node:test";
 import { run } from "../../src/common/exec.js";
 import { startTestAgent, type TestAgent } from "../harness/agent.js";
-import { addAddress, ifindex, NetnsPool, nsExec } from "../harness/netns.js";
+import { dropLabsAfter as dropAfter, labNodes } from "../harness/lab-nodes.js";
+import { ifindex, NetnsPool, nsExec } from "../harness/netns.js";
 import { capture, expectNoPing, expectPing, ping } from "../harness/traffic.js";
 import { ovsPorts } from "../labs/facts.js";
 
@@ -18,25 +19,8 @@ after(async () => {
   await t?.close();
 });
 
-/** Deletes the labs when the test ends, also when it fails: a lab left behind fails the next tests. */
-function dropLabsAfter(ctx: TestContext, ...names: string[]): void {
-  ctx.after(async () => {
-    const left = new Set(t.agent.labs.listLabs().map((l) => l.lab));
-    for (const lab of names) if (left.has(lab)) await t.agent.labs.deleteLab(lab);
-  });
-}
-
-/** Nodes n0..n(k-1) with eth1 each, all in one /24 so only the switch can isolate them. */
-async function nodes(lab: string, k: number, subnet: number): Promise<{ ns: string[]; ip: string[] }> {
-  const ns = await pool.create(k);
-  const ip: string[] = [];
-  for (const [i, n] of ns.entries()) {
-    await t.agent.labs.addInterfaces(lab, `n${i}`, { netns: n, interfaces: [{ name: "eth1" }] });
-    ip.push(`198.18.${subnet}.${i + 1}`);
-    await addAddress(n, "eth1", `${ip[i]}/24`);
-  }
-  return { ns, ip };
-}
+const dropLabsAfter = (ctx: TestContext, ...names: string[]) => dropAfter(t, ctx, ...names);
+const nodes = (lab: string, k: number, subnet: number) => labNodes(t, pool, lab, k, subnet);
 
 test("linked nodes ping; unlinked and differently linked interfaces are isolated", async (ctx) => {
   dropLabsAfter(ctx, "iso");

@@ -8,8 +8,16 @@ import { silentLogger } from "../../src/common/log.js";
 import type { LinkMode } from "../../src/model/records.js";
 import { startTestAgent, type TestAgent } from "../harness/agent.js";
 import { until } from "../harness/carrier.js";
-import { captureFrames, carries, frameKinds, newMarker, sendFrames, untagged } from "../harness/frames.js";
-import { addAddress, ifindex, NetnsPool } from "../harness/netns.js";
+import {
+  captureFrames,
+  carries,
+  frameKinds,
+  kindsCrossing,
+  sendFrames,
+  untagged,
+} from "../harness/frames.js";
+import { dropLabsAfter as dropAfter, labNodes } from "../harness/lab-nodes.js";
+import { ifindex, NetnsPool } from "../harness/netns.js";
 import { parsePcap } from "../harness/pcap.js";
 import { expectNoPing, expectPing, ping } from "../harness/traffic.js";
 
@@ -42,51 +50,10 @@ const flows = async () =>
     .filter((l) => l !== "" && !l.startsWith("OFPST_FLOW") && !l.startsWith("OFPST"))
     .sort();
 
-function dropLabsAfter(ctx: TestContext, ...names: string[]): void {
-  ctx.after(async () => {
-    const left = new Set(t.agent.labs.listLabs().map((l) => l.lab));
-    for (const lab of names) if (left.has(lab)) await t.agent.labs.deleteLab(lab);
-  });
-}
-
-/** Nodes n0..n(k-1) with eth1 each, all in one /24 so only the switch can keep them apart. */
-async function nodes(lab: string, k: number, subnet: number): Promise<{ ns: string[]; ip: string[] }> {
-  const ns = await pool.create(k);
-  const ip: string[] = [];
-  for (const [i, n] of ns.entries()) {
-    await t.agent.labs.addInterfaces(lab, `n${i}`, { netns: n, interfaces: [{ name: "eth1" }] });
-    ip.push(`198.18.${subnet}.${i + 1}`);
-    await addAddress(n, "eth1", `${ip[i]}/24`);
-  }
-  return { ns, ip };
-}
+const dropLabsAfter = (ctx: TestContext, ...names: string[]) => dropAfter(t, ctx, ...names);
+const nodes = (lab: string, k: number, subnet: number) => labNodes(t, pool, lab, k, subnet);
 
 const SRC = "02:00:00:00:0a:01";
-
-/** Sends the five kinds from `from`; returns the names of those that reached `to` byte-identical. */
-async function crossing(from: string, to: string): Promise<string[]> {
-  const kinds = frameKinds(SRC);
-  const fence = newMarker("fence");
-  const got = await captureFrames(
-    to,
-    "eth1",
-    async () => {
-      await sendFrames(
-        from,
-        "eth1",
-        kinds.map((k) => k.frame),
-      );
-      // One frame any link carries, sent after the others: once it is in, the others had their chance.
-      await sendFrames(from, "eth1", [untagged(SRC, "ff:ff:ff:ff:ff:ff", fence)]);
-    },
-    { match: carries(fence, ...kinds.map((k) => k.marker)), count: kinds.length + 1, timeoutMs: 10_000 },
-  );
-  assert.ok(
-    got.some((f) => carries(fence)(f)),
-    "the fence frame (untagged) did not cross: the link is not up",
-  );
-  return kinds.filter((k) => got.some((f) => f.equals(k.frame))).map((k) => k.name);
-}
 
 test("a wire carries 802.1Q, QinQ, LLDP, LACP and STP unchanged; a VLAN link drops the tagged ones", async (ctx) => {
   dropLabsAfter(ctx, "wf");
@@ -107,9 +74,9 @@ test("a wire carries 802.1Q, QinQ, LLDP, LACP and STP unchanged; a VLAN link dro
     false,
   ]);
 
-  assert.deepEqual(await crossing(a, b), ["dot1q", "qinq", "lldp", "lacp", "stp"]);
-  assert.deepEqual(await crossing(b, a), ["dot1q", "qinq", "lldp", "lacp", "stp"]);
-  const onVlan = await crossing(c, d);
+  assert.deepEqual(await kindsCrossing(a, b), ["dot1q", "qinq", "lldp", "lacp", "stp"]);
+  assert.deepEqual(await kindsCrossing(b, a), ["dot1q", "qinq", "lldp", "lacp", "stp"]);
+  const onVlan = await kindsCrossing(c, d);
   assert.ok(
     !onVlan.includes("dot1q") && !onVlan.includes("qinq"),
     `a VLAN link carried ${onVlan.join(", ")}`,
@@ -135,7 +102,7 @@ test("rewiring A-B to A-C: frames reach C and no longer B, ifindexes kept, nothi
   // Sent right after the answer: the flows are there (barrier).
   await expectPing(a, ip[2]!);
   await expectNoPing(a, ip[1]!);
-  assert.deepEqual(await crossing(a, c), ["dot1q", "qinq", "lldp", "lacp", "stp"]);
+  assert.deepEqual(await kindsCrossing(a, c), ["dot1q", "qinq", "lldp", "lacp", "stp"]);
   const toB = await captureFrames(
     b,
     "eth1",

@@ -276,3 +276,30 @@ function frame(...parts: Buffer[]): Buffer {
   const f = Buffer.concat(parts);
   return f.length >= MIN_FRAME ? f : Buffer.concat([f, Buffer.alloc(MIN_FRAME - f.length)]);
 }
+
+/**
+ * Sends the five kinds from `from`'s eth1, then an untagged fence frame that any link carries
+ * (once it is in, the others had their chance), capturing on `to`'s eth1; returns the names of
+ * the kinds that arrived byte-identical. Fails when the fence does not arrive (the link is down).
+ */
+export async function kindsCrossing(from: string, to: string, timeoutMs = 10_000): Promise<string[]> {
+  const src = "02:00:00:00:0a:01";
+  const kinds = frameKinds(src);
+  const fence = newMarker("fence");
+  const got = await captureFrames(
+    to,
+    "eth1",
+    async () => {
+      await sendFrames(
+        from,
+        "eth1",
+        kinds.map((k) => k.frame),
+      );
+      await sendFrames(from, "eth1", [untagged(src, BROADCAST, fence)]);
+    },
+    { match: carries(fence, ...kinds.map((k) => k.marker)), count: kinds.length + 1, timeoutMs },
+  );
+  if (!got.some(carries(fence)))
+    throw new Error(`the untagged fence frame did not reach ${to}: the link is not up`);
+  return kinds.filter((k) => got.some((f) => f.equals(k.frame))).map((k) => k.name);
+}

@@ -1,6 +1,6 @@
 import type { Logger } from "../../../common/log.js";
 import { setLinkUp, untilCarrier } from "../../../link/index.js";
-import type { LinkEnd } from "../../../model/ends.js";
+import type { LinkEnd, WiredLink } from "../../../model/ends.js";
 import type { CarrierState, LabRecord } from "../../../model/records.js";
 import { eqUuid, map, update } from "../../../ovsdb/index.js";
 import type { OvsSwitch } from "../switch/ovs-switch.js";
@@ -34,6 +34,15 @@ export class CarrierControl {
       logger,
     );
     sw.client.on("change", (c) => this.follow.onChange(c));
+  }
+
+  /** Links just joined whose cable the API pulled: their ends go down. */
+  async joined(links: readonly WiredLink[]): Promise<void> {
+    const down = links
+      .filter((w) => w.link.carrier === "down")
+      .flatMap((w) => [w.a.iface.hostPort, w.b.iface.hostPort]);
+    this.follow.setDesired(down, "down");
+    if (down.length > 0) await this.setAdmin(down, false);
   }
 
   /** Sets these host ends down (or up) in one batch, without waiting for the nodes. */

@@ -6,7 +6,7 @@ import type { FlowMod, FlowRemoved, OpenflowClient } from "../../../openflow/ind
 import type { CacheChange } from "../../../ovsdb/index.js";
 import type { CarrierControl } from "../carrier/carrier-control.js";
 import { vxlanPortName } from "../overlay/vxlan-port.js";
-import { isEmptyImpairment, type Shaper } from "../shaping/shaper.js";
+import type { Shaper } from "../shaping/shaper.js";
 import type { OvsSwitch } from "../switch/ovs-switch.js";
 import {
   AGENT_COOKIE_MARK,
@@ -86,12 +86,8 @@ export class WireLinks {
       const wires = links.map((l) => wireOf(lab.lab, l));
       await this.install(wires);
       this.carrier.follow.relinked(wires.flatMap((w) => [w.a, w.b]));
-      await this.shaper.impair(links.filter((l) => !isEmptyImpairment(l)));
-      const down = links
-        .filter((l) => l.link.carrier === "down")
-        .flatMap((l) => [l.a.iface.hostPort, l.b.iface.hostPort]);
-      this.carrier.follow.setDesired(down, "down");
-      if (down.length > 0) await this.carrier.setAdmin(down, false);
+      await this.shaper.joined(links);
+      await this.carrier.joined(links);
     });
   }
 

@@ -3,7 +3,7 @@ import { type LinkEnd, resolveEnd, storedEnd, type WiredLink } from "../../../mo
 import type { LabRecord } from "../../../model/records.js";
 import type { Operation, PortRow } from "../../../ovsdb/index.js";
 import type { CarrierControl } from "../carrier/carrier-control.js";
-import { isEmptyImpairment, type Shaper } from "../shaping/shaper.js";
+import type { Shaper } from "../shaping/shaper.js";
 import type { OvsSwitch } from "../switch/ovs-switch.js";
 import { OWNER, portKind } from "../switch/ownership.js";
 import { isolateAgain, retag } from "../switch/port-ops.js";
@@ -35,12 +35,8 @@ export class VlanLinks {
       for (const v of vlans) this.sw.vlans.release(v);
       throw e;
     }
-    await this.shaper.impair(links.filter((w) => !isEmptyImpairment(w)));
-    const down = links
-      .filter((w) => w.link.carrier === "down")
-      .flatMap((w) => [w.a.iface.hostPort, w.b.iface.hostPort]);
-    this.carrier.follow.setDesired(down, "down");
-    if (down.length > 0) await this.carrier.setAdmin(down, false);
+    await this.shaper.joined(links);
+    await this.carrier.joined(links);
   }
 
   async disconnect(links: readonly WiredLink[]): Promise<void> {

@@ -61,6 +61,11 @@ export class Shaper {
     await this.shape(links.flatMap((w) => directions(w, w.link.impairment)));
   }
 
+  /** Links just joined: those with an impairment get it. */
+  async joined(links: readonly WiredLink[]): Promise<void> {
+    await this.impair(links.filter((w) => !isEmptyImpairment(w)));
+  }
+
   /** A link's impairment goes with it: its ends are plain interfaces again. */
   async unlinked(links: readonly WiredLink[]): Promise<void> {
     const shaped = links.filter(
