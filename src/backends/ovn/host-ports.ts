@@ -59,14 +59,18 @@ export class HostPorts {
     },
   ) {}
 
-  /** Schedules a pass (coalesced with one pending). */
+  /**
+   * Schedules a pass (coalesced with one pending). It starts on the next turn of the event loop:
+   * the rows of one database update arrive as a burst of change events, and a pass must read the
+   * whole update, not the first row of it.
+   */
   schedule(): void {
     if (this.closed) return;
     if (this.running) {
       this.again = true;
       return;
     }
-    this.running = this.loop();
+    this.running = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.loop());
   }
 
   /** Resolves once a pass that started after this call has finished. */

@@ -270,7 +270,12 @@ export class OvnBackend implements NetworkBackend {
     for (const l of this.nbListeners) l();
     // Only our own host's ports make work here; any change of our rows may move one.
     const ids = decodeMap((c.new ?? c.old)?.external_ids);
-    if (c.table === "Logical_Switch_Port" && ids.archetype_owner !== undefined) this.hostPorts.schedule();
+    // A lab switch deleted (by hand) takes the lab's ports here with it, whatever rows it had.
+    if (
+      (c.table === "Logical_Switch_Port" || c.table === "Logical_Switch") &&
+      ids.archetype_owner !== undefined
+    )
+      this.hostPorts.schedule();
   }
 
   /** The labs as NB holds them (cached until NB changes). */
