@@ -44,10 +44,10 @@ export class CaptureService implements CaptureOperations {
   }
 
   async start(target: CaptureTarget, opts: CaptureOptions): Promise<CaptureHandle> {
+    const capture = capability(this.d.backend, "capture"); // 501 before anything is looked up
     validateOptions(opts);
     const { local, named } = localTarget(this.d.store, target);
     const rec = mustLab(this.d.store, target.lab);
-    const capture = capability(this.d.backend, "capture");
     const { end, what } = resolveTarget(rec, local, named);
     const point = capture.point(end);
     if (!point) {

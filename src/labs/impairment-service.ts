@@ -31,11 +31,13 @@ export class ImpairmentService implements ImpairmentOperations {
   constructor(private readonly d: ImpairmentServiceDeps) {}
 
   async get(lab: string, link: string): Promise<ImpairmentView> {
+    capability(this.d.backend, "impairment"); // 501 before anything is looked up
     const rec = mustLab(this.d.store, lab);
     return this.view(rec, mustLink(rec, link));
   }
 
   async set(lab: string, link: string, spec: Impairment | undefined): Promise<ImpairmentView> {
+    capability(this.d.backend, "impairment");
     const impairment = validateImpairment(spec);
     return this.d.locks.withKey(lab, () =>
       this.d.metrics.time("impair", async () => {

@@ -22,6 +22,7 @@ import type {
   NodeInterfacesSpec,
   NodeView,
 } from "../model/views.js";
+import { requireShaping, validateImpairment } from "./impairment.js";
 import { emptyPlan, validateInterfaces } from "./lab-plan.js";
 import { labNotFound } from "./lookups.js";
 import { netnsText } from "./render.js";
@@ -73,6 +74,13 @@ export class OvnLabService implements LabOperations {
     validateId(lab, "lab");
     return this.d.locks.withKey(lab, () =>
       this.d.metrics.time("apply_lab", async () => {
+        // Refused, not ignored: an impaired link here would not be impaired.
+        requireShaping(
+          this.d.backend,
+          spec.links.map((l) =>
+            validateImpairment(l.impairment, `link ${l.id ?? `${l.a} ${l.b}`}: impairment`),
+          ),
+        );
         const cur = this.d.backend.nbState().labs.get(lab);
         const want = await this.desired(lab, spec, cur);
         const changes = diff(cur, want);

@@ -173,6 +173,17 @@ test("a malformed lab is refused and nothing is written to NB", async () => {
       },
       "BAD_REQUEST",
     ],
+    [
+      "an impairment (not available with ovn: refused, not ignored)",
+      {
+        nodes: [
+          { name: "x", netns: ns.a1!, interfaces: [{ name: "eth9" }] },
+          { name: "y", netns: ns.a1!, interfaces: [{ name: "eth8" }] },
+        ],
+        links: [{ a: "x:eth9", b: "y:eth8", impairment: { a_to_b: { rate_kbit: 1000 } } }],
+      },
+      "NOT_SUPPORTED",
+    ],
   ];
   for (const [what, body, code] of bad) {
     await assert.rejects(
@@ -183,6 +194,11 @@ test("a malformed lab is refused and nothing is written to NB", async () => {
   }
   assert.equal(await ovn.central.nbctl(["--bare", "--columns=name", "list", "Logical_Switch"]), before);
   assert.equal(await ovn.central.nbctl(["--bare", "--columns=name", "list", "Logical_Switch_Port"]), "");
+  // The routes of what the backend lacks answer 501 before any lookup (not 404 for a lab in NB).
+  await assert.rejects(
+    agent(1).services.impairments.get("bad", "l1"),
+    (e: unknown) => isAgentError(e) && e.code === "NOT_SUPPORTED",
+  );
   assert.deepEqual(
     labs(2)
       .listLabs()
