@@ -161,10 +161,13 @@ export class OvsBackend implements NetworkBackend {
   }
 
   async teardown(lab: LabRecord): Promise<void> {
-    await this.started.wires.dropPorts(
-      Object.values(lab.nodes).flatMap((n) => Object.values(n.interfaces).map((i) => i.hostPort)),
-    );
-    await this.started.nodePorts.teardown(lab);
+    // The wires' flows go while the ports go: a flow keeps its port's number after the port.
+    await Promise.all([
+      this.started.wires.dropPorts(
+        Object.values(lab.nodes).flatMap((n) => Object.values(n.interfaces).map((i) => i.hostPort)),
+      ),
+      this.started.nodePorts.teardown(lab),
+    ]);
   }
 
   observe(iface: InterfaceRecord): PortObservation {

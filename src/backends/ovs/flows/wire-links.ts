@@ -54,6 +54,7 @@ export class WireLinks {
   private syncWanted = false;
   /** Whether the agent's NORMAL flow is known to be on the switch (since the last connect or removal). */
   private normalOk = false;
+  private purgeWarned = false;
   private syncScheduled = false;
   /** Syncs that changed the switch (drift repaired), for tests and logs. */
   repairs = 0;
@@ -121,6 +122,22 @@ export class WireLinks {
       throw e;
     }
     for (const w of wires) this.installed.set(keyOf(w), { a: ofports.get(w.a)!, b: ofports.get(w.b)! });
+    await this.settled();
+  }
+
+  /**
+   * The datapath's cached flows still hold the ports' old fate (dropped, or the old peer) until
+   * the revalidators run; a packet sent right after the answer must take the new one.
+   */
+  private async settled(): Promise<void> {
+    await this.sw.vswitchd.purgeDatapathFlows().catch((e: unknown) => {
+      if (!this.purgeWarned)
+        this.logger.warn(
+          { err: e },
+          "wires: could not purge the datapath's flows; a packet right after a change may take the old path",
+        );
+      this.purgeWarned = true;
+    });
   }
 
   disconnect(lab: LabRecord, links: readonly WiredLink[]): Promise<void> {
@@ -139,13 +156,14 @@ export class WireLinks {
       const wires = new Set(
         hostPorts.map((h) => this.byPort.get(h)).filter((w): w is Wire => w !== undefined),
       );
-      await this.unwire([...wires]).catch((e: unknown) =>
+      await this.unwire([...wires], false).catch((e: unknown) =>
         this.logger.warn({ err: e }, "wires: flows of removed ports stay until the next reconcile"),
       );
     });
   }
 
-  private async unwire(all: readonly Wire[]): Promise<void> {
+  /** `settle`: purge the datapath's cached flows (not needed when the ports go too). */
+  private async unwire(all: readonly Wire[], settle = true): Promise<void> {
     const wires = all.filter((w) => this.wires.has(keyOf(w)));
     const mods = wires.flatMap((w) => {
       const at = this.installed.get(keyOf(w));
@@ -157,7 +175,10 @@ export class WireLinks {
     });
     // Gone from the wanted set first: a sync after a failure here removes them too.
     for (const w of wires) this.unwant(w);
-    if (mods.length > 0) await (await this.openflow()).apply(mods);
+    if (mods.length > 0) {
+      await (await this.openflow()).apply(mods);
+      if (settle) await this.settled();
+    }
     this.carrier.follow.relinked(wires.flatMap((w) => [w.a, w.b]));
   }
 
@@ -212,7 +233,10 @@ export class WireLinks {
     }
     const have = await of.flows({ cookie: AGENT_COOKIE_MARK, cookieMask: AGENT_COOKIE_MASK });
     const { add, remove } = flowDiff(want, have);
-    if (add.length + remove.length > 0) await of.apply([...remove, ...add]);
+    if (add.length + remove.length > 0) {
+      await of.apply([...remove, ...add]);
+      await this.settled();
+    }
     this.normalOk = true;
     this.installed.clear();
     for (const [k, v] of at) this.installed.set(k, v);

@@ -1,3 +1,4 @@
+import { dirname } from "node:path";
 import { AgentError } from "../../../common/errors.js";
 import type { Logger } from "../../../common/log.js";
 import type { AgentConfig } from "../../../config/config.js";
@@ -15,6 +16,7 @@ import { mgmtTarget, OpenflowDoor } from "./openflow-door.js";
 import { OWNER } from "./ownership.js";
 import { removePorts } from "./port-ops.js";
 import { VlanAllocator } from "./vlan-allocator.js";
+import { VswitchdCtl } from "./vswitchd-ctl.js";
 
 /** How long ovs-vswitchd may take to close a lab's removed ports (hundreds on a busy host). */
 export const CLOSE_APPLY_MS = 60_000;
@@ -33,6 +35,8 @@ export class OvsSwitch {
   readonly bridgeName: string;
   /** The bridge's OpenFlow connection (wires, carrier's PORT_MOD). */
   readonly openflow: OpenflowDoor;
+  /** ovs-vswitchd's control socket, beside a local OVSDB socket (none for a tcp: remote). */
+  readonly vswitchd: VswitchdCtl;
   private ovsdb: OvsdbClient | undefined;
   private ownTxns = 0;
   private readonly driftListeners: ((reason: string) => void)[] = [];
@@ -46,6 +50,9 @@ export class OvsSwitch {
     this.hostNs = switchNetnsRef(config.switchNetns);
     this.bridgeName = config.bridge;
     this.openflow = new OpenflowDoor(config.openflow ?? mgmtTarget(config.ovsdb, config.bridge), logger);
+    this.vswitchd = new VswitchdCtl(
+      config.ovsdb.startsWith("unix:") ? dirname(config.ovsdb.slice(5)) : undefined,
+    );
   }
 
   get client(): OvsdbClient {
