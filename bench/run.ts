@@ -93,7 +93,7 @@ const steps: Step[] = [
         trafficSample: smoke ? 3 : 20,
       }),
   },
-  { ids: [13], name: "wire lab bring-up and teardown", run: () => wireLabLifecycle(p.links, 2) },
+  { ids: [13], name: "wire lab bring-up and teardown", run: () => wireLabLifecycle(p.links, smoke ? 2 : 4) },
   {
     ids: [14],
     name: "impairment set/clear per link",
