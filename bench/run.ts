@@ -18,6 +18,7 @@ import { ovnRewire } from "./scenarios/ovn-rewire.js";
 import { startupMemory } from "./scenarios/startup-memory.js";
 import { stateWrite } from "./scenarios/state-write.js";
 import { captureStart, impairmentSetClear } from "./scenarios/traffic.js";
+import { hotWireLinks, wireLabLifecycle } from "./scenarios/wire-links.js";
 
 const { values } = parseArgs({
   options: {
@@ -81,6 +82,18 @@ const steps: Step[] = [
   { ids: [9], name: "state write durability", run: () => stateWrite(smoke ? 20 : 500) },
   { ids: [10], name: "live page", run: () => livePage(smoke ? 10 : 500) },
   { ids: [11], name: "carrier follows across a link", run: () => carrierFollow(smoke ? 10 : 100) },
+  {
+    ids: [12],
+    name: "hot wire links",
+    run: () =>
+      hotWireLinks({
+        ops: values.ops === undefined ? (smoke ? 20 : 200) : p.ops,
+        pairs: smoke ? 10 : 100,
+        baselineOps: smoke ? 10 : 100,
+        trafficSample: smoke ? 3 : 20,
+      }),
+  },
+  { ids: [13], name: "wire lab bring-up and teardown", run: () => wireLabLifecycle(p.links, smoke ? 2 : 4) },
   {
     ids: [14],
     name: "impairment set/clear per link",
