@@ -156,14 +156,18 @@ export class WireLinks {
       const wires = new Set(
         hostPorts.map((h) => this.byPort.get(h)).filter((w): w is Wire => w !== undefined),
       );
-      await this.unwire([...wires], false).catch((e: unknown) =>
+      await this.unwire([...wires], true).catch((e: unknown) =>
         this.logger.warn({ err: e }, "wires: flows of removed ports stay until the next reconcile"),
       );
     });
   }
 
-  /** `settle`: purge the datapath's cached flows (not needed when the ports go too). */
-  private async unwire(all: readonly Wire[], settle = true): Promise<void> {
+  /**
+   * `portsGo`: the ports are being removed too. Then the answer does not wait for the barrier
+   * (ovs-vswitchd answers it only after closing the ports, seconds for a big lab; later flow
+   * changes on this connection are applied after these anyway) and nothing cached needs a purge.
+   */
+  private async unwire(all: readonly Wire[], portsGo = false): Promise<void> {
     const wires = all.filter((w) => this.wires.has(keyOf(w)));
     const mods = wires.flatMap((w) => {
       const at = this.installed.get(keyOf(w));
@@ -176,8 +180,15 @@ export class WireLinks {
     // Gone from the wanted set first: a sync after a failure here removes them too.
     for (const w of wires) this.unwant(w);
     if (mods.length > 0) {
-      await (await this.openflow()).apply(mods);
-      if (settle) await this.settled();
+      const of = await this.openflow();
+      if (portsGo)
+        of.apply(mods).catch((e: unknown) =>
+          this.logger.warn({ err: e }, "wires: flows of removed ports stay until the next reconcile"),
+        );
+      else {
+        await of.apply(mods);
+        await this.settled();
+      }
     }
     this.carrier.follow.relinked(wires.flatMap((w) => [w.a, w.b]));
   }
