@@ -30,6 +30,11 @@ export interface AgentConfig {
   openflow: string | undefined;
   /** Mode of a link whose request names none. */
   linkMode: LinkMode;
+  /**
+   * vlan: every unlinked port in a VLAN of its own (the isolated range bounds the interfaces per
+   * host); shared: all in one parking VLAN with a drop flow each (no bound but the switch's).
+   */
+  isolation: "vlan" | "shared";
   datapath: Datapath;
   stateDir: string;
   pluginSocket: string | undefined;
@@ -290,6 +295,15 @@ export const SETTINGS: readonly Setting[] = [
     },
   },
   {
+    env: "ARCHETYPE_AGENT_ISOLATION",
+    flag: "isolation",
+    describe:
+      "how unlinked interfaces are kept apart: vlan (a VLAN each, from the isolated range) or shared (one parking VLAN, a drop flow each: more interfaces than VLANs)",
+    apply: (c, t) => {
+      c.isolation = oneOf(t, "ARCHETYPE_AGENT_ISOLATION", ["vlan", "shared"] as const);
+    },
+  },
+  {
     env: "ARCHETYPE_AGENT_DATAPATH",
     flag: "datapath",
     describe: "auto, system or netdev",
@@ -511,6 +525,7 @@ export function defaultConfig(): AgentConfig {
     bridge: "arch-ovs",
     openflow: undefined,
     linkMode: "vlan",
+    isolation: "vlan",
     datapath: "auto",
     stateDir: "/var/lib/archetype-network",
     pluginSocket: "/run/docker/plugins/archetype-ovs.sock",

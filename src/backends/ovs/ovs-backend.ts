@@ -63,11 +63,16 @@ export class OvsBackend implements NetworkBackend {
     attach: async (rec, end, opts = {}) => {
       // A wire needs the VXLAN port's OpenFlow number: it waits for ovs-vswitchd to make it.
       const wire = rec.mode === "wire";
+      const parked = this.parkedOfport(end.iface.hostPort);
       await this.started.tunnels.attach(rec, end, (opts.wait ?? false) || wire);
+      // Out of the parking VLAN into the tunnel's: its drop flow goes (shared isolation).
+      if (parked !== undefined) await this.sw.parking?.undrop([parked]);
       if (wire) await this.started.wires.attachOverlay(rec, end);
     },
     detach: async (rec, end) => {
       if (end && rec.mode === "wire") await this.started.wires.detachOverlay(rec, end);
+      const ofport = end && this.sw.client.interfaceByName(end.iface.hostPort)?.ofport;
+      if (this.sw.parking && ofport !== undefined && ofport > 0) await this.sw.parking.drop([ofport]);
       await this.started.tunnels.detach(rec, end);
     },
     status: (recs) => this.started.tunnels.status(recs),
@@ -129,6 +134,7 @@ export class OvsBackend implements NetworkBackend {
       }),
       logger: this.logger,
     };
+    if (this.config.isolation === "shared") this.sw.parking = this.rooms.wires;
   }
 
   async stop(): Promise<void> {
@@ -191,6 +197,13 @@ export class OvsBackend implements NetworkBackend {
 
   reconcile(labs: readonly LabRecord[], overlays: readonly OverlayRecord[]): Promise<ReconcileReport> {
     return reconcile(this.started, labs, overlays);
+  }
+
+  /** The OpenFlow number of a port waiting in the parking VLAN (shared isolation), if it is. */
+  private parkedOfport(hostPort: string): number | undefined {
+    const p = this.sw.parking && this.sw.port(hostPort);
+    const ofport = p && this.sw.isParked(p) ? this.sw.client.interfaceByName(hostPort)?.ofport : undefined;
+    return ofport !== undefined && ofport > 0 ? ofport : undefined;
   }
 
   private get started(): ReconcileRooms {

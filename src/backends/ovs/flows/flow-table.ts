@@ -5,6 +5,8 @@ import { type FlowMod, type FlowStats, OFPP_NORMAL } from "../../../openflow/ind
  * high 32 bits (flows of other cookies are never touched) and its kind below that:
  * - a wire: `priority=100,in_port=A actions=output:B` and back, above NORMAL, so every frame of
  *   one end reaches the other unchanged (the access tags act only inside NORMAL);
+ * - a parked port's drop (shared isolation): `priority=10,in_port=A actions=drop`, so nothing it
+ *   sends reaches NORMAL in the parking VLAN it shares with the other unlinked ports;
  * - NORMAL: `priority=0 actions=NORMAL`, the bridge's own default flow written again with the
  *   agent's cookie so that its removal (`ovs-ofctl del-flows`) is reported and repaired; VLAN
  *   links need it.
@@ -15,7 +17,10 @@ export const AGENT_COOKIE_MASK = 0xffff_ffffn << 32n;
 const KIND_SHIFT = 24n;
 export const WIRE_COOKIE = AGENT_COOKIE_MARK | (1n << KIND_SHIFT);
 export const NORMAL_COOKIE = AGENT_COOKIE_MARK | (2n << KIND_SHIFT);
+export const PARK_COOKIE = AGENT_COOKIE_MARK | (3n << KIND_SHIFT);
 export const WIRE_PRIORITY = 100;
+/** Below the wires (a wire between parked ports carries), above NORMAL. */
+export const PARK_PRIORITY = 10;
 
 /** Both directions of a wire between two OpenFlow ports. */
 export function wireFlows(a: number, b: number): FlowMod[] {
@@ -29,6 +34,17 @@ function wireFlow(from: number, to: number): FlowMod {
     priority: WIRE_PRIORITY,
     match: { inPort: from },
     actions: [{ output: to }],
+    sendFlowRemoved: true,
+  };
+}
+
+export function parkFlow(port: number): FlowMod {
+  return {
+    command: "add",
+    cookie: PARK_COOKIE,
+    priority: PARK_PRIORITY,
+    match: { inPort: port },
+    actions: [],
     sendFlowRemoved: true,
   };
 }

@@ -8,12 +8,15 @@ import type { CarrierControl } from "../carrier/carrier-control.js";
 import { vxlanPortName } from "../overlay/vxlan-port.js";
 import type { Shaper } from "../shaping/shaper.js";
 import type { OvsSwitch } from "../switch/ovs-switch.js";
+import type { Parking } from "../switch/parking.js";
 import {
   AGENT_COOKIE_MARK,
   AGENT_COOKIE_MASK,
   deleteStrict,
   flowDiff,
   normalFlow,
+  PARK_PRIORITY,
+  parkFlow,
   WIRE_COOKIE,
   WIRE_PRIORITY,
   wireFlows,
@@ -43,7 +46,7 @@ interface Wire {
  * or a removal the switch reports (`ovs-ofctl del-flows` by hand). One sync at a time; hot
  * changes wait for a sync in flight, so a sync never writes back a wire removed meanwhile.
  */
-export class WireLinks {
+export class WireLinks implements Parking {
   /** Wanted wires, by `lab\0id`. */
   private readonly wires = new Map<string, Wire>();
   /** Host port -> the wire it is in (wanted). */
@@ -54,6 +57,8 @@ export class WireLinks {
   private syncWanted = false;
   /** Whether the agent's NORMAL flow is known to be on the switch (since the last connect or removal). */
   private normalOk = false;
+  /** Ports given a drop flow by `drop()` that OVSDB does not show parked yet (shared isolation). */
+  private readonly held = new Set<number>();
   private purgeWarned = false;
   private syncScheduled = false;
   /** Syncs that changed the switch (drift repaired), for tests and logs. */
@@ -152,7 +157,20 @@ export class WireLinks {
    * deleted, and a later port could be given that number.
    */
   dropPorts(hostPorts: readonly string[]): Promise<void> {
+    const parked = hostPorts
+      .map((h) => this.sw.port(h))
+      .filter((p) => p !== undefined && this.sw.isParked(p))
+      .map((p) => this.sw.client.interfaceByName(p!.name)?.ofport ?? -1)
+      .filter((o) => o > 0);
     return this.serial(async () => {
+      if (parked.length > 0) {
+        for (const o of parked) this.held.delete(o);
+        // Not waited for, as the wires' below; what is left is a stray for the next sync.
+        this.sw.openflow
+          .current()
+          ?.apply(parked.map((o) => deleteStrict(parkFlow(o))))
+          .catch(() => undefined);
+      }
       const wires = new Set(
         hostPorts.map((h) => this.byPort.get(h)).filter((w): w is Wire => w !== undefined),
       );
@@ -191,6 +209,40 @@ export class WireLinks {
       }
     }
     this.carrier.follow.relinked(wires.flatMap((w) => [w.a, w.b]));
+  }
+
+  drop(ofports: readonly number[]): Promise<void> {
+    if (ofports.length === 0) return Promise.resolve();
+    return this.serial(async () => {
+      for (const p of ofports) this.held.add(p);
+      await (await this.openflow()).apply(ofports.map(parkFlow));
+      await this.settled();
+    });
+  }
+
+  undrop(ofports: readonly number[]): Promise<void> {
+    if (ofports.length === 0) return Promise.resolve();
+    return this.serial(async () => {
+      for (const p of ofports) this.held.delete(p);
+      await (await this.openflow()).apply(ofports.map((p) => deleteStrict(parkFlow(p))));
+      await this.settled();
+    });
+  }
+
+  /** Drop flows wanted now: every parked port's, and those promised or held for ports in motion. */
+  private parkedPorts(): Set<number> {
+    const out = new Set<number>(this.sw.pendingOfports());
+    for (const h of this.held) out.add(h);
+    if (this.sw.parking === undefined) return out;
+    for (const p of this.sw.client.ports()) {
+      if (!this.sw.isParked(p)) continue;
+      const ofport = this.sw.client.interfaceByName(p.name)?.ofport;
+      if (ofport !== undefined && ofport > 0) {
+        out.add(ofport);
+        this.held.delete(ofport); // covered from now on
+      }
+    }
+    return out;
   }
 
   /**
@@ -233,7 +285,7 @@ export class WireLinks {
       );
       return [];
     }
-    const want: FlowMod[] = [normalFlow()];
+    const want: FlowMod[] = [normalFlow(), ...[...this.parkedPorts()].map(parkFlow)];
     const at = new Map<string, { a: number; b: number }>();
     for (const [k, w] of this.wires) {
       const a = this.sw.client.interfaceByName(w.a)?.ofport;
@@ -284,6 +336,14 @@ export class WireLinks {
     if (f.priority === 0) {
       this.normalOk = false;
       this.scheduleSync("NORMAL flow removed");
+      return;
+    }
+    if (
+      f.priority === PARK_PRIORITY &&
+      f.match.inPort !== undefined &&
+      this.parkedPorts().has(f.match.inPort)
+    ) {
+      this.scheduleSync(`drop flow of parked port ${f.match.inPort} removed`);
       return;
     }
     const port = f.match.inPort;

@@ -23,10 +23,12 @@ export class VlanLinks {
   async connect(links: readonly WiredLink[]): Promise<void> {
     const vlans = this.sw.vlans.allocateMany("local", links.length);
     const ops: Operation[] = [];
+    const unparked: string[] = [];
     try {
       links.forEach((w, i) => {
         for (const end of [w.a, w.b]) {
           const p = this.requirePort(end);
+          if (this.sw.isParked(p)) unparked.push(p.name);
           ops.push(retag(p.uuid, vlans[i]!, { ...p.external_ids, [OWNER.link]: w.link.id }));
         }
       });
@@ -35,6 +37,8 @@ export class VlanLinks {
       for (const v of vlans) this.sw.vlans.release(v);
       throw e;
     }
+    // Out of the parking VLAN: their drop flows go (until now they kept the link dark).
+    await this.sw.parking?.undrop(this.ofports(unparked));
     await this.shaper.joined(links);
     await this.carrier.joined(links);
   }
@@ -42,14 +46,18 @@ export class VlanLinks {
   async disconnect(links: readonly WiredLink[]): Promise<void> {
     const ops: Operation[] = [];
     const freed: number[] = [];
+    const parking: string[] = [];
     for (const w of links) {
       for (const end of [w.a, w.b]) {
         const p = this.sw.port(end.iface.hostPort);
         if (!p || p.external_ids[OWNER.link] !== w.link.id) continue;
         if (p.tag !== undefined && this.sw.vlans.inPool("local", p.tag)) freed.push(p.tag);
+        if (p.external_ids[OWNER.parked] === "true") parking.push(p.name);
         ops.push(isolateAgain(p));
       }
     }
+    // Back to the parking VLAN: their drop flows first, so nothing of theirs reaches NORMAL there.
+    await this.sw.parking?.drop(this.ofports(parking));
     await this.sw.transact(ops);
     for (const v of new Set(freed)) this.sw.vlans.release(v);
     await this.shaper.unlinked(links);
@@ -104,6 +112,10 @@ export class VlanLinks {
       repairs.push(...rewire.map((w) => `lab ${lab.lab}: link ${w.link.id} wired again`));
     }
     return repairs;
+  }
+
+  private ofports(names: readonly string[]): number[] {
+    return names.map((n) => this.sw.client.interfaceByName(n)?.ofport ?? -1).filter((o) => o > 0);
   }
 
   private requirePort(end: LinkEnd): PortRow {

@@ -3,7 +3,6 @@ import { eqUuid, mapDeleteKeys, mapInsert, mutate } from "../../../ovsdb/index.j
 import type { DetachedEndpoint, DockerPortOwner, DockerPortsCapability } from "../../network-backend.js";
 import type { OvsSwitch } from "../switch/ovs-switch.js";
 import { dockerOwnerIds, OWNER } from "../switch/ownership.js";
-import { addPorts } from "../switch/port-ops.js";
 
 /**
  * Docker's endpoints: veths made in the switch's namespace with their ports (Docker moves the
@@ -32,22 +31,19 @@ export class DockerPorts implements DockerPortsCapability {
           ? disableTxOffload(eps.map((ep) => ({ dev: ep.peerName, netns: undefined })))
           : undefined;
       const now = String(Date.now());
-      const ports = this.sw.transact(
-        addPorts(
-          this.sw.bridge().uuid,
-          eps.map((ep, k) => ({
-            name: ep.hostPort,
-            tag: isolated[k]!,
-            externalIds: {
-              alias: ep.alias,
-              ...dockerOwnerIds(ep.owner),
-              [OWNER.kind]: "plugin",
-              [OWNER.lab]: ep.lab,
-              [OWNER.isolated]: String(isolated[k]),
-              [OWNER.created]: now,
-            },
-          })),
-        ),
+      const ports = this.sw.addPortRows(
+        eps.map((ep, k) => ({
+          name: ep.hostPort,
+          tag: isolated[k]!,
+          externalIds: {
+            alias: ep.alias,
+            ...dockerOwnerIds(ep.owner),
+            [OWNER.kind]: "plugin",
+            [OWNER.lab]: ep.lab,
+            ...this.sw.isolationMarks(isolated[k]!),
+            [OWNER.created]: now,
+          },
+        })),
         { waitApplied: false },
       );
       const [o, p] = await Promise.allSettled([offload, ports]);

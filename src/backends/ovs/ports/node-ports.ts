@@ -7,7 +7,7 @@ import type { CarrierControl } from "../carrier/carrier-control.js";
 import type { Shaper } from "../shaping/shaper.js";
 import { CLOSE_APPLY_MS, type OvsSwitch } from "../switch/ovs-switch.js";
 import { OWNER, portKind } from "../switch/ownership.js";
-import { addPorts, isolateAgain, type NewPort } from "../switch/port-ops.js";
+import { isolateAgain, type NewPort } from "../switch/port-ops.js";
 
 /**
  * A lab's node interfaces: a veth each, whose host end is an access port in a VLAN of its own
@@ -78,11 +78,8 @@ export class NodePorts {
   async addPorts(lab: LabRecord, ends: readonly LinkEnd[], isolated?: readonly number[]): Promise<void> {
     const tags = isolated ?? this.sw.vlans.allocateMany("isolated", ends.length);
     try {
-      await this.sw.transact(
-        addPorts(
-          this.sw.bridge().uuid,
-          ends.map((e, i) => nodePort(lab, e, tags[i]!)),
-        ),
+      await this.sw.addPortRows(
+        ends.map((e, i) => nodePort(lab, e, this.sw.isolationMarks(tags[i]!), tags[i]!)),
       );
     } catch (e) {
       if (!isolated) for (const v of tags) this.sw.vlans.release(v);
@@ -126,7 +123,12 @@ export class NodePorts {
   }
 }
 
-function nodePort(lab: LabRecord, { node, iface }: LinkEnd, isolated: number): NewPort {
+function nodePort(
+  lab: LabRecord,
+  { node, iface }: LinkEnd,
+  isolationMarks: Record<string, string>,
+  isolated: number,
+): NewPort {
   return {
     name: iface.hostPort,
     tag: isolated,
@@ -135,7 +137,7 @@ function nodePort(lab: LabRecord, { node, iface }: LinkEnd, isolated: number): N
       [OWNER.lab]: lab.lab,
       [OWNER.node]: node.name,
       [OWNER.iface]: iface.name,
-      [OWNER.isolated]: String(isolated),
+      ...isolationMarks,
       [OWNER.created]: String(iface.createdAt),
     },
   };

@@ -14,7 +14,8 @@ import {
 import { resolveDatapath } from "./bridge.js";
 import { mgmtTarget, OpenflowDoor } from "./openflow-door.js";
 import { OWNER } from "./ownership.js";
-import { removePorts } from "./port-ops.js";
+import { OFPORT_REQUEST_MAX, OFPORT_REQUEST_MIN, type Parking } from "./parking.js";
+import { addPorts, type NewPort, removePorts } from "./port-ops.js";
 import { VlanAllocator } from "./vlan-allocator.js";
 import { VswitchdCtl } from "./vswitchd-ctl.js";
 
@@ -37,7 +38,12 @@ export class OvsSwitch {
   readonly openflow: OpenflowDoor;
   /** ovs-vswitchd's control socket, beside a local OVSDB socket (none for a tcp: remote). */
   readonly vswitchd: VswitchdCtl;
+  /** Shared isolation's drop flows (set by the composition; undefined: a VLAN per port). */
+  parking: Parking | undefined;
   private ovsdb: OvsdbClient | undefined;
+  /** OpenFlow numbers asked for and not yet seen on a port. */
+  private readonly requested = new Set<number>();
+  private nextRequest = OFPORT_REQUEST_MIN;
   private ownTxns = 0;
   private readonly driftListeners: ((reason: string) => void)[] = [];
 
@@ -46,7 +52,7 @@ export class OvsSwitch {
     private readonly logger: Logger,
   ) {
     this.datapath = resolveDatapath(config.datapath);
-    this.vlans = new VlanAllocator(config.vlan);
+    this.vlans = new VlanAllocator(config.vlan, { sharedIsolation: config.isolation === "shared" });
     this.hostNs = switchNetnsRef(config.switchNetns);
     this.bridgeName = config.bridge;
     this.openflow = new OpenflowDoor(config.openflow ?? mgmtTarget(config.ovsdb, config.bridge), logger);
@@ -145,6 +151,69 @@ export class OvsSwitch {
       if (Number.isInteger(iso) && iso > 0) out.push(iso);
     }
     return out;
+  }
+
+  /** The marks of a new node or Docker port, isolated in `isolated`. */
+  isolationMarks(isolated: number): Record<string, string> {
+    return {
+      [OWNER.isolated]: String(isolated),
+      ...(isolated === this.vlans.park ? { [OWNER.parked]: "true" } : {}),
+    };
+  }
+
+  /** Whether this port waits in the parking VLAN (then a drop flow keeps it apart). */
+  isParked(p: PortRow): boolean {
+    return p.external_ids[OWNER.parked] === "true" && p.tag === this.vlans.park;
+  }
+
+  /** OpenFlow numbers no port has or was promised, for ports made now (next-fit). */
+  private ofportRequests(n: number): number[] {
+    const taken = new Set<number>();
+    for (const i of this.client.interfaces()) if (i.ofport !== undefined) taken.add(i.ofport);
+    // A promise is kept until its port shows the number (or the port was never made).
+    for (const v of this.requested) if (taken.has(v)) this.requested.delete(v);
+    for (const v of this.requested) taken.add(v);
+    const out: number[] = [];
+    const size = OFPORT_REQUEST_MAX - OFPORT_REQUEST_MIN + 1;
+    for (let k = 0; k < size && out.length < n; k++) {
+      const v = OFPORT_REQUEST_MIN + ((this.nextRequest - OFPORT_REQUEST_MIN + k) % size);
+      if (!taken.has(v)) out.push(v);
+    }
+    if (out.length < n)
+      throw new AgentError("VLAN_EXHAUSTED", `no ${n} free OpenFlow port numbers on ${this.bridgeName}`);
+    for (const v of out) this.requested.add(v);
+    this.nextRequest = out[out.length - 1]! + 1;
+    return out;
+  }
+
+  /** Numbers promised to ports being made: their drop flows are wanted before the ports exist. */
+  pendingOfports(): ReadonlySet<number> {
+    return this.requested;
+  }
+
+  /**
+   * Adds ports to the bridge in one transaction. Parked ones (shared isolation) get an OpenFlow
+   * number chosen here and their drop flow first, so not one frame of theirs reaches NORMAL.
+   */
+  async addPortRows(ports: readonly NewPort[], opts: TransactOptions = {}): Promise<void> {
+    const parking = this.parking;
+    const parked = parking ? ports.filter((p) => p.externalIds[OWNER.parked] === "true") : [];
+    const numbers = parked.length > 0 ? this.ofportRequests(parked.length) : [];
+    const asked = new Map(parked.map((p, i) => [p.name, numbers[i]!]));
+    if (parking && numbers.length > 0) await parking.drop(numbers);
+    try {
+      await this.transact(
+        addPorts(
+          this.bridge().uuid,
+          ports.map((p) => (asked.has(p.name) ? { ...p, ofportRequest: asked.get(p.name)! } : p)),
+        ),
+        opts,
+      );
+    } catch (e) {
+      for (const v of numbers) this.requested.delete(v);
+      if (parking && numbers.length > 0) await parking.undrop(numbers).catch(() => undefined);
+      throw e;
+    }
   }
 
   /** Whether another link's port uses this port's tag (then the tag is not this port's to free). */

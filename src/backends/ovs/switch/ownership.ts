@@ -13,6 +13,8 @@ export const OWNER = {
   link: "archetype_link",
   /** The interface's own VLAN when it is not linked. */
   isolated: "archetype_isolated",
+  /** "true": the isolated VLAN is the shared parking VLAN (a drop flow keeps the port apart). */
+  parked: "archetype_parked",
   /** On a node's port: the overlay link it carries (its tag is then the overlay VLAN). */
   overlay: "archetype_overlay",
   endpoint: "archetype_endpoint",

@@ -13,8 +13,19 @@ export class VlanAllocator {
   private readonly used = new Set<number>();
   private readonly cursor: Record<VlanPool, number>;
 
-  constructor(private readonly ranges: Readonly<Record<VlanPool, VlanRange>>) {
+  /**
+   * With shared isolation every unlinked port waits in one parking VLAN (the isolated range's
+   * first), kept apart by a drop flow each (flows/), so a host is not limited to one VLAN per
+   * interface: "allocating" it takes nothing, freeing it is nothing.
+   */
+  readonly park: number | undefined;
+
+  constructor(
+    private readonly ranges: Readonly<Record<VlanPool, VlanRange>>,
+    opts: { sharedIsolation?: boolean } = {},
+  ) {
     this.cursor = { local: ranges.local.min, isolated: ranges.isolated.min, overlay: ranges.overlay.min };
+    this.park = opts.sharedIsolation ? ranges.isolated.min : undefined;
   }
 
   /** Forget everything and mark these VLANs in use (from OVSDB). */
@@ -37,6 +48,7 @@ export class VlanAllocator {
   }
 
   allocate(pool: VlanPool): number {
+    if (pool === "isolated" && this.park !== undefined) return this.park;
     const { min, max } = this.ranges[pool];
     const size = max - min + 1;
     for (let i = 0; i < size; i++) {
@@ -71,6 +83,6 @@ export class VlanAllocator {
   }
 
   release(vlan: number | undefined): void {
-    if (vlan !== undefined) this.used.delete(vlan);
+    if (vlan !== undefined && vlan !== this.park) this.used.delete(vlan);
   }
 }
