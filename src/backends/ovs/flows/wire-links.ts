@@ -392,7 +392,7 @@ export class WireLinks implements Parking {
   private async ofports(names: readonly string[]): Promise<Map<string, number>> {
     const of = (n: string) => this.sw.client.interfaceByName(n)?.ofport;
     const open = () => names.every((n) => (of(n) ?? -1) > 0);
-    if (!(await this.sw.until(open, PORTS_WAIT_MS))) {
+    if (!(await this.sw.until(open, PORTS_WAIT_MS + names.length))) {
       const missing = names.filter((n) => (of(n) ?? -1) <= 0);
       throw new AgentError(
         "INTERFACE_NOT_FOUND",

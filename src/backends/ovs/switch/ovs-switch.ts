@@ -21,6 +21,9 @@ import { VswitchdCtl } from "./vswitchd-ctl.js";
 
 /** How long ovs-vswitchd may take to close a lab's removed ports (hundreds on a busy host). */
 export const CLOSE_APPLY_MS = 60_000;
+/** How long adding ports may take ovs-vswitchd: a base, and a share per port. */
+const ADD_PORTS_BASE_MS = 10_000;
+const ADD_PORT_MS = 10;
 
 /**
  * The switch as every room of the OVS backend sees it: one OVSDB connection and its monitor-fed
@@ -207,7 +210,8 @@ export class OvsSwitch {
           this.bridge().uuid,
           ports.map((p) => (asked.has(p.name) ? { ...p, ofportRequest: asked.get(p.name)! } : p)),
         ),
-        opts,
+        // ovs-vswitchd opens thousands of userspace ports in seconds (about 2.5 ms each here).
+        { ...opts, timeoutMs: opts.timeoutMs ?? ADD_PORTS_BASE_MS + ADD_PORT_MS * ports.length },
       );
     } catch (e) {
       for (const v of numbers) this.requested.delete(v);
