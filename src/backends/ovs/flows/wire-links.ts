@@ -38,7 +38,8 @@ interface Wire {
 /**
  * Wire links: two flows between the ends' ports (flow-table.ts), while both ports stay in their
  * own isolating VLANs so NORMAL never joins them. A hot (dis)connect is flow changes only (no
- * OVSDB transaction, no bridge reconfiguration, no process), answered at the barrier reply.
+ * OVSDB transaction, no bridge reconfiguration, no process), answered at the barrier reply and
+ * once the datapath's cached flows are gone (`settled`).
  *
  * Flows live in ovs-vswitchd's memory only, so the wanted set is kept here (from the records)
  * and the switch is brought back to it, with no API call, whenever it may have lost some: a new
@@ -106,7 +107,7 @@ export class WireLinks implements Parking {
     return this.serial(() => this.unwire([overlayWire(rec, end)]));
   }
 
-  /** Wants these wires and installs their flows, answering at the barrier reply. */
+  /** Wants these wires and installs their flows, answering once the datapath follows them. */
   private async install(wires: readonly Wire[]): Promise<void> {
     for (const w of wires) {
       for (const port of [w.a, w.b]) {
