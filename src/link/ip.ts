@@ -102,7 +102,7 @@ export function parseBatchFailures(stderr: string): BatchFailure[] {
  * hundreds of veths on a busy (or emulated) machine takes longer than one command.
  */
 function batchTimeoutMs(lines: number): number {
-  return DEFAULT_EXEC_TIMEOUT_MS + 250 * lines;
+  return 2 * DEFAULT_EXEC_TIMEOUT_MS + 500 * lines;
 }
 
 /**

@@ -278,14 +278,10 @@ export class WireLinks implements Parking {
   /** Brings the switch's agent flows to the wanted set; a line per change. */
   private async sync(): Promise<string[]> {
     this.syncWanted = false;
-    const of = this.sw.openflow.current() ?? (await this.sw.openflow.ready(PORTS_WAIT_MS));
-    if (!of) {
-      this.logger.warn(
-        { target: this.sw.openflow.target },
-        "wires: no OpenFlow connection to the bridge yet",
-      );
-      return [];
-    }
+    // Not connected (the bridge just made again, ovs-vswitchd restarting): the connection's
+    // "connected" brings a sync; a reconcile (holding the agent's exclusive lock) does not wait.
+    const of = this.sw.openflow.current();
+    if (!of) return [];
     const want: FlowMod[] = [normalFlow(), ...[...this.parkedPorts()].map(parkFlow)];
     const at = new Map<string, { a: number; b: number }>();
     for (const [k, w] of this.wires) {
