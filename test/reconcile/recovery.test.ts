@@ -33,6 +33,13 @@ after(async () => {
   await t?.close();
 });
 
+/**
+ * How long a repair may take before the test gives up: a deadline against a hang, not a speed
+ * target (an emulated kernel beside a CPU hog took over 2 s for a del-br); the times are printed
+ * and the speed targets are in make bench.
+ */
+const REPAIR_MS = 60_000;
+
 /** Every pair pings within `ms`; returns the slowest time. */
 async function allPairsPing(ms: number): Promise<number> {
   const times = await Promise.all(
@@ -46,7 +53,7 @@ function linkStates() {
 }
 
 test("links pass traffic at the start", async () => {
-  await allPairsPing(3000);
+  await allPairsPing(REPAIR_MS);
   assertNoSharedVlan(await ownedPorts(t.ovs));
 });
 
@@ -56,19 +63,19 @@ test("an agent restart keeps links passing traffic and rebuilds the VLAN allocat
   await t.restart();
   assert.deepEqual(linkStates(), before1, "same links, states and VLANs after a restart");
   assert.deepEqual(await ownedPorts(t.ovs), ports1, "a restart changes nothing in OVS");
-  await allPairsPing(3000);
+  await allPairsPing(REPAIR_MS);
   // The spare pair gets a VLAN nobody uses.
   const spare = await t.agent.labs.addLink("rc", { a: `n${2 * PAIRS}:eth1`, b: `n${2 * PAIRS + 1}:eth1` });
   const used = Object.values(before1).map((s) => Number(s.split("/")[1]));
   assert.ok(spare.vlan !== null && !used.includes(spare.vlan), `VLAN ${spare.vlan} is new (in use: ${used})`);
   assertNoSharedVlan(await ownedPorts(t.ovs));
-  await pingWithin(ns[2 * PAIRS]!, ip(2 * PAIRS + 1), 3000);
+  await pingWithin(ns[2 * PAIRS]!, ip(2 * PAIRS + 1), REPAIR_MS);
   await t.agent.labs.removeLink("rc", spare.id);
 });
 
 test("ovs-vswitchd restarted: links pass traffic again without any API call", async () => {
   await t.ovs.restartVswitchd();
-  const ms = await allPairsPing(5000);
+  const ms = await allPairsPing(REPAIR_MS);
   console.log(`# traffic back ${ms} ms after ovs-vswitchd restarted`);
   assertNoSharedVlan(await ownedPorts(t.ovs));
 });
@@ -77,26 +84,32 @@ test("ovsdb-server restarted: links pass traffic again and the agent works", asy
   const before1 = linkStates();
   await t.ovs.stopDbServer();
   await t.ovs.startDbServer();
-  const ms = await allPairsPing(5000);
+  const ms = await allPairsPing(REPAIR_MS);
   console.log(`# traffic back ${ms} ms after ovsdb-server restarted`);
-  await until(() => t.agent.services.backend.status().then((s) => s.connected), 5000, "agent reconnected");
-  await until(() => JSON.stringify(linkStates()) === JSON.stringify(before1), 5000, "link views back");
+  await until(
+    () => t.agent.services.backend.status().then((s) => s.connected),
+    REPAIR_MS,
+    "agent reconnected",
+  );
+  await until(() => JSON.stringify(linkStates()) === JSON.stringify(before1), REPAIR_MS, "link views back");
   const l = await t.agent.labs.addLink("rc", { a: `n${2 * PAIRS}:eth1`, b: `n${2 * PAIRS + 1}:eth1` });
   assert.equal(l.state, "up");
-  await pingWithin(ns[2 * PAIRS]!, ip(2 * PAIRS + 1), 3000);
+  await pingWithin(ns[2 * PAIRS]!, ip(2 * PAIRS + 1), REPAIR_MS);
   await t.agent.labs.removeLink("rc", l.id);
 });
 
 test("the bridge deleted by hand comes back with its ports, links ping again", async () => {
   const t0 = performance.now();
   await t.ovs.vsctl(["del-br", t.config.bridge]);
-  await until(
+  const portsMs = await until(
     async () => (await ownedPorts(t.ovs)).length === ns.length,
-    2000,
+    REPAIR_MS,
     "bridge and owned ports re-created",
   );
-  const ms = await allPairsPing(3000);
-  console.log(`# traffic back ${Math.round(performance.now() - t0)} ms after del-br (ping poll ${ms} ms)`);
+  const ms = await allPairsPing(REPAIR_MS);
+  console.log(
+    `# traffic back ${Math.round(performance.now() - t0)} ms after del-br (ports back ${portsMs} ms later, ping poll ${ms} ms)`,
+  );
   const states = Object.values(linkStates());
   assert.ok(
     states.every((s) => s.startsWith("up/")),
@@ -120,11 +133,11 @@ test("a tag changed by hand on an owned port is fixed; a port deleted by hand co
         ports.filter((p) => p.ids.archetype_link === "p0").every((p) => p.tag === v?.tag)
       );
     },
-    2000,
+    REPAIR_MS,
     "tag fixed",
   );
   assertNoSharedVlan(await ownedPorts(t.ovs));
-  await allPairsPing(3000);
+  await allPairsPing(REPAIR_MS);
 
   // An unlinked port put into a link's VLAN by hand is isolated again.
   const spare = (await ownedPorts(t.ovs)).find((p) => p.ids.archetype_node === `n${2 * PAIRS}`);
@@ -132,7 +145,7 @@ test("a tag changed by hand on an owned port is fixed; a port deleted by hand co
   await t.ovs.vsctl(["set", "Port", spare.name, `tag=${other?.tag}`]);
   await until(
     async () => (await ownedPorts(t.ovs)).find((p) => p.name === spare.name)?.tag === spare.tag,
-    2000,
+    REPAIR_MS,
     "stray port isolated again",
   );
   assert.equal(await ping(ns[2 * PAIRS]!, ip(2)), false, "the stray port reaches nothing");
@@ -140,9 +153,9 @@ test("a tag changed by hand on an owned port is fixed; a port deleted by hand co
   await t.ovs.vsctl(["del-port", t.config.bridge, victim.name]);
   await until(
     async () => (await ownedPorts(t.ovs)).some((p) => p.name === victim.name),
-    2000,
+    REPAIR_MS,
     "port re-added",
   );
-  await allPairsPing(3000);
+  await allPairsPing(REPAIR_MS);
   assertNoSharedVlan(await ownedPorts(t.ovs));
 });
