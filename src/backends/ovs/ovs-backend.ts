@@ -71,8 +71,8 @@ export class OvsBackend implements NetworkBackend {
     },
     detach: async (rec, end) => {
       if (end && rec.mode === "wire") await this.started.wires.detachOverlay(rec, end);
-      const ofport = end && this.sw.client.interfaceByName(end.iface.hostPort)?.ofport;
-      if (this.sw.parking && ofport !== undefined && ofport > 0) await this.sw.parking.drop([ofport]);
+      const ofport = end && this.sw.ofport(end.iface.hostPort);
+      if (this.sw.parking && ofport !== undefined) await this.sw.parking.drop([ofport]);
       await this.started.tunnels.detach(rec, end);
     },
     status: (recs) => this.started.tunnels.status(recs),
@@ -202,8 +202,7 @@ export class OvsBackend implements NetworkBackend {
   /** The OpenFlow number of a port waiting in the parking VLAN (shared isolation), if it is. */
   private parkedOfport(hostPort: string): number | undefined {
     const p = this.sw.parking && this.sw.port(hostPort);
-    const ofport = p && this.sw.isParked(p) ? this.sw.client.interfaceByName(hostPort)?.ofport : undefined;
-    return ofport !== undefined && ofport > 0 ? ofport : undefined;
+    return p && this.sw.isParked(p) ? this.sw.ofport(hostPort) : undefined;
   }
 
   private get started(): ReconcileRooms {

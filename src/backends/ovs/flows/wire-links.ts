@@ -158,11 +158,12 @@ export class WireLinks implements Parking {
    * deleted, and a later port could be given that number.
    */
   dropPorts(hostPorts: readonly string[]): Promise<void> {
-    const parked = hostPorts
-      .map((h) => this.sw.port(h))
-      .filter((p) => p !== undefined && this.sw.isParked(p))
-      .map((p) => this.sw.client.interfaceByName(p!.name)?.ofport ?? -1)
-      .filter((o) => o > 0);
+    const parked = this.sw.ofports(
+      hostPorts.filter((h) => {
+        const p = this.sw.port(h);
+        return p !== undefined && this.sw.isParked(p);
+      }),
+    );
     return this.serial(async () => {
       if (parked.length > 0) {
         for (const o of parked) this.held.delete(o);
@@ -237,8 +238,8 @@ export class WireLinks implements Parking {
     if (this.sw.parking === undefined) return out;
     for (const p of this.sw.client.ports()) {
       if (!this.sw.isParked(p)) continue;
-      const ofport = this.sw.client.interfaceByName(p.name)?.ofport;
-      if (ofport !== undefined && ofport > 0) {
+      const ofport = this.sw.ofport(p.name);
+      if (ofport !== undefined) {
         out.add(ofport);
         this.held.delete(ofport); // covered from now on
       }
@@ -285,9 +286,9 @@ export class WireLinks implements Parking {
     const want: FlowMod[] = [normalFlow(), ...[...this.parkedPorts()].map(parkFlow)];
     const at = new Map<string, { a: number; b: number }>();
     for (const [k, w] of this.wires) {
-      const a = this.sw.client.interfaceByName(w.a)?.ofport;
-      const b = this.sw.client.interfaceByName(w.b)?.ofport;
-      if (a === undefined || b === undefined || a < 1 || b < 1) continue; // not opened yet
+      const a = this.sw.ofport(w.a);
+      const b = this.sw.ofport(w.b);
+      if (a === undefined || b === undefined) continue; // not opened yet
       at.set(k, { a, b });
       want.push(...wireFlows(a, b));
     }
@@ -387,17 +388,16 @@ export class WireLinks implements Parking {
 
   /** The ports' OpenFlow numbers, waiting on the monitor for ports ovs-vswitchd is still opening. */
   private async ofports(names: readonly string[]): Promise<Map<string, number>> {
-    const of = (n: string) => this.sw.client.interfaceByName(n)?.ofport;
-    const open = () => names.every((n) => (of(n) ?? -1) > 0);
+    const open = () => names.every((n) => this.sw.ofport(n) !== undefined);
     if (!(await this.sw.until(open, PORTS_WAIT_MS + names.length))) {
-      const missing = names.filter((n) => (of(n) ?? -1) <= 0);
+      const missing = names.filter((n) => this.sw.ofport(n) === undefined);
       throw new AgentError(
         "INTERFACE_NOT_FOUND",
         `ports ${missing.join(", ")} have no OpenFlow number on ${this.sw.bridgeName}`,
         "the agent repairs missing ports within a second; retry",
       );
     }
-    return new Map(names.map((n) => [n, of(n)!]));
+    return new Map(names.map((n) => [n, this.sw.ofport(n)!]));
   }
 
   /** Runs `fn` after every change and sync before it. */

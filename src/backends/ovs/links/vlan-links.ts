@@ -38,7 +38,7 @@ export class VlanLinks {
       throw e;
     }
     // Out of the parking VLAN: their drop flows go (until now they kept the link dark).
-    await this.sw.parking?.undrop(this.ofports(unparked));
+    await this.sw.parking?.undrop(this.sw.ofports(unparked));
     await this.shaper.joined(links);
     await this.carrier.joined(links);
   }
@@ -57,7 +57,7 @@ export class VlanLinks {
       }
     }
     // Back to the parking VLAN: their drop flows first, so nothing of theirs reaches NORMAL there.
-    await this.sw.parking?.drop(this.ofports(parking));
+    await this.sw.parking?.drop(this.sw.ofports(parking));
     await this.sw.transact(ops);
     for (const v of new Set(freed)) this.sw.vlans.release(v);
     await this.shaper.unlinked(links);
@@ -112,10 +112,6 @@ export class VlanLinks {
       repairs.push(...rewire.map((w) => `lab ${lab.lab}: link ${w.link.id} wired again`));
     }
     return repairs;
-  }
-
-  private ofports(names: readonly string[]): number[] {
-    return names.map((n) => this.sw.client.interfaceByName(n)?.ofport ?? -1).filter((o) => o > 0);
   }
 
   private requirePort(end: LinkEnd): PortRow {

@@ -89,6 +89,11 @@ export class OpenflowDoor extends EventEmitter {
 }
 /** The bridge's management socket beside a local OVSDB socket (OVS keeps both in its rundir). */
 export function mgmtTarget(ovsdbRemote: string, bridge: string): string | undefined {
-  if (!ovsdbRemote.startsWith("unix:")) return undefined;
-  return `unix:${join(dirname(ovsdbRemote.slice("unix:".length)), `${bridge}.mgmt`)}`;
+  const rundir = ovsRundir(ovsdbRemote);
+  return rundir === undefined ? undefined : `unix:${join(rundir, `${bridge}.mgmt`)}`;
+}
+
+/** OVS's run directory: where a local (`unix:`) OVSDB socket is; undefined for a `tcp:` remote. */
+export function ovsRundir(ovsdbRemote: string): string | undefined {
+  return ovsdbRemote.startsWith("unix:") ? dirname(ovsdbRemote.slice("unix:".length)) : undefined;
 }

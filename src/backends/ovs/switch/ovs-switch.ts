@@ -1,4 +1,3 @@
-import { dirname } from "node:path";
 import { AgentError } from "../../../common/errors.js";
 import type { Logger } from "../../../common/log.js";
 import type { AgentConfig } from "../../../config/config.js";
@@ -12,7 +11,7 @@ import {
   type TransactOptions,
 } from "../../../ovsdb/index.js";
 import { resolveDatapath } from "./bridge.js";
-import { mgmtTarget, OpenflowDoor } from "./openflow-door.js";
+import { mgmtTarget, OpenflowDoor, ovsRundir } from "./openflow-door.js";
 import { OWNER } from "./ownership.js";
 import { OFPORT_REQUEST_MAX, OFPORT_REQUEST_MIN, type Parking } from "./parking.js";
 import { addPorts, type NewPort, removePorts } from "./port-ops.js";
@@ -59,9 +58,7 @@ export class OvsSwitch {
     this.hostNs = switchNetnsRef(config.switchNetns);
     this.bridgeName = config.bridge;
     this.openflow = new OpenflowDoor(config.openflow ?? mgmtTarget(config.ovsdb, config.bridge), logger);
-    this.vswitchd = new VswitchdCtl(
-      config.ovsdb.startsWith("unix:") ? dirname(config.ovsdb.slice(5)) : undefined,
-    );
+    this.vswitchd = new VswitchdCtl(ovsRundir(config.ovsdb));
   }
 
   get client(): OvsdbClient {
@@ -143,6 +140,17 @@ export class OvsSwitch {
 
   port(name: string): PortRow | undefined {
     return this.client.portByName(name);
+  }
+
+  /** The port's OpenFlow number once ovs-vswitchd has opened it (undefined before, or on error). */
+  ofport(name: string): number | undefined {
+    const n = this.client.interfaceByName(name)?.ofport;
+    return n !== undefined && n > 0 ? n : undefined;
+  }
+
+  /** The OpenFlow numbers of these ports that have one. */
+  ofports(names: readonly string[]): number[] {
+    return names.map((n) => this.ofport(n)).filter((n): n is number => n !== undefined);
   }
 
   /** Every VLAN a port of the bridge uses now or returns to (isolated marks), ours or not. */
