@@ -62,8 +62,6 @@ export class WireLinks implements Parking {
   private readonly held = new Set<number>();
   private purgeWarned = false;
   private syncScheduled = false;
-  /** Syncs that changed the switch (drift repaired), for tests and logs. */
-  repairs = 0;
 
   constructor(
     private readonly sw: OvsSwitch,
@@ -306,7 +304,6 @@ export class WireLinks implements Parking {
       ...remove.map((f) => describe("removed stray", f)),
     ];
     if (lines.length > 0) {
-      this.repairs++;
       this.logger.info({ repairs: lines }, "wires: switch flows repaired");
     }
     return lines;

@@ -157,7 +157,7 @@ function directions(w: WiredLink, imp: WiredLink["link"]["impairment"]): [Shapin
   ];
 }
 
-export function isEmptyImpairment(w: WiredLink): boolean {
+function isEmptyImpairment(w: WiredLink): boolean {
   return isEmptyShape(w.link.impairment?.a_to_b) && isEmptyShape(w.link.impairment?.b_to_a);
 }
 
