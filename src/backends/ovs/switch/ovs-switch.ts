@@ -20,9 +20,14 @@ import { VswitchdCtl } from "./vswitchd-ctl.js";
 
 /** How long ovs-vswitchd may take to close a lab's removed ports (hundreds on a busy host). */
 export const CLOSE_APPLY_MS = 60_000;
-/** How long adding ports may take ovs-vswitchd: a base, and a share per port. */
-const ADD_PORTS_BASE_MS = 10_000;
-const ADD_PORT_MS = 10;
+/**
+ * How long ovs-vswitchd may take to apply a transaction: a base, and a share per port on the
+ * bridge or being added. Its userspace datapath reconfigures every port on each change (about
+ * 2.5 ms a port here, far more on a busy machine), so a retag in a 1000-port lab needs more
+ * than a retag in an empty one. A hang guard, not a speed target.
+ */
+const APPLY_BASE_MS = 10_000;
+const APPLY_PORT_MS = 20;
 
 /**
  * The switch as every room of the OVS backend sees it: one OVSDB connection and its monitor-fed
@@ -120,10 +125,19 @@ export class OvsSwitch {
     if (ops.length === 0) return;
     this.ownTxns++;
     try {
-      await this.client.transact(ops, { ...opts, waitApplied: opts.waitApplied ?? true });
+      await this.client.transact(ops, {
+        ...opts,
+        waitApplied: opts.waitApplied ?? true,
+        timeoutMs: opts.timeoutMs ?? this.applyBudgetMs(0),
+      });
     } finally {
       this.ownTxns--;
     }
+  }
+
+  /** The hang guard of a transaction that adds `adding` ports (see APPLY_BASE_MS). */
+  private applyBudgetMs(adding: number): number {
+    return APPLY_BASE_MS + APPLY_PORT_MS * (this.client.ports().length + adding);
   }
 
   bridge(): BridgeRow {
@@ -218,8 +232,7 @@ export class OvsSwitch {
           this.bridge().uuid,
           ports.map((p) => (asked.has(p.name) ? { ...p, ofportRequest: asked.get(p.name)! } : p)),
         ),
-        // ovs-vswitchd opens thousands of userspace ports in seconds (about 2.5 ms each here).
-        { ...opts, timeoutMs: opts.timeoutMs ?? ADD_PORTS_BASE_MS + ADD_PORT_MS * ports.length },
+        { ...opts, timeoutMs: opts.timeoutMs ?? this.applyBudgetMs(ports.length) },
       );
     } catch (e) {
       for (const v of numbers) this.requested.delete(v);
