@@ -107,6 +107,8 @@ interface AppliedWaiter {
 }
 
 const MONITOR_ID = "archetype-network";
+/** How long the echo after an applied-wait's timer may take before the wait fails. */
+const LATE_ECHO_MS = 2_000;
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 5_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
@@ -339,11 +341,11 @@ export class OvsdbClient extends EventEmitter {
   }
 
   /** An `echo` round trip; resolves with the round-trip time in ms. */
-  async echo(): Promise<number> {
+  async echo(timeoutMs = this.callTimeoutMs): Promise<number> {
     const rpc = this.connectedRpc();
     const nonce = `${Date.now()}-${Math.random()}`;
     const started = performance.now();
-    const answer = await rpc.call("echo", [nonce]);
+    const answer = await rpc.call("echo", [nonce], timeoutMs);
     if (!Array.isArray(answer) || answer[0] !== nonce) {
       throw protocolError(`echo to ${this.remote} answered ${JSON.stringify(answer)}`);
     }
@@ -540,15 +542,21 @@ export class OvsdbClient extends EventEmitter {
         target,
         resolve,
         reject,
+        // A timer can fire before the socket's waiting data is read (a blocked event loop runs
+        // timers first), so one echo round trip settles it: the server sends its updates in order.
         timer: setTimeout(() => {
           this.waiters.delete(waiter);
-          reject(
-            timeout(
-              `${this.applier} applying configuration ${target} (applied: ${this.curCfg})`,
-              timeoutMs,
-              `the transaction was committed but ${this.applier} did not apply it: is it running and connected to this database?`,
-            ),
-          );
+          const late = (): void => {
+            if (this.curCfg >= target) return resolve();
+            reject(
+              timeout(
+                `${this.applier} applying configuration ${target} (applied: ${this.curCfg})`,
+                timeoutMs,
+                `the transaction was committed but ${this.applier} did not apply it: is it running and connected to this database?`,
+              ),
+            );
+          };
+          this.echo(LATE_ECHO_MS).then(late, late);
         }, timeoutMs),
       };
       this.waiters.add(waiter);

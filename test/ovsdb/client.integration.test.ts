@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { createConnection } from "node:net";
 import { join } from "node:path";
@@ -19,7 +20,7 @@ import {
   update,
   uuid,
 } from "../../src/ovsdb/index.js";
-import { type OvsInstance, startOvs } from "../harness/ovs-instance.js";
+import { type OvsInstance, readPid, startOvs } from "../harness/ovs-instance.js";
 import { until } from "./fake-server.js";
 
 /** Bridge + internal Port/Interface in one transaction, attached to Open_vSwitch. */
@@ -165,6 +166,42 @@ describe("OvsdbClient against a real ovsdb-server and ovs-vswitchd", () => {
       await ovs.startVswitchd();
     }
     await client.transact([update("Port", [eq("name", "t0")], { tag: 6 })], { waitApplied: true });
+  });
+
+  test("an applied answer waiting in the socket when the timer fires is not a timeout", async () => {
+    // ovs-vswitchd frozen, so the change waits; the timer is armed; then, with the event loop
+    // blocked, ovs-vswitchd is thawed and applies. Node runs expired timers before reading sockets.
+    await client.transact(addBridgeOps("br-late", "late0"), { waitApplied: true });
+    const pid = await readPid(join(ovs.dir, "ovs-vswitchd.pid"));
+    assert.ok(pid, "ovs-vswitchd's pid");
+    process.kill(pid, "SIGSTOP");
+    let thawed = false;
+    try {
+      const armed = Date.now();
+      const wait = client.transact([update("Port", [eq("name", "late0")], { tag: 7 })], {
+        waitApplied: true,
+        timeoutMs: 300,
+      });
+      // The commit's answer is in (an echo's answer comes after it), so the timer is armed.
+      await client.echo();
+      assert.equal(client.portByName("late0")?.tag, 7, "committed");
+      process.kill(pid, "SIGCONT");
+      thawed = true;
+      const cfg = (column: string) =>
+        Number(
+          execFileSync("ovs-vsctl", [`--db=${ovs.remote}`, "--no-wait", "get", "Open_vSwitch", ".", column], {
+            timeout: 5_000,
+          }),
+        );
+      const deadline = Date.now() + 60_000;
+      // Until ovs-vswitchd has applied the change and the timer has expired.
+      while ((cfg("cur_cfg") < cfg("next_cfg") || Date.now() < armed + 600) && Date.now() < deadline);
+      assert.ok(Date.now() < deadline, "ovs-vswitchd applied the change");
+      await wait;
+    } finally {
+      if (!thawed) process.kill(pid, "SIGCONT");
+      await ovs.vsctl(["--if-exists", "del-br", "br-late"]);
+    }
   });
 
   test("a call to a stuck ovsdb-server times out with OVSDB_TIMEOUT", async () => {
