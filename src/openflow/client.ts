@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
 import { createConnection, type Socket } from "node:net";
+import { answerDeadline } from "../common/answer-deadline.js";
 import { AgentError } from "../common/errors.js";
 import { type Logger, silentLogger } from "../common/log.js";
 import { parseRemote, type RemoteKind } from "../common/remote.js";
@@ -213,10 +214,12 @@ export class OpenflowClient extends EventEmitter {
     const socket = this.socket;
     if (!this.ready || !socket) return Promise.reject(unreachable(this.target, "not connected"));
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(xid);
-        reject(timedOut(this.target, what, timeoutMs));
-      }, timeoutMs);
+      const timer = answerDeadline(timeoutMs, () => {
+        if (this.pending.get(xid) === p) {
+          this.pending.delete(xid);
+          reject(timedOut(this.target, what, timeoutMs));
+        }
+      });
       const p: Pending = {
         what,
         timer,

@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
+import { answerDeadline } from "../common/answer-deadline.js";
 import { AgentError } from "../common/errors.js";
 import type { Logger } from "../common/log.js";
 import { protocolError, timeout, unreachable } from "./error.js";
@@ -89,8 +90,8 @@ export class RpcConnection extends EventEmitter {
     }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
+      const timer = answerDeadline(timeoutMs, () => {
+        if (!this.pending.delete(id)) return;
         reject(
           timeout(
             `OVSDB ${method} to ${this.remote}`,
@@ -100,7 +101,7 @@ export class RpcConnection extends EventEmitter {
               : "ovsdb-server may be overloaded or stuck",
           ),
         );
-      }, timeoutMs);
+      });
       this.pending.set(id, { method, resolve, reject, timer });
       this.send({ id, method, params });
     });

@@ -83,6 +83,18 @@ describe("JSON-RPC against a fake peer", () => {
     assert.deepEqual(await p, ["ok"]);
   });
 
+  test("an answer waiting in the socket when the timer fires is not a timeout", async () => {
+    const { rpc, peer } = await connect({ callTimeoutMs: 100 });
+    // The answer is written, then the event loop is blocked past the deadline from an I/O
+    // callback (as a slow request handler would): the next loop turn runs the timer first.
+    peer.once("data", () => {
+      peer.write('{"id":1,"result":["ok"],"error":null}');
+      const until = Date.now() + 300;
+      while (Date.now() < until);
+    });
+    assert.deepEqual(await rpc.call("echo", []), ["ok"]);
+  });
+
   test("the peer closing rejects pending calls with OVS_UNREACHABLE", async () => {
     const { rpc, peer } = await connect();
     const p = rpc.call("list_dbs", []);

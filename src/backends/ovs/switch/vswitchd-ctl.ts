@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { join } from "node:path";
+import { answerDeadline } from "../../../common/answer-deadline.js";
 import { AgentError } from "../../../common/errors.js";
 
 const CALL_TIMEOUT_MS = 5000;
@@ -57,7 +58,7 @@ export class VswitchdCtl {
         socket.destroy();
         reject(new AgentError("OVS_UNREACHABLE", `ovs-vswitchd ${method} at ${path}: ${why}`));
       };
-      const timer = setTimeout(() => fail(`no answer within ${CALL_TIMEOUT_MS} ms`), CALL_TIMEOUT_MS);
+      const timer = answerDeadline(CALL_TIMEOUT_MS, () => fail(`no answer within ${CALL_TIMEOUT_MS} ms`));
       socket.on("connect", () => socket.write(JSON.stringify({ id: 0, method, params })));
       socket.on("data", (chunk: Buffer) => {
         text += chunk.toString("utf8");
