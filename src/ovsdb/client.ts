@@ -547,7 +547,10 @@ export class OvsdbClient extends EventEmitter {
         timer: setTimeout(() => {
           this.waiters.delete(waiter);
           const late = (): void => {
-            if (this.curCfg >= target) return resolve();
+            if (this.curCfg >= target) {
+              resolve();
+              return;
+            }
             reject(
               timeout(
                 `${this.applier} applying configuration ${target} (applied: ${this.curCfg})`,
