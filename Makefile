@@ -3,11 +3,16 @@ SHELL := /bin/bash
 BIN := node_modules/.bin
 export npm_config_update_notifier := false
 
-.PHONY: run test unit test-under-load test-kernel setup setup-test deps build install lint typecheck bench bench-smoke clean
+.PHONY: run run-central setup-ovn test unit test-under-load test-kernel setup setup-test deps build install lint typecheck bench bench-smoke clean
 
 ## make run: set up the host (OVS, iproute2...), build, put `archnet` on the PATH, run the agent in the foreground.
 run: setup install
 	archnet serve
+
+## make run-central: OVN's central part for the ovn backend (one host of a multi-host lab): OVN
+## installed with its packaged services off, then `archnet central serve` in the foreground.
+run-central: setup-ovn install
+	archnet central serve
 
 ## make test: the same set-up plus Docker, then lint, type-check and every test (real OVS, kernel, Docker),
 ## then the kernel-datapath suites in a VM (make test-kernel).
@@ -36,6 +41,9 @@ test-kernel: build
 
 setup:
 	bash scripts/host-setup.sh
+
+setup-ovn:
+	bash scripts/host-setup.sh --ovn
 
 setup-test:
 	bash scripts/host-setup.sh --docker

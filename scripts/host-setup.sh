@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # Prepares a Debian 12 host for archetype-network. Idempotent: installs only what is missing,
-# starts only what is not running. Usage: host-setup.sh [--docker]   (as root)
+# starts only what is not running. Usage: host-setup.sh [--docker | --ovn]   (as root)
 #   --docker  also install and start Docker (needed by the plugin tests) and a local busybox image,
-#             and Chromium (the live page's browser tests drive it headless).
+#             and Chromium (the live page's browser tests drive it headless); and OVN, as --ovn.
+#   --ovn     also install OVN (ovn-central, ovn-host) with its packaged services off: the ovn
+#             backend's tests and `archnet central serve` run their own daemons.
 set -euo pipefail
 want_docker=false
-[ "${1:-}" = "--docker" ] && want_docker=true
+want_ovn=false
+case "${1:-}" in
+  --docker) want_docker=true; want_ovn=true ;;
+  --ovn) want_ovn=true ;;
+  "") ;;
+  *) echo "host-setup: unknown option ${1} (use --docker or --ovn)" >&2; exit 2 ;;
+esac
 [ "$(id -u)" = 0 ] || { echo "host-setup: run as root (the agent manages OVS and network namespaces)" >&2; exit 1; }
 
 log() { echo "host-setup: $*"; }
@@ -34,11 +42,11 @@ fi
 # lldpd's package starts a system daemon we do not want: tests run their own.
 if systemctl is-active --quiet lldpd 2>/dev/null; then systemctl stop lldpd || true; fi
 
-# OVN for the ovn backend's tests (test/ovn/), which run private NB/SB/northd and ovn-controller
-# instances only. The packages' own services (central databases, northd, and an ovn-controller
-# that would take over the host's OVS) must not start: policy-rc.d forbids it during the install,
-# and they are disabled after.
-if $want_docker && ! { command -v ovn-northd && command -v ovn-controller; } >/dev/null 2>&1; then
+# OVN for the ovn backend's tests (test/ovn/) and `archnet central serve`, which run their own
+# NB/SB/northd and ovn-controller instances only. The packages' own services (central databases,
+# northd, and an ovn-controller that would take over the host's OVS) must not start:
+# policy-rc.d forbids it during the install, and they are disabled after.
+if $want_ovn && ! { command -v ovn-northd && command -v ovn-controller; } >/dev/null 2>&1; then
   log "installing ovn-central ovn-host (their services stay off)"
   guard=false
   if [ ! -e /usr/sbin/policy-rc.d ]; then

@@ -19,6 +19,7 @@ const LAYER: Record<string, number> = {
   config: 3,
   state: 3,
   metrics: 4,
+  central: 4, // OVN's central daemons, run by `archnet central serve`
   backends: 5, // the interface every backend implements
   "backends/ovs": 6,
   "backends/local": 6,

@@ -58,14 +58,20 @@ export async function hostChecks(backend: "ovs" | "local" | "ovn" = "ovs"): Prom
     detail: uid === 0 ? "running as root" : `running as uid ${uid ?? "?"}`,
     fix: "run the agent as root (sudo): it creates interfaces and namespaces",
   });
-  const tool = (name: string, pkg: string, required: boolean, why: string): string | undefined => {
+  const tool = (
+    name: string,
+    pkg: string,
+    required: boolean,
+    why: string,
+    setup = "make setup",
+  ): string | undefined => {
     const path = findExecutable(name);
     checks.push({
       name,
       ok: path !== undefined,
       required,
       detail: path ?? "not found",
-      fix: `install ${pkg} (${why}); \`make setup\` does it`,
+      fix: `install ${pkg} (${why}); \`${setup}\` does it`,
     });
     return path;
   };
@@ -85,8 +91,20 @@ export async function hostChecks(backend: "ovs" | "local" | "ovn" = "ovs"): Prom
   }
   if (backend === "ovn") {
     // ovn-controller runs as the host's service; the central part runs on one host only.
-    tool("ovn-controller", "ovn-host", true, "programs this host's OVS for OVN; start it as a service");
-    tool("ovn-northd", "ovn-central", false, "only on the one host that holds OVN's databases and northd");
+    tool(
+      "ovn-controller",
+      "ovn-host",
+      true,
+      "programs this host's OVS for OVN; start it as a service",
+      "make setup-ovn",
+    );
+    tool(
+      "ovn-northd",
+      "ovn-central",
+      false,
+      "only on the one host that runs `archnet central serve`",
+      "make setup-ovn",
+    );
   }
   const kernel = existsSync("/sys/module/openvswitch");
   checks.push({

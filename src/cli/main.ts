@@ -6,6 +6,7 @@ import { isAgentError } from "../common/errors.js";
 import { ClientError, DEFAULT_URL, UsageError } from "./client.js";
 import { registerCapture } from "./commands/capture.js";
 import { registerCarrier } from "./commands/carrier.js";
+import { registerCentral } from "./commands/central.js";
 import { registerCleanup } from "./commands/cleanup.js";
 import { registerHost } from "./commands/host.js";
 import { registerLab } from "./commands/lab.js";
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
     .showHelpAfterError("(run archnet --help for usage)")
     .exitOverride();
   registerServe(program);
+  registerCentral(program);
   registerStatus(program);
   registerHost(program);
   registerLab(program);

@@ -98,14 +98,18 @@ export interface StreamingChild {
 }
 
 /**
- * The door for a program that runs until told to stop and streams its output (tcpdump): the
- * same rules as run() (no shell, an argument array, marked, dies with the agent), but the caller
- * reads stdout and stderr as they come and ends it with stop().
+ * The door for a program that runs until told to stop and streams its output (tcpdump, the OVN
+ * central daemons): the same rules as run() (no shell, an argument array, marked, dies with the
+ * agent), but the caller reads stdout and stderr as they come and ends it with stop().
  */
-export function spawnStreaming(file: string, args: readonly string[]): StreamingChild {
+export function spawnStreaming(
+  file: string,
+  args: readonly string[],
+  opts: { env?: Readonly<Record<string, string>> } = {},
+): StreamingChild {
   const child = spawn("setpriv", [...DIE_WITH_AGENT, file, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, [CHILD_MARK]: selfIdentity() },
+    env: { ...process.env, ...opts.env, [CHILD_MARK]: selfIdentity() },
   });
   const exited = new Promise<number | string>((resolve) => {
     child.on("error", () => resolve(-1));
