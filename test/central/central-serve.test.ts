@@ -65,7 +65,7 @@ describe("archnet central serve", () => {
     exited.then(() => {
       gone = true;
     });
-    await until("the central's running line", () => out.includes("OVN central running") || gone);
+    await until("the central's running line", () => /archnet: OVN central running: .*\n/.test(out) || gone);
     assert.ok(!gone, `the central exited while starting:\n${out}`);
     return { cli, out: () => out, exited };
   }
