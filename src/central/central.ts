@@ -107,7 +107,7 @@ export async function startCentral(opts: CentralOptions): Promise<Central> {
       if (!existsSync(file)) await run("ovsdb-tool", ["create", file, SCHEMA[db]]);
       else if ((await run("ovsdb-tool", ["needs-conversion", file, SCHEMA[db]])).stdout.trim() === "yes")
         await run("ovsdb-tool", ["convert", file, SCHEMA[db]]);
-      start(`${db}`, "ovsdb-server", [
+      start(db, "ovsdb-server", [
         file,
         `--remote=punix:${f(`${db}.sock`)}`,
         ...(db === "nb" ? nbListen : sbListen).map((l) => `--remote=${l}`),

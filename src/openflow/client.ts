@@ -215,10 +215,7 @@ export class OpenflowClient extends EventEmitter {
     if (!this.ready || !socket) return Promise.reject(unreachable(this.target, "not connected"));
     return new Promise((resolve, reject) => {
       const timer = answerDeadline(timeoutMs, () => {
-        if (this.pending.get(xid) === p) {
-          this.pending.delete(xid);
-          reject(timedOut(this.target, what, timeoutMs));
-        }
+        if (this.pending.delete(xid)) reject(timedOut(this.target, what, timeoutMs));
       });
       const p: Pending = {
         what,

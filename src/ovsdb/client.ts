@@ -226,6 +226,10 @@ export class OvsdbClient extends EventEmitter {
   ports(): PortRow[] {
     return this.views.Port.all();
   }
+  /** How many ports the cache holds (no rows decoded or copied). */
+  portCount(): number {
+    return this.views.Port.size;
+  }
   interfaces(): InterfaceRow[] {
     return this.views.Interface.all();
   }
@@ -543,7 +547,8 @@ export class OvsdbClient extends EventEmitter {
         resolve,
         reject,
         // A timer can fire before the socket's waiting data is read (a blocked event loop runs
-        // timers first), so one echo round trip settles it: the server sends its updates in order.
+        // timers first), and an update of many rows may take more than one read: one echo round
+        // trip settles it, since the server sends its updates and answers in order.
         timer: setTimeout(() => {
           this.waiters.delete(waiter);
           const late = (): void => {

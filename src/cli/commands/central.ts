@@ -2,6 +2,9 @@ import type { Command } from "commander";
 import { createLogger } from "../../common/log.js";
 
 const collect = (v: string, all: string[]) => [...all, v];
+/** Loopback only unless told: the hosts' agents need an address they reach (--nb-listen). */
+const DEFAULT_NB_LISTEN = "ptcp:6641:127.0.0.1";
+const DEFAULT_SB_LISTEN = "ptcp:6642:127.0.0.1";
 
 export function registerCentral(program: Command): void {
   const central = program
@@ -16,13 +19,13 @@ export function registerCentral(program: Command): void {
     .option("--dir <dir>", "where the databases, sockets and logs live", "/var/lib/archetype-network/central")
     .option(
       "--nb-listen <listener>",
-      "where the hosts reach the NB database (repeatable; default ptcp:6641:127.0.0.1)",
+      `where the hosts reach the NB database (repeatable; default ${DEFAULT_NB_LISTEN})`,
       collect,
       [],
     )
     .option(
       "--sb-listen <listener>",
-      "where the hosts reach the SB database (repeatable; default ptcp:6642:127.0.0.1)",
+      `where the hosts reach the SB database (repeatable; default ${DEFAULT_SB_LISTEN})`,
       collect,
       [],
     )
@@ -30,8 +33,8 @@ export function registerCentral(program: Command): void {
     .action(async (opts: { dir: string; nbListen: string[]; sbListen: string[]; logLevel: string }) => {
       const logger = createLogger(opts.logLevel);
       const { startCentral } = await import("../../central/central.js");
-      const nbListen = opts.nbListen.length > 0 ? opts.nbListen : ["ptcp:6641:127.0.0.1"];
-      const sbListen = opts.sbListen.length > 0 ? opts.sbListen : ["ptcp:6642:127.0.0.1"];
+      const nbListen = opts.nbListen.length > 0 ? opts.nbListen : [DEFAULT_NB_LISTEN];
+      const sbListen = opts.sbListen.length > 0 ? opts.sbListen : [DEFAULT_SB_LISTEN];
       const c = await startCentral({ dir: opts.dir, nbListen, sbListen, logger });
       process.stdout.write(
         `archnet: OVN central running: NB ${[c.nb, ...nbListen].join(", ")}; ` +

@@ -137,7 +137,7 @@ export class OvsSwitch {
 
   /** The hang guard of a transaction that adds `adding` ports (see APPLY_BASE_MS). */
   private applyBudgetMs(adding: number): number {
-    return APPLY_BASE_MS + APPLY_PORT_MS * (this.client.ports().length + adding);
+    return APPLY_BASE_MS + APPLY_PORT_MS * (this.client.portCount() + adding);
   }
 
   bridge(): BridgeRow {
