@@ -50,7 +50,7 @@ export interface Agent {
  */
 export async function createAgent(config: AgentConfig, opts: { logger: Logger }): Promise<Agent> {
   const logger = opts.logger;
-  const store = new StateStore(config.stateDir, { logger });
+  const store = await StateStore.open(config.stateDir, { logger });
   const backend = createBackend(config, logger);
   const locks = new Locks();
   const metrics = createMetrics();

@@ -83,7 +83,7 @@ export async function stateWrite(writes: number): Promise<ScenarioResult> {
       for (let done = 0; done < writes; done += round) {
         for (let i = 0; i < round; i++) {
           const t0 = now();
-          writeAtomic(path, content);
+          await writeAtomic(path, content);
           durable.push(now() - t0);
         }
         for (let i = 0; i < round; i++) {

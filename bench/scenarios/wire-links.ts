@@ -107,13 +107,13 @@ export async function hotWireLinks(opts: {
     // wire capability, until the barrier reply) and the durable write of the lab record.
     const prof = new PhaseProfiler();
     prof.wrap(t.agent.services.backend.wire ?? {}, ["connect", "disconnect"], "wire");
-    const store = t.agent.store as unknown as { saveLab: (rec: unknown) => void };
+    const store = t.agent.store as unknown as { saveLab: (rec: unknown) => Promise<void> };
     const saveLab = store.saveLab;
     let saveMs = 0;
-    store.saveLab = (rec) => {
+    store.saveLab = async (rec) => {
       const t0 = now();
       try {
-        saveLab.call(t.agent.store, rec);
+        await saveLab.call(t.agent.store, rec);
       } finally {
         saveMs += now() - t0;
       }

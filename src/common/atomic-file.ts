@@ -1,47 +1,58 @@
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { open, rename } from "node:fs/promises";
 import { dirname } from "node:path";
 import { AgentError } from "./errors.js";
 
 /**
- * Whole-file replacement that survives `kill -9` and power loss at any moment: the new content
- * goes to a temporary file in the same directory, is flushed to disk and renamed over the old
- * one, then the directory is flushed so that the rename itself is on disk. A reader sees either
- * the old or the new document, never a torn one. A failed write (full disk, I/O error) removes
- * its temporary file, leaves the old document as it was and throws STATE_WRITE_FAILED.
+ * How long a change must last. `power-loss`: flushed to disk (the file, then its directory)
+ * before the promise resolves; milliseconds, spent off the event loop. `crash`: in the kernel's
+ * page cache, which outlives the agent (`kill -9`) but not the machine; for records of what does
+ * not outlive the machine either (a veth). Without flushes a write costs microseconds, less than
+ * a trip through Node's thread pool, so it is done at once.
  */
-export function writeAtomic(path: string, content: string): void {
+export type Durability = "power-loss" | "crash";
+
+/**
+ * Whole-file replacement that survives `kill -9`, and power loss when `durability` says so, at
+ * any moment: the new content goes to a temporary file in the same directory (flushed) and is
+ * renamed over the old one, then the directory is flushed so that the rename itself is on disk.
+ * A reader sees either the old or the new document, never a torn one. A failed write (full disk,
+ * I/O error) removes its temporary file, leaves the old document as it was and throws
+ * STATE_WRITE_FAILED. One write per path at a time (the temporary file's name is the path's).
+ */
+export async function writeAtomic(
+  path: string,
+  content: string,
+  durability: Durability = "power-loss",
+): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   try {
-    const fd = openSync(tmp, "w", 0o600);
-    try {
-      writeAll(fd, Buffer.from(content));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+    if (durability === "crash") {
+      writeFileSync(tmp, content, { mode: 0o600 });
+      renameSync(tmp, path);
+      return;
     }
-    renameSync(tmp, path);
-    syncDir(dirname(path));
+    const file = await open(tmp, "w", 0o600);
+    try {
+      await file.writeFile(content); // writes it all, or throws (a disk filling up)
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(tmp, path);
+    await syncDir(dirname(path));
   } catch (e) {
     rmSync(tmp, { force: true });
     throw writeFailed(path, e);
   }
 }
 
-/** writeSync may write less than asked (a disk filling up): the rest is written or the error seen. */
-function writeAll(fd: number, data: Buffer): void {
-  for (let done = 0; done < data.length; ) {
-    const n = writeSync(fd, data, done, data.length - done);
-    if (n <= 0) throw Object.assign(new Error("write made no progress"), { code: "EIO" });
-    done += n;
-  }
-}
-
-function syncDir(dir: string): void {
-  const fd = openSync(dir, "r");
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, "r");
   try {
-    fsyncSync(fd);
+    await handle.sync();
   } finally {
-    closeSync(fd);
+    await handle.close();
   }
 }
 
@@ -81,11 +92,11 @@ export function setAside(path: string): string {
   return to;
 }
 
-/** Removes a document durably (the directory is flushed), like `writeAtomic` writes one. */
-export function removeFile(path: string): void {
+/** Removes a document as durably as `writeAtomic` writes one (power loss: the directory is flushed). */
+export async function removeFile(path: string, durability: Durability = "power-loss"): Promise<void> {
   try {
     rmSync(path, { force: true });
-    syncDir(dirname(path));
+    if (durability === "power-loss") await syncDir(dirname(path));
   } catch (e) {
     throw writeFailed(path, e);
   }

@@ -100,7 +100,7 @@ export async function endPredecessorChildren(stateDir: string, logger: Logger): 
     }
   }
   try {
-    writeAtomic(record, me);
+    await writeAtomic(record, me);
   } catch (e) {
     // A full state disk must not keep the agent from serving what it has: only the next start
     // loses the means to end this agent's leftovers.

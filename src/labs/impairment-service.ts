@@ -47,16 +47,14 @@ export class ImpairmentService implements ImpairmentOperations {
         if (sameImpairment(old.impairment, impairment)) return this.view(rec, old);
         const fresh = withImpairment(old, impairment);
         const next: LabRecord = { ...rec, links: { ...rec.links, [link]: fresh } };
-        this.d.store.saveLab(next); // nothing is written when it fails
+        await this.d.store.saveLab(next); // nothing is written when it fails
         try {
           await capability(this.d.backend, "impairment").apply(next, wired(next, fresh));
         } catch (e) {
           const failed: string[] = [];
-          try {
-            this.d.store.saveLab(rec);
-          } catch (err) {
-            failed.push(`the record of lab ${lab}: ${toAgentError(err).message}`);
-          }
+          await this.d.store
+            .saveLab(rec)
+            .catch((err: unknown) => failed.push(`the record of lab ${lab}: ${toAgentError(err).message}`));
           await capability(this.d.backend, "impairment")
             .apply(rec, wired(rec, old))
             .catch((err: unknown) => failed.push(`the impairment before: ${toAgentError(err).message}`));

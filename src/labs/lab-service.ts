@@ -111,10 +111,10 @@ export class LabService implements LabOperations {
         const rec = mustLab(this.d.store, lab);
         for (const o of this.overlaysOf(lab)) {
           await this.d.backend.overlay?.detach(o, this.findEnd(rec, { node: o.node, iface: o.interface }));
-          this.d.store.overlays.delete(overlayKey(o.lab, o.link));
+          await this.d.store.overlays.delete(overlayKey(o.lab, o.link));
         }
         await this.d.backend.teardown(rec);
-        this.d.store.deleteLab(lab);
+        await this.d.store.deleteLab(lab);
       }),
     );
   }
@@ -240,7 +240,7 @@ export class LabService implements LabOperations {
         if (!end) throw notFoundInterface(lab, node, iface);
         await this.d.backend.setCarrier(rec, [end], state);
         end.iface.carrier = state;
-        this.d.store.saveLab(rec);
+        await this.d.store.saveLab(rec);
         const view = nodeView(end.node, this.d.backend).interfaces.find((i) => i.name === iface);
         return view as InterfaceView;
       }),
@@ -258,7 +258,7 @@ export class LabService implements LabOperations {
         await this.d.backend.setCarrier(rec, ends, state);
         for (const e of ends) e.iface.carrier = state;
         link.carrier = state;
-        this.d.store.saveLab(rec);
+        await this.d.store.saveLab(rec);
         return linkView(rec, link, this.d.backend);
       }),
     );
@@ -279,7 +279,7 @@ export class LabService implements LabOperations {
       }
       const have = existing?.interfaces[iface.name];
       if (have?.hostPort === iface.hostPort) {
-        if (!this.d.store.lab(lab)) this.d.store.saveLab(rec); // a new lab that had it already
+        if (!this.d.store.lab(lab)) await this.d.store.saveLab(rec); // a new lab that had it already
         return;
       }
       if (have) {
@@ -321,7 +321,7 @@ export class LabService implements LabOperations {
   private async execute(rec: LabRecord, plan: LabPlan): Promise<LabRecord> {
     const next = plannedRecord(rec, plan);
     const old = this.d.store.lab(rec.lab) === rec ? rec : undefined;
-    this.writeDesired(next, plan.detachOverlays, old);
+    await this.writeDesired(next, plan.detachOverlays, old);
     const undo: Undo[] = [];
     try {
       await this.converge(rec, next, plan, undo);
@@ -330,7 +330,7 @@ export class LabService implements LabOperations {
       for (const u of undo.reverse()) {
         await u.run().catch((err: unknown) => failed.push(`${u.what}: ${toAgentError(err).message}`));
       }
-      failed.push(...this.restoreDesired(rec.lab, plan.detachOverlays, old));
+      failed.push(...(await this.restoreDesired(rec.lab, plan.detachOverlays, old)));
       this.d.logger.warn({ lab: rec.lab, err: toAgentError(e).message, failed }, "lab change rolled back");
       throw rolledBack(e, failed);
     }
@@ -342,40 +342,36 @@ export class LabService implements LabOperations {
    * The one place a lab change becomes desired state: the lab's new record, and its overlay
    * links that go with removed interfaces dropped. A failed write leaves it as it was.
    */
-  private writeDesired(next: LabRecord, dropped: readonly OverlayRecord[], old: LabRecord | undefined): void {
+  private async writeDesired(
+    next: LabRecord,
+    dropped: readonly OverlayRecord[],
+    old: LabRecord | undefined,
+  ): Promise<void> {
     try {
-      this.d.store.saveLab(next);
+      await this.d.store.saveLab(next);
     } catch (e) {
-      // Nothing was written (atomic); the old record goes back in case the store kept the new one.
-      this.restoreDesired(next.lab, [], old);
-      throw rolledBack(e, []);
+      throw rolledBack(e, []); // nothing was written (atomic), and the store shows the old record
     }
     try {
-      for (const o of dropped) this.d.store.overlays.delete(overlayKey(o.lab, o.link));
+      for (const o of dropped) await this.d.store.overlays.delete(overlayKey(o.lab, o.link));
     } catch (e) {
-      throw rolledBack(e, this.restoreDesired(next.lab, dropped, old));
+      throw rolledBack(e, await this.restoreDesired(next.lab, dropped, old));
     }
   }
 
   /** Writes the desired state from before a change back; returns what could not be. */
-  private restoreDesired(
+  private async restoreDesired(
     lab: string,
     dropped: readonly OverlayRecord[],
     old: LabRecord | undefined,
-  ): string[] {
+  ): Promise<string[]> {
     const failed: string[] = [];
-    const attempt = (what: string, fn: () => void) => {
-      try {
-        fn();
-      } catch (e) {
-        failed.push(`${what}: ${toAgentError(e).message}`);
-      }
-    };
-    attempt(`the record of lab ${lab}`, () =>
-      old ? this.d.store.saveLab(old) : this.d.store.deleteLab(lab),
-    );
+    const attempt = (what: string, write: Promise<void>) =>
+      write.catch((e: unknown) => failed.push(`${what}: ${toAgentError(e).message}`));
+    await attempt(`the record of lab ${lab}`, old ? this.d.store.saveLab(old) : this.d.store.deleteLab(lab));
     for (const o of dropped) {
-      attempt(`the record of overlay link ${o.link}`, () =>
+      await attempt(
+        `the record of overlay link ${o.link}`,
         this.d.store.overlays.set(overlayKey(o.lab, o.link), o),
       );
     }

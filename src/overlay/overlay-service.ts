@@ -151,11 +151,11 @@ export class OverlayService implements OverlayOperations {
           );
         }
         const rec: OverlayRecord = have ?? { ...want, createdAt: Date.now() };
-        store.overlays.set(key, rec);
+        await store.overlays.set(key, rec);
         try {
           await overlay.attach(rec, { node, iface }, opts);
         } catch (e) {
-          if (!have) store.overlays.delete(key);
+          if (!have) await store.overlays.delete(key);
           throw e;
         }
         return this.view(rec);
@@ -171,7 +171,7 @@ export class OverlayService implements OverlayOperations {
         const node = this.d.store.lab(lab)?.nodes[rec.node];
         const iface = node?.interfaces[rec.interface];
         await overlay.detach(rec, node && iface ? { node, iface } : undefined);
-        this.d.store.overlays.delete(overlayKey(lab, link));
+        await this.d.store.overlays.delete(overlayKey(lab, link));
       }),
     );
   }

@@ -154,7 +154,7 @@ export class NetworkDriver {
     }
   }
 
-  private createNetwork(req: CreateNetworkRequest): DriverAnswer {
+  private async createNetwork(req: CreateNetworkRequest): Promise<DriverAnswer> {
     const id = requireId(req.NetworkID, "NetworkID");
     const opts = (req.Options?.[GENERIC_OPTION] ?? {}) as Record<string, unknown>;
     const usage = "docker network create -d <driver> -o lab_id=LAB -o interface_name=eth1 NAME";
@@ -173,7 +173,7 @@ export class NetworkDriver {
       throw new AgentError("CONFLICT", `network ${id} exists for ${known.lab} ${known.interfaceName}`);
     }
     if (!known) {
-      this.d.store.pluginNetworks.set(id, {
+      await this.d.store.pluginNetworks.set(id, {
         networkId: id,
         lab,
         interfaceName,
@@ -193,7 +193,7 @@ export class NetworkDriver {
     }
     const net = this.d.store.pluginNetworks.get(id);
     if (net) this.spares.discard(net);
-    this.d.store.pluginNetworks.delete(id);
+    await this.d.store.pluginNetworks.delete(id);
     return {};
   }
 
@@ -202,7 +202,7 @@ export class NetworkDriver {
     const id = requireId(req.EndpointID, "EndpointID");
     await this.endpointLocks.withKey(endpointKey(id), async () => {
       if (this.d.store.pluginEndpoints.get(id)) return;
-      if (this.claimSpare(net, id)) return;
+      if (await this.claimSpare(net, id)) return;
       const { hostPort, peer } = pluginPortNames(id);
       const ep: PluginEndpointRecord = {
         endpointId: id,
@@ -213,11 +213,11 @@ export class NetworkDriver {
         createdAt: Date.now(),
       };
       // Recorded first: a crash in between leaves a record that start() clears up.
-      this.d.store.pluginEndpoints.set(id, ep);
+      await this.d.store.pluginEndpoints.set(id, ep);
       try {
         await this.createVeth(net, ep);
       } catch (e) {
-        this.d.store.pluginEndpoints.delete(id);
+        await this.d.store.pluginEndpoints.delete(id);
         throw e;
       }
     });
@@ -231,14 +231,20 @@ export class NetworkDriver {
    * container of a lab started at once. False when the network has no spare (or its port
    * vanished: made afresh).
    */
-  private claimSpare(net: PluginNetworkRecord, id: string): boolean {
-    const spare = this.spares.take(net);
-    if (!spare) return false;
+  private async claimSpare(net: PluginNetworkRecord, id: string): Promise<boolean> {
+    const taken = this.spares.take(net);
+    if (!taken) return false;
+    const { spare, recorded } = taken;
     if (!this.d.backend.observe({ ...spare, name: net.interfaceName, carrier: "up" }).present) {
       this.reaper.add([spare.hostPort]);
+      await recorded;
       return false;
     }
-    this.d.store.pluginEndpoints.set(id, { endpointId: id, networkId: net.networkId, ...spare });
+    // Both on disk before the answer: after a crash the spare is neither lost nor handed out twice.
+    await Promise.all([
+      recorded,
+      this.d.store.pluginEndpoints.set(id, { endpointId: id, networkId: net.networkId, ...spare }),
+    ]);
     this.made.add(id);
     // The mark only tells OVSDB's readers whose port it is (cleanup and restarts go by the
     // store): sent now, not awaited. A mutation of this one key, so no lock is needed.
@@ -260,7 +266,7 @@ export class NetworkDriver {
       }
       if (typeof req.SandboxKey === "string" && req.SandboxKey !== "") {
         ep.sandboxKey = req.SandboxKey;
-        this.d.store.pluginEndpoints.set(ep.endpointId, ep);
+        await this.d.store.pluginEndpoints.set(ep.endpointId, ep);
       }
     });
     const running = isRunningSandbox(req.SandboxKey);
@@ -316,7 +322,7 @@ export class NetworkDriver {
         }
       }
     }
-    this.spares.recover(present);
+    await this.spares.recover(present);
     this.demandSoon("create");
     await this.reaper.drain(); // start-up leaves nothing half-removed behind it
   }
@@ -447,7 +453,7 @@ export class NetworkDriver {
     await this.endpointLocks.withKey(endpointKey(ep.endpointId), async () => {
       if (this.d.store.pluginEndpoints.get(ep.endpointId) !== ep) return; // deleted meanwhile
       ep.node = name;
-      this.d.store.pluginEndpoints.set(ep.endpointId, ep);
+      await this.d.store.pluginEndpoints.set(ep.endpointId, ep);
       // Under the lab's lock (its links retag this port); answers on commit (no work for
       // ovs-vswitchd).
       await this.d.locks.withKey(net.lab, () =>
@@ -478,7 +484,7 @@ export class NetworkDriver {
     if (this.d.store.pluginEndpoints.get(ep.endpointId) === ep) {
       ep.node = undefined;
       ep.sandboxKey = undefined;
-      this.d.store.pluginEndpoints.set(ep.endpointId, ep);
+      await this.d.store.pluginEndpoints.set(ep.endpointId, ep);
     }
   }
 
@@ -487,7 +493,7 @@ export class NetworkDriver {
     await this.endpointLocks.withKey(endpointKey(ep.endpointId), async () => {
       await this.forget(ep);
       this.reaper.add([ep.hostPort]);
-      this.d.store.pluginEndpoints.delete(ep.endpointId);
+      await this.d.store.pluginEndpoints.delete(ep.endpointId);
     });
   }
 

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { DetachedEndpoint } from "../backends/network-backend.js";
+import type { Durability } from "../common/atomic-file.js";
 import { toAgentError } from "../common/errors.js";
 import type { Logger } from "../common/log.js";
 import type { AgentConfig } from "../config/config.js";
@@ -23,6 +24,11 @@ export interface SparePoolDeps {
  * and then needs the CPU): the driver asks sooner when Docker reports the container started.
  */
 const QUIET_MS = 1000;
+/**
+ * A network's list of spares changes while containers start; like the veths it lists, it need
+ * not outlive the machine (after a reboot recover() forgets spares whose veth is gone).
+ */
+const SPARE_DURABILITY: Durability = "crash";
 /** At most this many spares per network, whatever the demand. */
 const MAX_SPARES = 64;
 
@@ -52,31 +58,34 @@ export class SparePool {
     clearTimeout(this.timer);
   }
 
-  /** Takes a spare of `net` (recorded at once), or undefined when it has none. */
-  take(net: PluginNetworkRecord): SpareInterface | undefined {
+  /**
+   * Takes a spare of `net` (no other caller gets it), or undefined when it has none; `recorded`
+   * resolves once the network's record without it is on disk.
+   */
+  take(net: PluginNetworkRecord): { spare: SpareInterface; recorded: Promise<void> } | undefined {
     const spare = net.spares?.[0];
     if (!spare) return undefined;
     net.spares = net.spares?.slice(1);
-    this.d.store.pluginNetworks.set(net.networkId, net);
+    const recorded = this.d.store.pluginNetworks.set(net.networkId, net, SPARE_DURABILITY);
     const left = (this.expected.get(net.networkId) ?? 0) - 1;
     if (left > 0) this.expected.set(net.networkId, left);
     else this.expected.delete(net.networkId);
     this.refillSoon();
-    return spare;
+    return { spare, recorded };
   }
 
   /**
    * After a restart: forgets spares whose host end is gone, removes those beyond the configured
    * count (the setting may have been lowered), then refills.
    */
-  recover(present: ReadonlySet<string>): void {
+  async recover(present: ReadonlySet<string>): Promise<void> {
     for (const net of this.d.store.pluginNetworks.values()) {
       const spares = net.spares ?? [];
       const kept = spares.filter((s) => present.has(s.hostPort)).slice(0, this.d.config.pluginSpares);
       if (kept.length === spares.length) continue;
       this.d.reaper.add(spares.filter((s) => !kept.includes(s)).map((s) => s.hostPort));
       net.spares = kept;
-      this.d.store.pluginNetworks.set(net.networkId, net);
+      await this.d.store.pluginNetworks.set(net.networkId, net, SPARE_DURABILITY);
     }
     this.refillSoon();
   }
@@ -159,7 +168,7 @@ export class SparePool {
       if ((net.spares?.length ?? 0) > want) {
         this.d.reaper.add((net.spares ?? []).slice(want).map((s) => s.hostPort));
         net.spares = net.spares?.slice(0, want);
-        this.d.store.pluginNetworks.set(net.networkId, net);
+        await this.d.store.pluginNetworks.set(net.networkId, net, SPARE_DURABILITY);
       }
       for (let k = net.spares?.length ?? 0; k < want; k++) {
         const { hostPort, peer } = pluginPortNames(randomBytes(8).toString("hex"));
@@ -185,6 +194,7 @@ export class SparePool {
     }
     if (made.length === 0 || this.closed) return;
     await this.d.create(made.map((m) => m.ep));
+    const grown = new Set<PluginNetworkRecord>();
     for (const m of made) {
       const net = this.d.store.pluginNetworks.get(m.networkId);
       if (!net) {
@@ -192,8 +202,11 @@ export class SparePool {
         continue;
       }
       net.spares = [...(net.spares ?? []), m.spare];
-      this.d.store.pluginNetworks.set(net.networkId, net);
+      grown.add(net);
     }
+    await Promise.all(
+      [...grown].map((net) => this.d.store.pluginNetworks.set(net.networkId, net, SPARE_DURABILITY)),
+    );
     this.d.logger.debug({ spares: made.length }, "spare plugin interfaces made");
   }
 }

@@ -92,7 +92,7 @@ test("cleanup every 100 ms during a 200-link provisioning removes nothing", asyn
     runs.push(performance.now() - s);
   }
   // And a pass that removes a whole lab's worth of orphans: the lab dropped behind the agent's back.
-  t.agent.store.deleteLab("big");
+  await t.agent.store.deleteLab("big");
   let s = performance.now();
   const found = await t.agent.cleanup.audit();
   const auditAll = performance.now() - s;

@@ -86,7 +86,7 @@ test("hand-made orphans are reported, then removed in one pass; nothing else is 
   });
   const lostPort = hostPort("old", "r1", "eth2");
   const gonePort = hostPort("gone", "r3", "eth1");
-  t.agent.store.deleteLab("gone");
+  await t.agent.store.deleteLab("gone");
 
   // Ports with our marks whose owners do not exist.
   await veth("vhghost1", "xgh1");
