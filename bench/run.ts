@@ -2,7 +2,7 @@
  * `make bench`: the agent on real OVS and kernel, each figure against a baseline (one process per
  * operation) and a floor (one ip -batch + one OVSDB transaction) measured in the same run.
  * Flags: --smoke, --only 1,2,..., --links N, --ops N, --ports N, --docker-ifaces N, --overlays N,
- * --iperf-seconds N, --out FILE. See bench/README.md.
+ * --iperf-seconds N, --scale-links N,N,..., --out FILE. See bench/README.md.
  */
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -19,6 +19,7 @@ import { startupMemory } from "./scenarios/startup-memory.js";
 import { stateWrite } from "./scenarios/state-write.js";
 import { captureStart, impairmentSetClear } from "./scenarios/traffic.js";
 import { hotWireLinks, wireLabLifecycle } from "./scenarios/wire-links.js";
+import { wireScale } from "./scenarios/wire-scale.js";
 
 const { values } = parseArgs({
   options: {
@@ -30,6 +31,7 @@ const { values } = parseArgs({
     "docker-ifaces": { type: "string" },
     overlays: { type: "string" },
     "iperf-seconds": { type: "string" },
+    "scale-links": { type: "string" },
     out: { type: "string" },
   },
 });
@@ -48,6 +50,8 @@ const p = {
   overlays: num(values.overlays, 100, 4),
   iperfSeconds: num(values["iperf-seconds"], 3, 1),
 };
+/** Scenario 17's lab sizes: 5000 takes minutes of ovs-vswitchd's time, so it is asked for. */
+const scaleLinks = (values["scale-links"] ?? (smoke ? "10" : "400,2000")).split(",").map((v) => num(v, 0, 0));
 const only = values.only ? new Set(values.only.split(",").map(Number)) : undefined;
 const out =
   values.out ?? fileURLToPath(new URL(`results/${smoke ? "smoke" : "latest"}.json`, import.meta.url));
@@ -101,6 +105,7 @@ const steps: Step[] = [
   },
   { ids: [15], name: "capture start to first packet", run: () => captureStart(smoke ? 3 : 30) },
   { ids: [16], name: "ovn: cross-host hot rewire", run: () => ovnRewire(smoke ? 10 : 100) },
+  { ids: [17], name: "wire links at scale", run: () => wireScale(scaleLinks, smoke ? 5 : 50) },
 ];
 
 async function main(): Promise<number> {

@@ -3,8 +3,8 @@ import { NetnsPool } from "../../test/harness/netns.js";
 import { onCleanup } from "./cleanup.js";
 
 /**
- * A lab of `links` point-to-point links: 2*links interfaces spread over links/2 namespaces
- * (4 interfaces each: eth1..eth4), link i joins interfaces 2i and 2i+1 (always two nodes).
+ * A lab of `links` point-to-point links: 2*links interfaces spread over namespaces of `perNode`
+ * interfaces each (eth1..), link i joins interfaces 2i and 2i+1 (always two nodes).
  */
 export interface Topology {
   namespaces: string[];
@@ -15,8 +15,8 @@ export interface Topology {
 }
 
 /** Creates the namespaces (registered for cleanup) and the lab spec over them. */
-export async function makeTopology(links: number, prefix: string): Promise<Topology> {
-  const nodes = Math.max(2, Math.ceil(links / 2));
+export async function makeTopology(links: number, prefix: string, perNode = 4): Promise<Topology> {
+  const nodes = Math.max(2, Math.ceil((2 * links) / perNode));
   const pool = new NetnsPool(prefix);
   onCleanup(`namespaces ${prefix}*`, () => pool.destroyAll());
   const namespaces = await pool.create(nodes);

@@ -101,7 +101,7 @@ export function parseBatchFailures(stderr: string): BatchFailure[] {
  * A batch's deadline grows with its lines: it guards against a hung `ip`, and a batch of
  * hundreds of veths on a busy (or emulated) machine takes longer than one command.
  */
-function batchTimeoutMs(lines: number): number {
+export function batchTimeoutMs(lines: number): number {
   return 2 * DEFAULT_EXEC_TIMEOUT_MS + 500 * lines;
 }
 

@@ -1,7 +1,7 @@
 import { AgentError } from "../common/errors.js";
 import { CommandError } from "../common/exec.js";
 import { validateIfName } from "../model/names.js";
-import { ipBatch, runIp } from "./ip.js";
+import { batchTimeoutMs, ipBatch, runIp } from "./ip.js";
 import type { NetnsRef } from "./netns.js";
 import { validateGroup, validateMtu } from "./values.js";
 
@@ -17,8 +17,14 @@ export async function deleteLinks(
   else await ipBatch(lines, { netns: opts.netns });
 }
 
-/** Deletes every link of a group in one kernel call: the fast teardown. An empty group is fine. */
-export async function deleteGroup(group: number, opts: { netns?: NetnsRef } = {}): Promise<void> {
+/**
+ * Deletes every link of a group in one kernel call: the fast teardown. An empty group is fine.
+ * `links`: about how many it holds (the kernel takes longer the more, seconds for thousands).
+ */
+export async function deleteGroup(
+  group: number,
+  opts: { netns?: NetnsRef; links?: number } = {},
+): Promise<void> {
   validateGroup(group);
   if (group === 0) {
     throw new AgentError(
@@ -28,7 +34,10 @@ export async function deleteGroup(group: number, opts: { netns?: NetnsRef } = {}
     );
   }
   try {
-    await runIp(["link", "delete", "group", String(group)], { netns: opts.netns });
+    await runIp(["link", "delete", "group", String(group)], {
+      netns: opts.netns,
+      timeoutMs: batchTimeoutMs(opts.links ?? 1),
+    });
   } catch (e) {
     if (e instanceof CommandError && MISSING.test(e.stderr)) return;
     throw e;

@@ -28,8 +28,12 @@ export interface OpenflowClientOptions {
   /** `unix:/path` (a bridge's `<rundir>/<bridge>.mgmt`) or `tcp:host:port` (a switch's `ptcp:` listener). */
   target: string;
   logger?: Logger;
-  /** Timeout of each request (a batch with its barrier, a dump, an echo). Default 10 s. */
-  callTimeoutMs?: number;
+  /**
+   * Timeout of each request (a batch with its barrier, a dump, an echo). Default 10 s. A function
+   * is asked at each request, with the number of messages sent (a batch's changes and its
+   * barrier): a switch answers later the more it is sent and the more ports it polls.
+   */
+  callTimeoutMs?: number | ((messages: number) => number);
   /** Timeout of connecting and the HELLO exchange. Default 5 s. */
   connectTimeoutMs?: number;
   /** Reconnect with back-off (100 ms .. 5 s) when the connection drops. Default true. */
@@ -75,7 +79,7 @@ const OFPET_HELLO_FAILED = 0;
 export class OpenflowClient extends EventEmitter {
   readonly target: string;
   private readonly logger: Logger;
-  private readonly callTimeoutMs: number;
+  private readonly callTimeoutMs: (messages: number) => number;
   private readonly connectTimeoutMs: number;
   private readonly reconnectEnabled: boolean;
   private readonly probeMs: number;
@@ -96,7 +100,8 @@ export class OpenflowClient extends EventEmitter {
     super();
     this.target = opts.target;
     this.logger = opts.logger ?? silentLogger();
-    this.callTimeoutMs = opts.callTimeoutMs ?? 10_000;
+    const timeout = opts.callTimeoutMs ?? 10_000;
+    this.callTimeoutMs = typeof timeout === "number" ? () => timeout : timeout;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
     this.reconnectEnabled = opts.reconnect ?? true;
     this.probeMs = opts.probeMs ?? (opts.target.startsWith("tcp:") ? 5_000 : 0);
@@ -144,7 +149,7 @@ export class OpenflowClient extends EventEmitter {
       "barrier",
       barrierXid,
       Buffer.concat([...frames, encodeMessage(MessageType.BARRIER_REQUEST, barrierXid)]),
-      timeoutMs,
+      timeoutMs ?? this.callTimeoutMs(frames.length + 1),
     );
     const outcome = await sent.then(
       () => undefined,
@@ -208,7 +213,7 @@ export class OpenflowClient extends EventEmitter {
     what: string,
     xid: number,
     bytes: Buffer,
-    timeoutMs = this.callTimeoutMs,
+    timeoutMs = this.callTimeoutMs(1),
     multipart = false,
   ): Promise<{ last: Message; parts?: Message[] }> {
     const socket = this.socket;

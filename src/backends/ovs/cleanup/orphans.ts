@@ -213,7 +213,7 @@ export async function deleteDevices(names: readonly string[], netns: NetnsRef | 
     names.map((n) => ["link", "set", "dev", n, "group", String(group)]),
     { netns, force: true, ignore: /Cannot find device|No such device/ },
   );
-  await deleteGroup(group, { netns });
+  await deleteGroup(group, { netns, links: names.length });
 }
 
 /** The `orphans` capability: what cleanup finds on the switch and in its namespace, and removing it. */

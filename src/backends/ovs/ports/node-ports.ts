@@ -112,7 +112,7 @@ export class NodePorts {
     await Promise.all([
       this.sw.removeOnCommit(mine),
       // One call removes every host veth of the lab (and their peers in the nodes).
-      deleteGroup(lab.group, { netns: this.sw.hostNs }),
+      deleteGroup(lab.group, { netns: this.sw.hostNs, links: mine.length }),
     ]);
     // Plugin nodes belong to Docker: they are only separated from the lab's links.
     const plugin = this.sw.client

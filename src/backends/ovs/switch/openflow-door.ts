@@ -19,9 +19,11 @@ export class OpenflowDoor extends EventEmitter {
   private closed = false;
   private retry: NodeJS.Timeout | undefined;
 
+  /** `timeoutMs`: each request's hang guard, asked when it is sent (with its number of messages). */
   constructor(
     readonly target: string | undefined,
     private readonly logger: Logger,
+    private readonly timeoutMs: (messages: number) => number,
   ) {
     super();
   }
@@ -43,7 +45,12 @@ export class OpenflowDoor extends EventEmitter {
     clearTimeout(this.retry);
     this.retry = undefined;
     this.connecting = true;
-    OpenflowClient.connect({ target: this.target, logger: this.logger, flowRemoved: true })
+    OpenflowClient.connect({
+      target: this.target,
+      logger: this.logger,
+      flowRemoved: true,
+      callTimeoutMs: this.timeoutMs,
+    })
       .then(
         (c) => {
           if (this.closed) return c.close();

@@ -21,8 +21,8 @@ import { VswitchdCtl } from "./vswitchd-ctl.js";
 /** How long ovs-vswitchd may take to close a lab's removed ports (hundreds on a busy host). */
 export const CLOSE_APPLY_MS = 60_000;
 /**
- * How long ovs-vswitchd may take to apply a transaction: a base, and a share per port on the
- * bridge or being added. Its userspace datapath reconfigures every port on each change (about
+ * How long ovs-vswitchd may take to apply a transaction or answer an OpenFlow request: a base,
+ * and a share per port on the bridge or being added. Its userspace datapath reconfigures every port on each change (about
  * 2.5 ms a port here, far more on a busy machine), so a retag in a 1000-port lab needs more
  * than a retag in an empty one. A hang guard, not a speed target.
  */
@@ -62,7 +62,13 @@ export class OvsSwitch {
     this.vlans = new VlanAllocator(config.vlan, { sharedIsolation: config.isolation === "shared" });
     this.hostNs = switchNetnsRef(config.switchNetns);
     this.bridgeName = config.bridge;
-    this.openflow = new OpenflowDoor(config.openflow ?? mgmtTarget(config.ovsdb, config.bridge), logger);
+    // A barrier is answered after ovs-vswitchd's main loop handled the batch, and each of its
+    // turns polls every port: a message counts as a port.
+    this.openflow = new OpenflowDoor(
+      config.openflow ?? mgmtTarget(config.ovsdb, config.bridge),
+      logger,
+      (n) => this.applyBudgetMs(n),
+    );
     this.vswitchd = new VswitchdCtl(ovsRundir(config.ovsdb));
   }
 
@@ -135,9 +141,9 @@ export class OvsSwitch {
     }
   }
 
-  /** The hang guard of a transaction that adds `adding` ports (see APPLY_BASE_MS). */
+  /** The hang guard of a change that adds `adding` ports (see APPLY_BASE_MS). */
   private applyBudgetMs(adding: number): number {
-    return APPLY_BASE_MS + APPLY_PORT_MS * (this.client.portCount() + adding);
+    return APPLY_BASE_MS + APPLY_PORT_MS * ((this.ovsdb?.portCount() ?? 0) + adding);
   }
 
   bridge(): BridgeRow {
