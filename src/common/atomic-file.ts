@@ -14,8 +14,9 @@ export type Durability = "power-loss" | "crash";
 
 /**
  * Whole-file replacement that survives `kill -9`, and power loss when `durability` says so, at
- * any moment: the new content goes to a temporary file in the same directory (flushed) and is
- * renamed over the old one, then the directory is flushed so that the rename itself is on disk.
+ * any moment: the new content goes to a temporary file in the same directory and is renamed over
+ * the old one; for power loss the file is flushed before the rename and the directory after it,
+ * so that the rename itself is on disk.
  * A reader sees either the old or the new document, never a torn one. A failed write (full disk,
  * I/O error) removes its temporary file, leaves the old document as it was and throws
  * STATE_WRITE_FAILED. One write per path at a time (the temporary file's name is the path's).

@@ -44,9 +44,4 @@ export class DocumentWriter {
     this.busy.set(path, tail);
     return q.done;
   }
-
-  /** Whether a change of `path` is asked or under way. */
-  pending(path: string): boolean {
-    return this.busy.has(path);
-  }
 }

@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { type Durability, readJson, setAside } from "../common/atomic-file.js";
 import { type Logger, silentLogger } from "../common/log.js";
@@ -98,6 +98,7 @@ class FileCollection<T> {
   /** Earlier versions kept the whole collection in DIR.json: its items become files. */
   async migrate(): Promise<void> {
     const legacy = `${this.dir}.json`;
+    if (!existsSync(legacy)) return; // nothing to move (and no flush at every start)
     for (const [k, v] of Object.entries(loadFile(legacy, isObject, this.loader) ?? {})) {
       if (!this.items.has(k)) await this.set(k, v as T);
     }
@@ -147,8 +148,8 @@ class FileCollection<T> {
  * per overlay link, and per Docker plugin network and endpoint. A change is seen at once and
  * stored off the event loop before its promise resolves: flushed to disk (power loss keeps it),
  * except for records of what a power loss ends anyway (plugin endpoints and spare veths), which
- * only outlive the agent. A write that fails rejects with STATE_WRITE_FAILED and changes nothing. Callers pass records they own;
- * the store keeps the objects it was given.
+ * only outlive the agent. A write that fails rejects with STATE_WRITE_FAILED and changes
+ * nothing. Callers pass records they own; the store keeps the objects it was given.
  */
 export class StateStore {
   private readonly labRecords: FileCollection<LabRecord>;

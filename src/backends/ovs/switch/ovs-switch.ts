@@ -22,9 +22,9 @@ import { VswitchdCtl } from "./vswitchd-ctl.js";
 export const CLOSE_APPLY_MS = 60_000;
 /**
  * How long ovs-vswitchd may take to apply a transaction or answer an OpenFlow request: a base,
- * and a share per port on the bridge or being added. Its userspace datapath reconfigures every port on each change (about
- * 2.5 ms a port here, far more on a busy machine), so a retag in a 1000-port lab needs more
- * than a retag in an empty one. A hang guard, not a speed target.
+ * and a share per port on the bridge or being added. Its userspace datapath reconfigures every
+ * port on each change (about 2.5 ms a port here, far more on a busy machine), so a retag in a
+ * 1000-port lab needs more than a retag in an empty one. A hang guard, not a speed target.
  */
 const APPLY_BASE_MS = 10_000;
 const APPLY_PORT_MS = 20;
