@@ -3,7 +3,7 @@ SHELL := /bin/bash
 BIN := node_modules/.bin
 export npm_config_update_notifier := false
 
-.PHONY: run run-central setup-ovn test unit test-under-load test-kernel setup setup-test deps build install lint typecheck bench bench-smoke clean
+.PHONY: run run-central setup-ovn test unit test-under-load test-kernel setup setup-test deps build install lint typecheck bench bench-smoke bench-kernel clean
 
 ## make run: set up the host (OVS, iproute2...), build, put `archnet` on the PATH, run the agent in the foreground.
 run: setup install
@@ -72,6 +72,11 @@ typecheck: deps
 
 bench: setup-test build
 	node --import tsx bench/run.ts
+
+## make bench-kernel BENCH_ARGS="--only 17 --scale-links 5000": bench scenarios in the VM, on the
+## kernel datapath (scripts/bench-kernel.sh).
+bench-kernel: build
+	bash scripts/bench-kernel.sh $(BENCH_ARGS)
 
 bench-smoke: build
 	@if [ -f bench/run.ts ]; then node --import tsx bench/run.ts --smoke; fi
