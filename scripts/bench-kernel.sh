@@ -21,7 +21,7 @@ set -u
 cd $(printf '%q' "$PWD")
 for m in openvswitch vxlan sch_netem sch_tbf 8021q tun veth; do modprobe \$m || echo "bench-kernel: modprobe \$m failed"; done
 ip link set lo up
-export ARCHETYPE_AGENT_DATAPATH=system
+export ARCHETYPE_AGENT_DATAPATH=system ARCHETYPE_AGENT_SWITCH_TIMEOUT_SCALE=${ARCHETYPE_AGENT_SWITCH_TIMEOUT_SCALE:-10}
 exec node --import tsx bench/run.ts --out /tmp/out/kernel.json $args
 EOF
 echo "bench-kernel: booting a VM (qemu, software emulation) for: bench/run.ts $*"

@@ -58,6 +58,11 @@ export interface AgentConfig {
   /** Optional: the agent builds the VXLAN underlay bridge itself (userspace datapath needs it). */
   underlay: { bridge: string; interface: string | undefined; localIp: string | undefined };
   cleanupIntervalS: number;
+  /**
+   * Multiplies the hang guards of waits on ovs-vswitchd (a transaction applied, a barrier, ports
+   * closed): for switches far slower than a plain host, e.g. an emulated CPU.
+   */
+  switchTimeoutScale: number;
   cleanupGraceS: number;
   /** Packet captures running at once (a tcpdump each); more are 429. */
   maxCaptures: number;
@@ -483,6 +488,14 @@ export const SETTINGS: readonly Setting[] = [
     },
   },
   {
+    env: "ARCHETYPE_AGENT_SWITCH_TIMEOUT_SCALE",
+    flag: "switch-timeout-scale",
+    describe: "multiplies how long ovs-vswitchd may take before a change fails (slow or emulated hosts)",
+    apply: (c, t) => {
+      c.switchTimeoutScale = intIn("ARCHETYPE_AGENT_SWITCH_TIMEOUT_SCALE", 1, 100)(t);
+    },
+  },
+  {
     env: "ARCHETYPE_AGENT_CLEANUP_GRACE",
     flag: "cleanup-grace",
     describe: "seconds a new resource is safe from cleanup",
@@ -541,6 +554,7 @@ export function defaultConfig(): AgentConfig {
     overlayMtu: 1450,
     underlay: { bridge: "br-phy", interface: undefined, localIp: undefined },
     cleanupIntervalS: 60,
+    switchTimeoutScale: 1,
     cleanupGraceS: 10,
     maxCaptures: 8,
     logLevel: "info",

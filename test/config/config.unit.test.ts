@@ -35,6 +35,7 @@ test("a bad value stops loading with the setting's name", () => {
     ["ARCHETYPE_AGENT_PLUGIN_SPARES", "65"],
     ["ARCHETYPE_AGENT_PLUGIN_SPARES", "two"],
     ["ARCHETYPE_AGENT_CLEANUP_GRACE", "1.5"],
+    ["ARCHETYPE_AGENT_SWITCH_TIMEOUT_SCALE", "0"],
     ["ARCHETYPE_AGENT_UNDERLAY_IP", "198.18.0.1/24/1"],
   ] as const) {
     assert.throws(

@@ -5,7 +5,7 @@ import { pino } from "pino";
 import { type Agent, createAgent } from "../../src/agent.js";
 import { silentLogger } from "../../src/common/log.js";
 import { type AgentConfig, defaultConfig } from "../../src/config/config.js";
-import { TEST_DATAPATH } from "./kernel-host.js";
+import { TEST_DATAPATH, TEST_SWITCH_TIMEOUT_SCALE } from "./kernel-host.js";
 import { type OvsInstance, startOvs } from "./ovs-instance.js";
 
 /**
@@ -41,6 +41,7 @@ export function testAgentConfig(
     ...defaultConfig(),
     ovsdb: ovs.remote,
     datapath: TEST_DATAPATH,
+    switchTimeoutScale: TEST_SWITCH_TIMEOUT_SCALE,
     stateDir,
     pluginSocket: undefined,
     switchNetns: ovs.netns,

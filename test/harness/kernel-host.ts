@@ -9,6 +9,9 @@ export const ON_KERNEL_HOST = process.env.ARCHNET_KERNEL_HOST === "1";
 export const TEST_DATAPATH: "system" | "netdev" =
   process.env.ARCHETYPE_AGENT_DATAPATH === "system" ? "system" : "netdev";
 
+/** The agent's switch-timeout-scale setting, as the VM scripts pass it (an emulated CPU is slow). */
+export const TEST_SWITCH_TIMEOUT_SCALE = Number(process.env.ARCHETYPE_AGENT_SWITCH_TIMEOUT_SCALE ?? "1");
+
 /** Test options: `test("...", needsKernelHost, async () => ...)` is skipped, saying why, elsewhere. */
 export const needsKernelHost = {
   skip: ON_KERNEL_HOST ? false : "needs the kernel test host (make test-kernel)",

@@ -5,7 +5,7 @@ import type { LabRecord } from "../../../model/records.js";
 import type { PortRow } from "../../../ovsdb/index.js";
 import type { CarrierControl } from "../carrier/carrier-control.js";
 import type { Shaper } from "../shaping/shaper.js";
-import { CLOSE_APPLY_MS, type OvsSwitch } from "../switch/ovs-switch.js";
+import type { OvsSwitch } from "../switch/ovs-switch.js";
 import { OWNER, portKind } from "../switch/ownership.js";
 import { isolateAgain, type NewPort } from "../switch/port-ops.js";
 
@@ -24,7 +24,7 @@ export class NodePorts {
     // Ports ovs-vswitchd is still closing (a lab torn down just before, by this agent or a
     // predecessor) must be gone first: closing one restores the flags it changed on a device *of
     // that name*, which would set the new host ends down behind the agent's back.
-    await this.sw.client.caughtUp(CLOSE_APPLY_MS);
+    await this.sw.client.caughtUp(this.sw.closeBudgetMs);
     const isolated = this.sw.vlans.allocateMany("isolated", ends.length);
     let made = false;
     try {

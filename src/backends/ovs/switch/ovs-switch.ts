@@ -19,12 +19,13 @@ import { VlanAllocator } from "./vlan-allocator.js";
 import { VswitchdCtl } from "./vswitchd-ctl.js";
 
 /** How long ovs-vswitchd may take to close a lab's removed ports (hundreds on a busy host). */
-export const CLOSE_APPLY_MS = 60_000;
+const CLOSE_APPLY_MS = 60_000;
 /**
  * How long ovs-vswitchd may take to apply a transaction or answer an OpenFlow request: a base,
  * and a share per port on the bridge or being added. Its userspace datapath reconfigures every
  * port on each change (about 2.5 ms a port here, far more on a busy machine), so a retag in a
- * 1000-port lab needs more than a retag in an empty one. A hang guard, not a speed target.
+ * 1000-port lab needs more than a retag in an empty one. A hang guard, not a speed target; both
+ * guards are multiplied by the switch-timeout-scale setting (an emulated CPU is 10-30x slower).
  */
 const APPLY_BASE_MS = 10_000;
 const APPLY_PORT_MS = 20;
@@ -143,7 +144,13 @@ export class OvsSwitch {
 
   /** The hang guard of a change that adds `adding` ports (see APPLY_BASE_MS). */
   private applyBudgetMs(adding: number): number {
-    return APPLY_BASE_MS + APPLY_PORT_MS * ((this.ovsdb?.portCount() ?? 0) + adding);
+    const ports = (this.ovsdb?.portCount() ?? 0) + adding;
+    return (APPLY_BASE_MS + APPLY_PORT_MS * ports) * this.config.switchTimeoutScale;
+  }
+
+  /** The hang guard of ovs-vswitchd closing removed ports (see CLOSE_APPLY_MS). */
+  get closeBudgetMs(): number {
+    return CLOSE_APPLY_MS * this.config.switchTimeoutScale;
   }
 
   bridge(): BridgeRow {
@@ -292,7 +299,7 @@ export class OvsSwitch {
           this.bridge().uuid,
           rows.map((p) => p.uuid),
         ),
-        { appliedTimeoutMs: CLOSE_APPLY_MS },
+        { appliedTimeoutMs: this.closeBudgetMs },
       );
       applied.catch((e: unknown) =>
         this.logger.warn({ err: e, ports: rows.length }, "ovs-vswitchd has not closed removed ports"),
