@@ -2,9 +2,11 @@ import assert from "node:assert/strict";
 import { performance } from "node:perf_hooks";
 import { after, before, type TestContext, test } from "node:test";
 import { startApi } from "../../src/api/server.js";
+import { OFPORT_REQUEST_MIN } from "../../src/backends/ovs/switch/parking.js";
 import { isAgentError } from "../../src/common/errors.js";
 import { run } from "../../src/common/exec.js";
 import { silentLogger } from "../../src/common/log.js";
+import { hostPortName } from "../../src/model/derived-names.js";
 import type { LinkMode } from "../../src/model/records.js";
 import { startTestAgent, type TestAgent } from "../harness/agent.js";
 import { until } from "../harness/carrier.js";
@@ -17,7 +19,7 @@ import {
   untagged,
 } from "../harness/frames.js";
 import { dropLabsAfter as dropAfter, labNodes } from "../harness/lab-nodes.js";
-import { ifindex, NetnsPool } from "../harness/netns.js";
+import { addAddress, ifindex, NetnsPool } from "../harness/netns.js";
 import { parsePcap } from "../harness/pcap.js";
 import { expectNoPing, expectPing, ping } from "../harness/traffic.js";
 
@@ -181,6 +183,55 @@ test("the switch losing flows: del-flows, a restart, del-br, a renumbered port, 
     "the foreign flow survived every repair",
   );
   await ofctl(["del-flows", mgmt(), "cookie=0x1234/-1"]);
+});
+
+test("a lab body's wires reach the switch before their ports: promised numbers, traffic at once; a failed PUT leaves no flow", async (ctx) => {
+  dropLabsAfter(ctx, "wp");
+  const ns = await pool.create(5);
+  const node = (i: number) => ({ name: `n${i}`, netns: ns[i]!, interfaces: [{ name: "eth1" }] });
+  await t.agent.labs.putLab("wp", {
+    nodes: [0, 1, 2, 3].map(node),
+    links: [
+      { a: "n0:eth1", b: "n1:eth1", id: "w01", mode: "wire" },
+      { a: "n2:eth1", b: "n3:eth1", id: "w23", mode: "wire" },
+    ],
+  });
+  // The flows name the numbers promised before the ports existed, and the ports have them.
+  const wireFlows = (await flows()).filter((f) => f.includes("priority=100"));
+  assert.equal(wireFlows.length, 4, wireFlows.join("\n"));
+  for (const i of [0, 1, 2, 3]) {
+    const port = hostPortName("wp", `n${i}`, "eth1");
+    const ofport = Number((await t.ovs.vsctl(["get", "Interface", port, "ofport"])).trim());
+    assert.ok(ofport >= OFPORT_REQUEST_MIN, `${port} has promised number ${ofport}`);
+    assert.ok(
+      wireFlows.some((f) => f.includes(`in_port=${ofport} `) || f.includes(`in_port=${ofport},`)),
+      `a flow from ${ofport}`,
+    );
+  }
+  for (const i of [0, 1, 2, 3]) await addAddress(ns[i]!, "eth1", `198.18.67.${i + 1}/24`);
+  await expectPing(ns[0]!, "198.18.67.2");
+  await expectPing(ns[2]!, "198.18.67.4");
+  await expectNoPing(ns[0]!, "198.18.67.3");
+
+  // A new node wired to a port that exists, whose host port name a foreign device holds:
+  // provisioning fails after its wire was sent to the switch, and the wire goes again.
+  const before = await flows();
+  const blocked = hostPortName("wp", "n4", "eth1");
+  await run("ip", ["-n", t.ovs.netns!, "link", "add", blocked, "type", "bridge"]);
+  ctx.after(() => run("ip", ["-n", t.ovs.netns!, "link", "del", blocked]).catch(() => undefined));
+  const spec = t.agent.labs.getLab("wp");
+  await assert.rejects(
+    t.agent.labs.putLab("wp", {
+      nodes: [0, 1, 2, 3, 4].map(node),
+      links: [
+        ...spec.links.filter((l) => l.id !== "w23").map((l) => ({ a: l.a, b: l.b, id: l.id, mode: l.mode })),
+        { a: "n2:eth1", b: "n4:eth1", id: "w24", mode: "wire" },
+      ],
+    }),
+    (e: unknown) => isAgentError(e) && e.code === "CONFLICT",
+  );
+  assert.deepEqual(await flows(), before, "the switch's flows are as before the failed PUT");
+  await expectPing(ns[2]!, "198.18.67.4");
 });
 
 test("bad input: unknown mode, three ends, an interface in two wires, a wire to another lab's port: nothing changes", async (ctx) => {

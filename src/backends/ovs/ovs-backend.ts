@@ -145,8 +145,30 @@ export class OvsBackend implements NetworkBackend {
     this.sw.onDrift(listener);
   }
 
-  provision(_lab: LabRecord, ends: readonly LinkEnd[]): Promise<void> {
-    return this.started.nodePorts.provision(_lab, ends);
+  /**
+   * New ports in wire links get promised OpenFlow numbers, and their wires' flows go to the
+   * switch while the veths are made (WireLinks.prewire): connecting them costs nothing more.
+   */
+  async provision(lab: LabRecord, ends: readonly LinkEnd[]): Promise<void> {
+    const { nodePorts, wires } = this.started;
+    const making = new Set(ends.map((e) => e.iface.hostPort));
+    const wired = wires.gaining(lab, making);
+    if (wired.length === 0 || !this.sw.openflow.current()) return nodePorts.provision(lab, ends);
+    const numbered = this.sw.promiseOfports(
+      [...new Set(wired.flatMap((w) => [w.a, w.b].map((e) => e.iface.hostPort)))].filter((h) =>
+        making.has(h),
+      ),
+    );
+    const pre = wires.prewire(lab, wired, numbered);
+    try {
+      await nodePorts.provision(lab, ends, numbered);
+    } catch (e) {
+      this.sw.forgetOfports(numbered.values());
+      await pre;
+      await wires.unprewire(lab, wired);
+      throw e;
+    }
+    await pre;
   }
 
   async release(_lab: LabRecord, ends: readonly LinkEnd[]): Promise<void> {

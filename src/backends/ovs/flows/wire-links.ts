@@ -1,6 +1,6 @@
 import { AgentError } from "../../../common/errors.js";
 import type { Logger } from "../../../common/log.js";
-import { type LinkEnd, resolveEnd, storedEnd, type WiredLink } from "../../../model/ends.js";
+import { type LinkEnd, resolveEnd, storedEnd, type WiredLink, wiredLinks } from "../../../model/ends.js";
 import type { LabRecord, OverlayRecord } from "../../../model/records.js";
 import type { FlowMod, FlowRemoved, OpenflowClient } from "../../../openflow/index.js";
 import type { CacheChange } from "../../../ovsdb/index.js";
@@ -105,28 +105,99 @@ export class WireLinks implements Parking {
     return this.serial(() => this.unwire([overlayWire(rec, end)]));
   }
 
+  /** The lab's wires that gain a port in `making`, whose other end is open or made too. */
+  gaining(lab: LabRecord, making: ReadonlySet<string>): WiredLink[] {
+    return wiredLinks(lab).filter((w) => {
+      const ports = [w.a.iface.hostPort, w.b.iface.hostPort];
+      return (
+        w.link.mode === "wire" &&
+        ports.some((p) => making.has(p)) &&
+        ports.every((p) => making.has(p) || this.sw.ofport(p) !== undefined)
+      );
+    });
+  }
+
+  /**
+   * Wires of ports about to be made, at the OpenFlow numbers promised to them (`numbered`; ports
+   * that exist keep theirs): the flows reach the switch while the veths are made, so `connect`
+   * finds them in place. Right after opening hundreds of ports ovs-vswitchd serves OpenFlow
+   * slowly (400 flows took 0.4-0.7 s there, the whole lab's wiring). Best effort: what fails
+   * here, or lands on other numbers, `connect` installs.
+   */
+  prewire(lab: LabRecord, links: readonly WiredLink[], numbered: ReadonlyMap<string, number>): Promise<void> {
+    return this.serial(async () => {
+      const of = this.sw.openflow.current();
+      const at = (port: string) => numbered.get(port) ?? this.sw.ofport(port);
+      const wires = links
+        .map((l) => wireOf(lab.lab, l))
+        .filter((w) => !this.conflict(w) && at(w.a) !== undefined && at(w.b) !== undefined);
+      if (!of || wires.length === 0) return;
+      for (const w of wires) this.want(w);
+      const flows = wires.flatMap((w) => wireFlows(at(w.a)!, at(w.b)!));
+      try {
+        await of.apply(this.normalOk ? flows : [normalFlow(), ...flows]);
+        this.normalOk = true;
+        for (const w of wires) this.installed.set(keyOf(w), { a: at(w.a)!, b: at(w.b)! });
+        // An end that exists may have cached flows from before; new ports have none.
+        if (wires.some((w) => !numbered.has(w.a) || !numbered.has(w.b))) await this.settled();
+      } catch (e) {
+        for (const w of wires) this.unwant(w);
+        this.logger.debug({ err: e, lab: lab.lab }, "wires: pre-wiring failed; connecting installs them");
+      }
+    });
+  }
+
+  /** Pre-wired wires whose ports were not made after all: their flows go, applied. */
+  unprewire(lab: LabRecord, links: readonly WiredLink[]): Promise<void> {
+    return this.serial(() => this.unwire(links.map((l) => wireOf(lab.lab, l))));
+  }
+
   /** Wants these wires and installs their flows, answering once the datapath follows them. */
   private async install(wires: readonly Wire[]): Promise<void> {
     for (const w of wires) {
-      for (const port of [w.a, w.b]) {
-        const other = this.byPort.get(port);
-        if (other && keyOf(other) !== keyOf(w))
-          throw new AgentError("ALREADY_LINKED", `port ${port} is in wire ${other.id} of lab ${other.lab}`);
-      }
+      const other = this.conflict(w);
+      if (other)
+        throw new AgentError(
+          "ALREADY_LINKED",
+          `port ${other.port} is in wire ${other.id} of lab ${other.lab}`,
+        );
     }
     const of = await this.openflow();
     const ofports = await this.ofports(wires.flatMap((w) => [w.a, w.b]));
+    const at = (w: Wire) => ({ a: ofports.get(w.a)!, b: ofports.get(w.b)! });
+    // Pre-wired at the numbers the ports have: in place already. At others: those flows go.
+    const stale = wires.flatMap((w) => {
+      const was = this.installed.get(keyOf(w));
+      return was && (was.a !== at(w).a || was.b !== at(w).b) ? [was] : [];
+    });
+    const todo = wires.filter((w) => {
+      const was = this.installed.get(keyOf(w));
+      return !was || was.a !== at(w).a || was.b !== at(w).b;
+    });
     for (const w of wires) this.want(w);
+    if (todo.length === 0 && this.normalOk) return; // pre-wired, and settled there
     try {
-      const flows = wires.flatMap((w) => wireFlows(ofports.get(w.a)!, ofports.get(w.b)!));
+      const flows = [
+        ...stale.flatMap(({ a, b }) => [a, b].map((p) => deleteStrict(wireMatch(p)))),
+        ...todo.flatMap((w) => wireFlows(at(w).a, at(w).b)),
+      ];
       await of.apply(this.normalOk ? flows : [normalFlow(), ...flows]);
       this.normalOk = true;
     } catch (e) {
       for (const w of wires) this.unwant(w);
       throw e;
     }
-    for (const w of wires) this.installed.set(keyOf(w), { a: ofports.get(w.a)!, b: ofports.get(w.b)! });
+    for (const w of wires) this.installed.set(keyOf(w), at(w));
     await this.settled();
+  }
+
+  /** The wire another than `w` that one of its ports is in. */
+  private conflict(w: Wire): (Wire & { port: string }) | undefined {
+    for (const port of [w.a, w.b]) {
+      const other = this.byPort.get(port);
+      if (other && keyOf(other) !== keyOf(w)) return { ...other, port };
+    }
+    return undefined;
   }
 
   /**
@@ -189,11 +260,7 @@ export class WireLinks implements Parking {
     const wires = all.filter((w) => this.wires.has(keyOf(w)));
     const mods = wires.flatMap((w) => {
       const at = this.installed.get(keyOf(w));
-      return at
-        ? [at.a, at.b].map((p) =>
-            deleteStrict({ cookie: WIRE_COOKIE, priority: WIRE_PRIORITY, match: { inPort: p } }),
-          )
-        : [];
+      return at ? [at.a, at.b].map((p) => deleteStrict(wireMatch(p))) : [];
     });
     // Gone from the wanted set first: a sync after a failure here removes them too.
     for (const w of wires) this.unwant(w);
@@ -284,8 +351,8 @@ export class WireLinks implements Parking {
     const want: FlowMod[] = [normalFlow(), ...[...this.parkedPorts()].map(parkFlow)];
     const at = new Map<string, { a: number; b: number }>();
     for (const [k, w] of this.wires) {
-      const a = this.sw.ofport(w.a);
-      const b = this.sw.ofport(w.b);
+      const a = this.numberOf(w.a);
+      const b = this.numberOf(w.b);
       if (a === undefined || b === undefined) continue; // not opened yet
       at.set(k, { a, b });
       want.push(...wireFlows(a, b));
@@ -355,7 +422,14 @@ export class WireLinks implements Parking {
     if (!w) return;
     const at = this.installed.get(keyOf(w));
     const ofport = (c.new as { ofport?: number } | undefined)?.ofport;
-    if (!at || ofport !== (w.a === name ? at.a : at.b)) this.scheduleSync(`port ${name} renumbered`);
+    // A pre-wired port being opened has no number yet, then the promised one.
+    const now = ofport !== undefined && ofport > 0 ? ofport : this.sw.promisedOfport(name);
+    if (!at || now !== (w.a === name ? at.a : at.b)) this.scheduleSync(`port ${name} renumbered`);
+  }
+
+  /** A port's OpenFlow number, or the one promised to it while ovs-vswitchd opens it. */
+  private numberOf(port: string): number | undefined {
+    return this.sw.ofport(port) ?? this.sw.promisedOfport(port);
   }
 
   private want(w: Wire): void {
@@ -418,6 +492,11 @@ function overlayWire(rec: OverlayRecord, end: LinkEnd): Wire {
     b: vxlanPortName(rec.vni),
     overlay: true,
   };
+}
+
+/** What identifies a wire's flow from one port (strict deletes). */
+function wireMatch(inPort: number) {
+  return { cookie: WIRE_COOKIE, priority: WIRE_PRIORITY, match: { inPort } };
 }
 
 function keyOf(w: { lab: string; id: string }): string {

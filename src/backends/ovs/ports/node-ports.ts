@@ -20,7 +20,12 @@ export class NodePorts {
     private readonly shaper: Shaper,
   ) {}
 
-  async provision(lab: LabRecord, ends: readonly LinkEnd[]): Promise<void> {
+  /** `numbered`: OpenFlow numbers promised to some of the ports (flows may name them already). */
+  async provision(
+    lab: LabRecord,
+    ends: readonly LinkEnd[],
+    numbered?: ReadonlyMap<string, number>,
+  ): Promise<void> {
     // Ports ovs-vswitchd is still closing (a lab torn down just before, by this agent or a
     // predecessor) must be gone first: closing one restores the flags it changed on a device *of
     // that name*, which would set the new host ends down behind the agent's back.
@@ -48,7 +53,7 @@ export class NodePorts {
         this.sw.datapath === "netdev"
           ? disableTxOffload(ends.map((e) => ({ dev: e.iface.name, netns: e.node.netns })))
           : undefined,
-        this.addPorts(lab, ends, isolated),
+        this.addPorts(lab, ends, isolated, numbered),
       ]);
       if (offload.status === "rejected") {
         if (ports.status === "fulfilled")
@@ -75,11 +80,19 @@ export class NodePorts {
   }
 
   /** Ports for host ends that exist in the kernel, each isolated in a VLAN allocated here. */
-  async addPorts(lab: LabRecord, ends: readonly LinkEnd[], isolated?: readonly number[]): Promise<void> {
+  async addPorts(
+    lab: LabRecord,
+    ends: readonly LinkEnd[],
+    isolated?: readonly number[],
+    numbered?: ReadonlyMap<string, number>,
+  ): Promise<void> {
     const tags = isolated ?? this.sw.vlans.allocateMany("isolated", ends.length);
     try {
       await this.sw.addPortRows(
-        ends.map((e, i) => nodePort(lab, e, this.sw.isolationMarks(tags[i]!), tags[i]!)),
+        ends.map((e, i) => ({
+          ...nodePort(lab, e, this.sw.isolationMarks(tags[i]!), tags[i]!),
+          ofportRequest: numbered?.get(e.iface.hostPort),
+        })),
       );
     } catch (e) {
       if (!isolated) for (const v of tags) this.sw.vlans.release(v);

@@ -51,6 +51,10 @@ export class OvsSwitch {
   private ovsdb: OvsdbClient | undefined;
   /** OpenFlow numbers asked for and not yet seen on a port. */
   private readonly requested = new Set<number>();
+  /** Those of them asked for parked ports (their drop flows are wanted before the ports). */
+  private readonly requestedParked = new Set<number>();
+  /** Numbers promised to ports by name (promiseOfports), until the port is open or gone. */
+  private readonly promised = new Map<string, number>();
   private nextRequest = OFPORT_REQUEST_MIN;
   private ownTxns = 0;
   private readonly driftListeners: ((reason: string) => void)[] = [];
@@ -115,6 +119,12 @@ export class OvsSwitch {
 
   /** Our own transactions' updates arrive before their results; anything else is someone else. */
   private onChange(c: CacheChange): void {
+    if (c.table === "Interface" && this.promised.size > 0) {
+      const row = (c.new ?? c.old) as { name?: unknown; ofport?: unknown } | undefined;
+      const name = String(row?.name ?? "");
+      if (this.promised.has(name) && (c.kind === "delete" || Number(row?.ofport) > 0))
+        this.promised.delete(name);
+    }
     if (this.ownTxns > 0) return;
     if (c.table === "Bridge") {
       const name = String((c.old ?? c.new)?.name ?? "");
@@ -204,12 +214,37 @@ export class OvsSwitch {
     return p.external_ids[OWNER.parked] === "true" && p.tag === this.vlans.park;
   }
 
-  /** OpenFlow numbers no port has or was promised, for ports made now (next-fit). */
-  private ofportRequests(n: number): number[] {
+  /**
+   * OpenFlow numbers no port has or was promised, for ports made now (next-fit): flows can name
+   * them before the ports exist. Given back with `forgetOfports` if the ports are not made.
+   */
+  promiseOfports(names: readonly string[]): Map<string, number> {
+    const numbers = this.ofportRequests(names.length, false);
+    const out = new Map(names.map((n, i) => [n, numbers[i]!]));
+    for (const [n, v] of out) this.promised.set(n, v);
+    return out;
+  }
+
+  /** The number promised to a port ovs-vswitchd has not opened yet. */
+  promisedOfport(name: string): number | undefined {
+    return this.promised.get(name);
+  }
+
+  /** Promised numbers whose ports were not made. */
+  forgetOfports(numbers: Iterable<number>): void {
+    const gone = new Set(numbers);
+    for (const v of gone) {
+      this.requested.delete(v);
+      this.requestedParked.delete(v);
+    }
+    for (const [n, v] of this.promised) if (gone.has(v)) this.promised.delete(n);
+  }
+
+  private ofportRequests(n: number, parked: boolean): number[] {
     const taken = new Set<number>();
     for (const i of this.client.interfaces()) if (i.ofport !== undefined) taken.add(i.ofport);
     // A promise is kept until its port shows the number (or the port was never made).
-    for (const v of this.requested) if (taken.has(v)) this.requested.delete(v);
+    for (const v of this.requested) if (taken.has(v)) this.forgetOfports([v]);
     for (const v of this.requested) taken.add(v);
     const out: number[] = [];
     const size = OFPORT_REQUEST_MAX - OFPORT_REQUEST_MIN + 1;
@@ -219,26 +254,33 @@ export class OvsSwitch {
     }
     if (out.length < n)
       throw new AgentError("VLAN_EXHAUSTED", `no ${n} free OpenFlow port numbers on ${this.bridgeName}`);
-    for (const v of out) this.requested.add(v);
+    for (const v of out) {
+      this.requested.add(v);
+      if (parked) this.requestedParked.add(v);
+    }
     this.nextRequest = out[out.length - 1]! + 1;
     return out;
   }
 
   /** Numbers promised to ports being made: their drop flows are wanted before the ports exist. */
   pendingOfports(): ReadonlySet<number> {
-    return this.requested;
+    return this.requestedParked;
   }
 
   /**
    * Adds ports to the bridge in one transaction. Parked ones (shared isolation) get an OpenFlow
-   * number chosen here and their drop flow first, so not one frame of theirs reaches NORMAL.
+   * number (chosen here unless promised) and their drop flow first, so not one frame of theirs
+   * reaches NORMAL. Numbers chosen here are given back on failure; promised ones by the promisor.
    */
   async addPortRows(ports: readonly NewPort[], opts: TransactOptions = {}): Promise<void> {
     const parking = this.parking;
     const parked = parking ? ports.filter((p) => p.externalIds[OWNER.parked] === "true") : [];
-    const numbers = parked.length > 0 ? this.ofportRequests(parked.length) : [];
-    const asked = new Map(parked.map((p, i) => [p.name, numbers[i]!]));
-    if (parking && numbers.length > 0) await parking.drop(numbers);
+    const unnumbered = parked.filter((p) => p.ofportRequest === undefined);
+    const chosen = unnumbered.length > 0 ? this.ofportRequests(unnumbered.length, true) : [];
+    const asked = new Map(unnumbered.map((p, i) => [p.name, chosen[i]!]));
+    const drops = parked.map((p) => p.ofportRequest ?? asked.get(p.name)!);
+    for (const v of drops) this.requestedParked.add(v);
+    if (parking && drops.length > 0) await parking.drop(drops);
     try {
       await this.transact(
         addPorts(
@@ -248,8 +290,9 @@ export class OvsSwitch {
         { ...opts, timeoutMs: opts.timeoutMs ?? this.applyBudgetMs(ports.length) },
       );
     } catch (e) {
-      for (const v of numbers) this.requested.delete(v);
-      if (parking && numbers.length > 0) await parking.undrop(numbers).catch(() => undefined);
+      this.forgetOfports(chosen);
+      for (const v of drops) this.requestedParked.delete(v);
+      if (parking && drops.length > 0) await parking.undrop(drops).catch(() => undefined);
       throw e;
     }
   }
