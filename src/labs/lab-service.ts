@@ -318,21 +318,41 @@ export class LabService implements LabOperations {
    * the steps done are undone in reverse and the old desired state is written back: the lab is
    * as it was, or the error says what is left for reconciliation. Returns the lab's new record.
    */
+  /**
+   * Makes a plan the lab's desired state and converges the network to it; on any failure both
+   * are as before. A plan that only connects links, or disconnects wires, writes the record while
+   * the network changes (a durable write is 4-7 ms here, a hot wire change less; a crash before
+   * both finish leaves the old record, to which the next start converges), as undoing those is
+   * exact. Others write first: a failed write then costs no provisioning, and a VLAN link is not
+   * given another tag by re-linking it.
+   */
   private async execute(rec: LabRecord, plan: LabPlan): Promise<LabRecord> {
     const next = plannedRecord(rec, plan);
     const old = this.d.store.lab(rec.lab) === rec ? rec : undefined;
-    await this.writeDesired(next, plan.detachOverlays, old);
     const undo: Undo[] = [];
-    try {
-      await this.converge(rec, next, plan, undo);
-    } catch (e) {
+    const interfaces = plan.addNodes.length + plan.removeNodes.length + plan.removeEnds.length;
+    const hot =
+      interfaces + plan.detachOverlays.length === 0 && plan.removeLinks.every((l) => l.mode === "wire");
+    const written = this.writeDesired(next, plan.detachOverlays, old);
+    if (!hot) await written;
+    const [write, work] = await Promise.allSettled([written, this.converge(rec, next, plan, undo)]);
+    const error = write.status === "rejected" ? write : work.status === "rejected" ? work : undefined;
+    if (error) {
       const failed: string[] = [];
       for (const u of undo.reverse()) {
         await u.run().catch((err: unknown) => failed.push(`${u.what}: ${toAgentError(err).message}`));
       }
+      this.d.logger.warn(
+        { lab: rec.lab, err: toAgentError(error.reason).message, failed },
+        "lab change rolled back",
+      );
+      // A failed write put the old record back itself, and its error says how that went.
+      if (error === write) {
+        if (failed.length === 0) throw write.reason;
+        throw rolledBack((write.reason as Error).cause ?? write.reason, failed);
+      }
       failed.push(...(await this.restoreDesired(rec.lab, plan.detachOverlays, old)));
-      this.d.logger.warn({ lab: rec.lab, err: toAgentError(e).message, failed }, "lab change rolled back");
-      throw rolledBack(e, failed);
+      throw rolledBack(error.reason, failed);
     }
     this.d.logger.debug({ lab: rec.lab, changes: plan.changes }, "lab converged");
     return next;
