@@ -72,7 +72,14 @@ export interface AgentConfig {
    * endpoint. The agent writes them into this host's Open_vSwitch external_ids for
    * ovn-controller (`ovn-remote` is the SB remote as given).
    */
-  ovn: { nb: string; sb: string; hostId: string; encapIp: string | undefined };
+  ovn: {
+    nb: string;
+    sb: string;
+    hostId: string;
+    encapIp: string | undefined;
+    /** Seconds a chassis may leave a sync unanswered before its host is shown not answering. */
+    hostTimeoutS: number;
+  };
 }
 
 /** Setting name (environment variable) -> how to apply its text to the config. */
@@ -391,6 +398,14 @@ export const SETTINGS: readonly Setting[] = [
     },
   },
   {
+    env: "ARCHETYPE_AGENT_OVN_HOST_TIMEOUT",
+    flag: "ovn-host-timeout",
+    describe: "ovn backend: seconds a host's ovn-controller may not answer before its links show down",
+    apply: (c, t) => {
+      c.ovn.hostTimeoutS = intIn("ARCHETYPE_AGENT_OVN_HOST_TIMEOUT", 3, 3600)(t);
+    },
+  },
+  {
     env: "ARCHETYPE_AGENT_SWITCH_NETNS",
     flag: "switch-netns",
     describe:
@@ -563,6 +578,7 @@ export function defaultConfig(): AgentConfig {
       sb: "unix:/var/run/ovn/ovnsb_db.sock",
       hostId: defaultHostId(),
       encapIp: undefined,
+      hostTimeoutS: 15,
     },
   };
 }

@@ -370,10 +370,16 @@ export class OvnLabService implements LabOperations {
       backend.sb.isConnected
         ? (bindings.get(p.name) ?? { chassis: null, up: false })
         : { chassis: null, up: p.up };
-    // A host whose chassis left SB is gone (only known while SB is reachable): its ports stay.
+    // A host whose chassis left SB is gone, one whose chassis stopped applying syncs is not
+    // answering (both only known while SB is reachable): its ports stay.
     const registered = backend.sb.isConnected ? backend.registeredChassis() : undefined;
-    const goneHost = (p: NbPort | undefined): string | undefined =>
-      p !== undefined && registered !== undefined && !registered.has(p.host) ? hostGone(p.host) : undefined;
+    const silent = backend.sb.isConnected ? backend.liveness.silent() : new Map<string, number>();
+    const goneHost = (p: NbPort | undefined): string | undefined => {
+      if (p === undefined || registered === undefined) return undefined;
+      if (!registered.has(p.host)) return hostGone(p.host);
+      const since = silent.get(p.host);
+      return since === undefined ? undefined : hostSilent(p.host, since);
+    };
     const peerOf = (p: NbPort): NbPort | undefined => {
       const l = lab.links.get(linkOf.get(`${p.node}:${p.iface}`) ?? "");
       if (!l) return undefined;
@@ -449,6 +455,11 @@ export class OvnLabService implements LabOperations {
 
 function hostGone(host: string): string {
   return `host ${host} is gone: no chassis ${host} in OVN's southbound database (its ovn-controller stopped or the host is down); back once it registers again`;
+}
+
+function hostSilent(host: string, since: number): string {
+  const s = Math.round((Date.now() - since) / 1000);
+  return `host ${host} is not answering: its ovn-controller has applied no change for ${s} s while other hosts did (it is stopped, or the host is down or cut off); back once it catches up`;
 }
 
 function safeLost(ref: NetnsRef): string | undefined {

@@ -340,6 +340,12 @@ export function ovnAgentConfig(ovn: OvnHosts, host: OvnHost, stateDir: string): 
     cleanupIntervalS: 0,
     cleanupGraceS: 0,
     listen: { host: "127.0.0.1", port: 0 },
-    ovn: { nb: ovn.central.nbRemote, sb: ovn.central.sbRemote, hostId: host.chassis, encapIp: host.encapIp },
+    ovn: {
+      nb: ovn.central.nbRemote,
+      sb: ovn.central.sbRemote,
+      hostId: host.chassis,
+      encapIp: host.encapIp,
+      hostTimeoutS: defaultConfig().ovn.hostTimeoutS,
+    },
   };
 }

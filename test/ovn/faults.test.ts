@@ -11,6 +11,7 @@ import type { AgentConfig } from "../../src/config/config.js";
 import type { LabSpec, LabView, OrphanView } from "../../src/model/views.js";
 import { addAddress, NetnsPool } from "../harness/netns.js";
 import { type OvnHosts, ovnAgentConfig, startOvnHosts, until } from "../harness/ovn-hosts.js";
+import { readPid } from "../harness/ovs-instance.js";
 import { ping } from "../harness/traffic.js";
 
 /**
@@ -80,7 +81,9 @@ before(async () => {
   for (const h of ovn.hosts) {
     const dir = await mkdtemp(join(tmpdir(), "archnet-ovnf-"));
     stateDirs.push(dir);
-    configs.push(ovnAgentConfig(ovn, h, dir));
+    // Short, so a silent host is told within the test (syncs are asked every second).
+    const c = ovnAgentConfig(ovn, h, dir);
+    configs.push({ ...c, ovn: { ...c.ovn, hostTimeoutS: 3 } });
   }
   for (let i = 0; i < 2; i++) await startAgent(i);
   const names = await pool.create(4);
@@ -154,6 +157,54 @@ test("a host that disappears: its links show down with the reason, NB keeps the 
   await until("the lab up, seen from hv2's agent back", () => allUp(labs(1).getLab("hg")), 60_000);
   await eventuallyPings("b", ADDR.a);
   assert.equal(await nbRows(), nbBefore, "NB unchanged after hv2 came back");
+});
+
+test("a host that vanishes without leaving SB (frozen): shown not answering, NB kept; thawed, traffic returns", async () => {
+  await labs(0).putLab("hz", pair("c", "d", "L2"));
+  await addAddress(ns.c!, "eth1", `${ADDR.c}/24`);
+  await addAddress(ns.d!, "eth1", `${ADDR.d}/24`);
+  await until("the lab up, seen from hv1", () => allUp(labs(0).getLab("hz")), 60_000);
+  await eventuallyPings("c", ADDR.d);
+  const nbBefore = await nbRows();
+
+  // hv2 freezes whole (its ovn-controller and ovs-vswitchd): its chassis row stays in SB.
+  const hv2 = ovn.hosts[1]!;
+  const pids = [
+    await readPid(join(hv2.ovs.dir, "ovn-controller.pid")),
+    await readPid(join(hv2.ovs.dir, "ovs-vswitchd.pid")),
+  ].filter((p): p is number => p !== undefined);
+  assert.equal(pids.length, 2, "hv2's ovn-controller and ovs-vswitchd pids");
+  const thaw = () => {
+    for (const p of pids) process.kill(p, "SIGCONT");
+  };
+  try {
+    for (const p of pids) process.kill(p, "SIGSTOP");
+    await until(
+      "hv1's agent tells hv2 is not answering",
+      () => /host hv2 is not answering/.test(labs(0).getLab("hz").links[0]?.reason ?? ""),
+      30_000,
+    );
+    assert.ok(backend(0).registeredChassis().has(HV2), "hv2's chassis is still in SB");
+    const view = labs(0).getLab("hz");
+    const d = view.nodes.find((n) => n.name === "d")!;
+    assert.equal(d.state, "lost");
+    assert.match(
+      d.reason ?? "",
+      /host hv2 is not answering: its ovn-controller has applied no change for \d+ s/,
+    );
+    assert.equal(view.links[0]?.state, "down");
+    const c = view.nodes.find((n) => n.name === "c")!;
+    assert.equal(c.state, "ok");
+    assert.equal(c.interfaces[0]?.oper_state, "peer_down");
+    assert.equal(await ping(ns.c!, ADDR.d, { timeoutS: 1 }), false, "a frozen host passes no traffic");
+    assert.equal(await nbRows(), nbBefore, "NB unchanged while hv2 is silent");
+  } finally {
+    thaw();
+  }
+  await until("the lab up again, seen from hv1", () => allUp(labs(0).getLab("hz")), 60_000);
+  assert.equal(labs(0).getLab("hz").links[0]?.reason, undefined);
+  await eventuallyPings("c", ADDR.d);
+  await labs(0).deleteLab("hz");
 });
 
 test("cleanup removes only the agent's orphaned logical switches; a foreign one and live labs stay", async () => {

@@ -24,6 +24,7 @@ import type {
   PortObservation,
   ReconcileReport,
 } from "../network-backend.js";
+import { HostLiveness } from "./host-liveness.js";
 import { HostPorts, type LocalPort } from "./host-ports.js";
 import { INTEGRATION_BRIDGE, OVS_CONFIGURED_MARK, PORT_MARK } from "./marks.js";
 import { type NbState, readNb } from "./nb-model.js";
@@ -91,6 +92,8 @@ export class OvnBackend implements NetworkBackend {
   nb!: OvsdbClient;
   sb!: OvsdbClient;
   private hostPorts!: HostPorts;
+  /** Which chassis stopped applying syncs (a host gone without leaving SB). */
+  liveness!: HostLiveness;
   private readonly hostNs: NetnsRef | undefined;
   private nbCache: NbState | undefined;
   private readonly nbListeners = new Set<() => void>();
@@ -192,6 +195,13 @@ export class OvnBackend implements NetworkBackend {
       datapath: this.datapath,
       logger: this.logger,
     });
+    this.liveness = new HostLiveness({
+      timeoutMs: this.config.ovn.hostTimeoutS * 1000,
+      bump: async () => (await this.transactNb([])).target,
+      applied: () => this.appliedCfg(),
+      logger: this.logger,
+    });
+    this.liveness.start();
     this.nb.on("change", (c: CacheChange) => this.onNbChange(c));
     this.sb.on("change", (c: CacheChange) => {
       // A host leaving or coming back is news: views show its links down meanwhile.
@@ -221,6 +231,7 @@ export class OvnBackend implements NetworkBackend {
   }
 
   async stop(): Promise<void> {
+    this.liveness?.stop();
     this.hostPorts?.close();
     await Promise.all([this.ovs?.close(), this.nb?.close(), this.sb?.close()]);
   }
@@ -303,6 +314,15 @@ export class OvnBackend implements NetworkBackend {
     const out = new Set<string>();
     for (const r of this.sb.rawRows("Chassis").values()) if (typeof r.name === "string") out.add(r.name);
     return out;
+  }
+
+  /** Each chassis' applied nb_cfg (SB Chassis_Private), by chassis name. */
+  private appliedCfg(): Map<string, number> {
+    const cfg = new Map<string, number>();
+    for (const r of this.sb.rawRows("Chassis_Private").values()) {
+      if (typeof r.name === "string" && typeof r.nb_cfg === "number") cfg.set(r.name, r.nb_cfg);
+    }
+    return cfg;
   }
 
   /** Chassis names known to SB, and this host (known before its ovn-controller registered). */
@@ -427,10 +447,7 @@ export class OvnBackend implements NetworkBackend {
     const hosts = [...plan.hosts].filter((h) => this.knownHosts().has(h));
     let chassisAt: number | undefined;
     const missing = (): string[] => {
-      const cfg = new Map<string, number>();
-      for (const r of this.sb.rawRows("Chassis_Private").values()) {
-        if (typeof r.name === "string" && typeof r.nb_cfg === "number") cfg.set(r.name, r.nb_cfg);
-      }
+      const cfg = this.appliedCfg();
       const late = hosts.filter((h) => (cfg.get(h) ?? -1) < target);
       if (late.length === 0) chassisAt ??= performance.now();
       if (plan.moved.length > 0) {
