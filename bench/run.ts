@@ -15,6 +15,7 @@ import { labLifecycle } from "./scenarios/lab-lifecycle.js";
 import { livePage } from "./scenarios/live-page.js";
 import { overlayThroughput } from "./scenarios/overlay-throughput.js";
 import { ovnRewire } from "./scenarios/ovn-rewire.js";
+import { ovnScale } from "./scenarios/ovn-scale.js";
 import { startupMemory } from "./scenarios/startup-memory.js";
 import { stateWrite } from "./scenarios/state-write.js";
 import { captureStart, impairmentSetClear } from "./scenarios/traffic.js";
@@ -106,6 +107,7 @@ const steps: Step[] = [
   { ids: [15], name: "capture start to first packet", run: () => captureStart(smoke ? 3 : 30) },
   { ids: [16], name: "ovn: cross-host hot rewire", run: () => ovnRewire(smoke ? 10 : 100) },
   { ids: [17], name: "wire links at scale", run: () => wireScale(scaleLinks, smoke ? 5 : 50) },
+  { ids: [18], name: "ovn: a lab across three hosts", run: () => ovnScale(smoke ? 10 : 200) },
 ];
 
 async function main(): Promise<number> {

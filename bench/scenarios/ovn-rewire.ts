@@ -1,16 +1,12 @@
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type Agent, createAgent } from "../../src/agent.js";
 import type { OvnBackend } from "../../src/backends/ovn/ovn-backend.js";
 import { run } from "../../src/common/exec.js";
-import { silentLogger } from "../../src/common/log.js";
 import type { LabSpec } from "../../src/model/views.js";
 import { addAddress, NetnsPool } from "../../test/harness/netns.js";
-import { ovnAgentConfig, startOvnHosts, until } from "../../test/harness/ovn-hosts.js";
+import { until } from "../../test/harness/ovn-hosts.js";
 import { ping } from "../../test/harness/traffic.js";
 import { onCleanup, scoped } from "../lib/cleanup.js";
+import { startOvnAgents } from "../lib/ovn.js";
 import { figure, type ScenarioResult } from "../lib/report.js";
 import { now, summary } from "../lib/stats.js";
 
@@ -27,16 +23,7 @@ export async function ovnRewire(ops: number): Promise<ScenarioResult> {
     return { id: 16, name: NAME, status: "skipped", reason, figures: [] };
   }
   return scoped(async () => {
-    const ovn = await startOvnHosts({ hosts: 2, configureChassis: false });
-    onCleanup("private OVN (central + 2 hosts)", () => ovn.close());
-    const agents: Agent[] = [];
-    for (const h of ovn.hosts) {
-      const dir = await mkdtemp(join(tmpdir(), "archnet-bench-ovn-"));
-      onCleanup(`state dir ${dir}`, () => rm(dir, { recursive: true, force: true }));
-      const a = await createAgent(ovnAgentConfig(ovn, h, dir), { logger: silentLogger() });
-      onCleanup(`ovn agent of ${h.chassis}`, () => a.close());
-      agents.push(a);
-    }
+    const { ovn, agents } = await startOvnAgents(2);
     const pool = new NetnsPool("bovn");
     onCleanup("node namespaces", () => pool.destroyAll());
     const [x, y1, y2] = (await pool.create(3)) as [string, string, string];
