@@ -313,18 +313,15 @@ export class LabService implements LabOperations {
   }
 
   /**
-   * Applies a plan as one: the new desired state is written first (durable, so a crash mid-way
-   * is finished by reconciliation), then the network changes step by step. When a step fails,
-   * the steps done are undone in reverse and the old desired state is written back: the lab is
-   * as it was, or the error says what is left for reconciliation. Returns the lab's new record.
-   */
-  /**
-   * Makes a plan the lab's desired state and converges the network to it; on any failure both
-   * are as before. A plan that only connects links, or disconnects wires, writes the record while
-   * the network changes (a durable write is 4-7 ms here, a hot wire change less; a crash before
-   * both finish leaves the old record, to which the next start converges), as undoing those is
-   * exact. Others write first: a failed write then costs no provisioning, and a VLAN link is not
-   * given another tag by re-linking it.
+   * Applies a plan as one: the new desired state is written (durable, so a crash mid-way is
+   * finished by reconciliation) and the network changes step by step. When a step or the write
+   * fails, the steps done are undone in reverse and the old desired state is written back: the
+   * lab is as it was, or the error says what is left for reconciliation. A plan that only connects
+   * links, or disconnects wires, writes while the network changes (a durable write is 4-7 ms here,
+   * a hot wire change less; a crash before both finish leaves the old record, to which the next
+   * start converges), as undoing those is exact. Others write first: a failed write then costs no
+   * provisioning, and a VLAN link is not given another tag by re-linking it. Returns the lab's
+   * new record.
    */
   private async execute(rec: LabRecord, plan: LabPlan): Promise<LabRecord> {
     const next = plannedRecord(rec, plan);

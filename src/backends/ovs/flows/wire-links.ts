@@ -127,7 +127,7 @@ export class WireLinks implements Parking {
   prewire(lab: LabRecord, links: readonly WiredLink[], numbered: ReadonlyMap<string, number>): Promise<void> {
     return this.serial(async () => {
       const of = this.sw.openflow.current();
-      const at = (port: string) => numbered.get(port) ?? this.sw.ofport(port);
+      const at = (port: string) => this.numberOf(port);
       const wires = links
         .map((l) => wireOf(lab.lab, l))
         .filter((w) => !this.conflict(w) && at(w.a) !== undefined && at(w.b) !== undefined);
@@ -166,13 +166,14 @@ export class WireLinks implements Parking {
     const ofports = await this.ofports(wires.flatMap((w) => [w.a, w.b]));
     const at = (w: Wire) => ({ a: ofports.get(w.a)!, b: ofports.get(w.b)! });
     // Pre-wired at the numbers the ports have: in place already. At others: those flows go.
-    const stale = wires.flatMap((w) => {
+    const inPlace = (w: Wire) => {
       const was = this.installed.get(keyOf(w));
-      return was && (was.a !== at(w).a || was.b !== at(w).b) ? [was] : [];
-    });
-    const todo = wires.filter((w) => {
+      return was !== undefined && was.a === at(w).a && was.b === at(w).b;
+    };
+    const todo = wires.filter((w) => !inPlace(w));
+    const stale = todo.flatMap((w) => {
       const was = this.installed.get(keyOf(w));
-      return !was || was.a !== at(w).a || was.b !== at(w).b;
+      return was ? [was] : [];
     });
     for (const w of wires) this.want(w);
     if (todo.length === 0 && this.normalOk) return; // pre-wired, and settled there
