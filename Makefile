@@ -39,8 +39,9 @@ KERNEL_TESTS ?= test/kernel/*.test.ts test/backends/ovs-links.test.ts test/backe
 test-kernel: build
 	bash scripts/test-kernel.sh $(KERNEL_TESTS)
 
+# With ARCHETYPE_AGENT_BACKEND=ovn, `make run` also starts ovn-controller as the host's service.
 setup:
-	bash scripts/host-setup.sh
+	bash scripts/host-setup.sh $(if $(filter ovn,$(ARCHETYPE_AGENT_BACKEND)),--ovn-host)
 
 setup-ovn:
 	bash scripts/host-setup.sh --ovn

@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # Prepares a Debian 12 host for archetype-network. Idempotent: installs only what is missing,
-# starts only what is not running. Usage: host-setup.sh [--docker | --ovn]   (as root)
-#   --docker  also install and start Docker (needed by the plugin tests) and a local busybox image,
-#             and Chromium (the live page's browser tests drive it headless); and OVN, as --ovn.
-#   --ovn     also install OVN (ovn-central, ovn-host) with its packaged services off: the ovn
-#             backend's tests and `archnet central serve` run their own daemons.
+# starts only what is not running. Usage: host-setup.sh [--docker | --ovn | --ovn-host]   (as root)
+#   --docker    also install and start Docker (needed by the plugin tests) and a local busybox image,
+#               and Chromium (the live page's browser tests drive it headless); and OVN, as --ovn.
+#   --ovn       also install OVN (ovn-central, ovn-host) with its packaged services off: the ovn
+#               backend's tests and `archnet central serve` run their own daemons.
+#   --ovn-host  as --ovn, then start ovn-controller as this host's service (the ovn backend's
+#               `make run`): systemd's unit where systemd runs, else ovn-ctl with its monitor.
+#               OVS_RUNDIR, OVN_RUNDIR and OVN_LOGDIR choose another OVS and OVN's directories.
 set -euo pipefail
 want_docker=false
 want_ovn=false
+want_controller=false
 case "${1:-}" in
   --docker) want_docker=true; want_ovn=true ;;
   --ovn) want_ovn=true ;;
+  --ovn-host) want_ovn=true; want_controller=true ;;
   "") ;;
-  *) echo "host-setup: unknown option ${1} (use --docker or --ovn)" >&2; exit 2 ;;
+  *) echo "host-setup: unknown option ${1} (use --docker, --ovn or --ovn-host)" >&2; exit 2 ;;
 esac
 [ "$(id -u)" = 0 ] || { echo "host-setup: run as root (the agent manages OVS and network namespaces)" >&2; exit 1; }
 
@@ -69,6 +74,21 @@ if ! ovs-vsctl --timeout=2 show >/dev/null 2>&1; then
   for _ in $(seq 50); do ovs-vsctl --timeout=2 show >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 if [ -d /sys/module/openvswitch ]; then log "OVS: kernel datapath available"; else log "OVS: no kernel module, userspace datapath (netdev)"; fi
+
+# The ovn backend's host service: ovn-controller on this host's OVS. It waits for the settings the
+# agent writes into Open_vSwitch when it starts (system-id, ovn-remote, encap type and IP).
+if $want_controller; then
+  ovn_rundir=${OVN_RUNDIR:-/var/run/ovn}
+  if pid=$(cat "$ovn_rundir/ovn-controller.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; then
+    log "ovn-controller: running (pid $pid)"
+  elif [ -d /run/systemd/system ] && [ -z "${OVS_RUNDIR:-}${OVN_RUNDIR:-}" ]; then
+    log "starting ovn-controller (systemd)"
+    systemctl enable --now ovn-controller >/dev/null
+  else
+    log "starting ovn-controller (ovn-ctl)"
+    /usr/share/ovn/scripts/ovn-ctl --ovn-manage-ovsdb=no start_controller >/dev/null
+  fi
+fi
 
 if $want_docker; then
   "$(dirname "$0")/docker-setup.sh"

@@ -91,13 +91,21 @@ export async function hostChecks(backend: "ovs" | "local" | "ovn" = "ovs"): Prom
   }
   if (backend === "ovn") {
     // ovn-controller runs as the host's service; the central part runs on one host only.
-    tool(
-      "ovn-controller",
-      "ovn-host",
-      true,
-      "programs this host's OVS for OVN; start it as a service",
-      "make setup-ovn",
-    );
+    tool("ovn-controller", "ovn-host", true, "programs this host's OVS for OVN", "make setup-ovn");
+    const appctl = findExecutable("ovn-appctl");
+    if (appctl) {
+      // It answers on its control socket under OVN_RUNDIR (default /var/run/ovn), as ovn-ctl put it.
+      const r = await runs(appctl, ["-t", "ovn-controller", "connection-status"], 4000);
+      checks.push({
+        name: "ovn-controller running",
+        ok: r.ok,
+        required: true,
+        detail: r.ok
+          ? `southbound database: ${r.output || "?"} (it connects once the agent has written ovn-remote)`
+          : r.output || "no ovn-controller answers",
+        fix: "start it as this host's service: `ARCHETYPE_AGENT_BACKEND=ovn make run` or `bash scripts/host-setup.sh --ovn-host`",
+      });
+    }
     tool(
       "ovn-northd",
       "ovn-central",

@@ -74,6 +74,11 @@ export interface StartOvnOptions {
   configureChassis?: boolean;
   /** Prefix of the chassis names (a digit per host is appended). Default "hv". */
   chassisPrefix?: string;
+  /**
+   * Start each host's ovn-controller: default true; false leaves it to the test (stopped with the
+   * host all the same: its pidfile is the host dir's ovn-controller.pid, as OVN_RUNDIR=dir gives).
+   */
+  controller?: boolean;
 }
 
 const NB_SCHEMA = "/usr/share/ovn/ovn-nb.ovsschema";
@@ -310,7 +315,7 @@ async function startHost(
   // Before ovs.stop(): ovn-controller goes first (it would re-create br-int meanwhile).
   cleanups.push(() => host.stopController());
   if (opts.configureChassis ?? true) await host.configureChassis();
-  await host.startController();
+  if (opts.controller ?? true) await host.startController();
   return host;
 }
 
