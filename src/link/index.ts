@@ -9,7 +9,7 @@ export {
   ipJson,
   runIp,
 } from "./ip.js";
-export { deleteGroup, deleteLinks, setGroup, setLinkUp, setMtu } from "./link-ops.js";
+export { deleteGroup, deleteLinks, deleteMany, setGroup, setLinkUp, setMtu } from "./link-ops.js";
 export { getLink, type LinkInfo, listLinks } from "./links.js";
 export {
   checkNodeNetns,

@@ -1,7 +1,9 @@
+import { randomInt } from "node:crypto";
 import { AgentError } from "../common/errors.js";
 import { CommandError } from "../common/exec.js";
 import { validateIfName } from "../model/names.js";
 import { batchTimeoutMs, ipBatch, runIp } from "./ip.js";
+import { listLinks } from "./links.js";
 import type { NetnsRef } from "./netns.js";
 import { validateGroup, validateMtu } from "./values.js";
 
@@ -15,6 +17,30 @@ export async function deleteLinks(
   const lines = names.map((n) => ["link", "del", "dev", validateIfName(n)]);
   if (opts.ignoreMissing) await ipBatch(lines, { netns: opts.netns, force: true, ignore: MISSING });
   else await ipBatch(lines, { netns: opts.netns });
+}
+
+/** Below this many devices, deleting one by one is as fast as the group trick. */
+const BULK_MIN = 8;
+
+/**
+ * Deletes many links, missing ones skipped. Each `ip link del` of a veth waits for an RCU grace
+ * period (~20-40 ms), so many are first moved into a fresh interface group nobody uses and then
+ * deleted in one kernel call: 400 veths in ~0.4 s instead of ~9 s. The caller holds what keeps
+ * others from taking a group meanwhile (the agent's exclusive lock, or a backend without groups).
+ */
+export async function deleteMany(names: readonly string[], netns: NetnsRef | undefined): Promise<void> {
+  if (names.length < BULK_MIN) {
+    await deleteLinks(names, { ignoreMissing: true, netns });
+    return;
+  }
+  const used = new Set((await listLinks(netns)).map((l) => String(l.group)));
+  let group = randomInt(0x40000000, 0x7fffffff);
+  while (used.has(String(group))) group = randomInt(0x40000000, 0x7fffffff);
+  await ipBatch(
+    names.map((n) => ["link", "set", "dev", validateIfName(n), "group", String(group)]),
+    { netns, force: true, ignore: MISSING },
+  );
+  await deleteGroup(group, { netns, links: names.length });
 }
 
 /**

@@ -1,6 +1,6 @@
 import { toAgentError } from "../../common/errors.js";
 import type { Logger } from "../../common/log.js";
-import { createVeths, deleteLinks, disableTxOffload, listLinks, setLinkUp } from "../../link/index.js";
+import { createVeths, deleteMany, disableTxOffload, listLinks, setLinkUp } from "../../link/index.js";
 import { type NetnsRef, netnsLost, parseNetnsRef } from "../../link/netns.js";
 import {
   eqUuid,
@@ -21,6 +21,8 @@ import type { NbPort } from "./nb-model.js";
 
 /** How soon a port that could not be made (its namespace missing, ...) is tried again. */
 const RETRY_MS = 2000;
+/** How long ovs-vswitchd may take to close removed ports (hundreds on a busy host). */
+const CLOSE_APPLY_MS = 60_000;
 
 /** A node interface of this host, as NB declares it. */
 export interface LocalPort {
@@ -47,6 +49,8 @@ export class HostPorts {
   private passes = 0;
   private started = 0;
   private readonly waiters: { after: number; resolve: () => void }[] = [];
+  /** ovs-vswitchd closing the ports a pass removed (userspace: the pass does not wait for it). */
+  private closing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly d: {
@@ -168,13 +172,26 @@ export class HostPorts {
         kernel.delete(d.port.hostPort);
       }
     }
-    if (bridge && removePorts.length > 0) {
-      await ovs.transact(
-        [mutate("Bridge", [eqUuid(bridge.uuid)], [setDelete("ports", set(removePorts.map((u) => uuid(u))))])],
-        { waitApplied: true },
-      );
-    }
-    if (removeVeths.length > 0) await deleteLinks(removeVeths, { ignoreMissing: true, netns: hostNs });
+    const ports = () =>
+      bridge && removePorts.length > 0
+        ? this.removePorts(
+            mutate(
+              "Bridge",
+              [eqUuid(bridge.uuid)],
+              [setDelete("ports", set(removePorts.map((u) => uuid(u))))],
+            ),
+          )
+        : Promise.resolve();
+    const veths = () =>
+      // The ovn backend keeps no interface groups of its own: a fresh one is nobody's.
+      removeVeths.length > 0 ? deleteMany(removeVeths, hostNs) : Promise.resolve();
+    // The kernel datapath closes ports whose devices are still there quickly, but devices that
+    // vanish under open ports cost it minutes (800 ports: 586 s against 23 s): ports first.
+    // Userspace: both at once.
+    if (this.d.datapath === "system") {
+      await ports();
+      await veths();
+    } else await Promise.all([ports(), veths()]);
 
     // 2. Veths that are missing, where the node's namespace exists.
     const make: { d: LocalPort; netns: NetnsRef }[] = [];
@@ -194,6 +211,8 @@ export class HostPorts {
       }
       make.push({ d, netns });
     }
+    // ovs-vswitchd does not reopen a device made again by name before it closed the old one.
+    if (make.length > 0) await this.closing;
     const made = await this.createAll(make, problems);
 
     // 3. br-int ports: every veth there is, with iface-id naming its logical port.
@@ -254,6 +273,22 @@ export class HostPorts {
     this.problems.clear();
     for (const [k, v] of problems) this.problems.set(k, v);
     if (problems.size > 0) this.retryLater();
+  }
+
+  /**
+   * Takes ports off br-int. Userspace: answers on commit (ovs-vswitchd closing hundreds of ports
+   * takes seconds, and a lab's removal need not wait for it); `closing` holds the rest for a
+   * pass that makes veths. Kernel: once applied.
+   */
+  private async removePorts(op: Operation): Promise<void> {
+    if (this.d.datapath === "system") {
+      await this.d.ovs.transact([op], { waitApplied: true, timeoutMs: CLOSE_APPLY_MS });
+      return;
+    }
+    const { applied } = await this.d.ovs.transactCommitted([op], { appliedTimeoutMs: CLOSE_APPLY_MS });
+    this.closing = applied.catch((e: unknown) =>
+      this.d.logger.warn({ err: toAgentError(e).message }, "ovn: ovs-vswitchd has not closed removed ports"),
+    );
   }
 
   /** Creates veths in one batch; when the batch fails, one by one, recording who failed. */

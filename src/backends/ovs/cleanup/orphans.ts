@@ -1,6 +1,4 @@
-import { randomInt } from "node:crypto";
-import { deleteGroup, deleteLinks, ipBatch, type LinkInfo, listLinks } from "../../../link/index.js";
-import type { NetnsRef } from "../../../link/netns.js";
+import { deleteMany, type LinkInfo, listLinks } from "../../../link/index.js";
 import { HOST_PORT_PREFIX, PLUGIN_PORT_PREFIX } from "../../../model/derived-names.js";
 import type { LabRecord } from "../../../model/records.js";
 import type { Operation, OvsdbClient, PortRow } from "../../../ovsdb/index.js";
@@ -192,30 +190,6 @@ export function removeOrphanOps(
   return { ops, kernel: [...new Set(kernel)], ports };
 }
 
-/** Below this many devices, deleting one by one is as fast as the group trick. */
-const BULK_MIN = 8;
-
-/**
- * Deletes kernel devices, missing ones skipped. Each `ip link del` of a veth waits for an RCU
- * grace period (~20 ms), so many are first moved into a fresh interface group nobody uses and
- * then deleted in one kernel call: 400 veths in ~0.4 s instead of ~9 s. The caller holds the
- * exclusive lock, so no lab gets the group in between.
- */
-export async function deleteDevices(names: readonly string[], netns: NetnsRef | undefined): Promise<void> {
-  if (names.length < BULK_MIN) {
-    await deleteLinks(names, { ignoreMissing: true, netns });
-    return;
-  }
-  const used = new Set((await listLinks(netns)).map((l) => String(l.group)));
-  let group = randomInt(0x40000000, 0x7fffffff);
-  while (used.has(String(group))) group = randomInt(0x40000000, 0x7fffffff);
-  await ipBatch(
-    names.map((n) => ["link", "set", "dev", n, "group", String(group)]),
-    { netns, force: true, ignore: /Cannot find device|No such device/ },
-  );
-  await deleteGroup(group, { netns, links: names.length });
-}
-
 /** The `orphans` capability: what cleanup finds on the switch and in its namespace, and removing it. */
 export class OrphanSweep {
   /** When each stray kernel veth was first seen (the kernel keeps no creation time). */
@@ -238,7 +212,7 @@ export class OrphanSweep {
     const { ops, kernel, ports } = removeOrphanOps(this.sw.client, this.sw.bridgeName, orphans);
     await this.sw.transact(ops);
     if (ports.length > 0) this.sw.vlans.rebuild(this.sw.vlansInUse());
-    if (kernel.length > 0) await deleteDevices(kernel, this.sw.hostNs);
+    if (kernel.length > 0) await deleteMany(kernel, this.sw.hostNs);
     for (const name of kernel) this.strayVeths.delete(name);
   }
 }
