@@ -403,3 +403,31 @@ test("deleting the lab removes its logical switches and every host's veths", asy
     return r.code !== 0;
   });
 });
+
+test("a lab deleted and put again at once comes back whole; a host's many veths go with it", async () => {
+  // hv1 holds 14 of the lab's veths (a1 with 8 more, unlinked): more than one `ip link del` each.
+  const extra = Array.from({ length: 8 }, (_, k) => ({ name: `eth${k + 3}` }));
+  const big = (): LabSpec => {
+    const s = spec();
+    return {
+      ...s,
+      nodes: s.nodes.map((n) => (n.name === "a1" ? { ...n, interfaces: [...n.interfaces, ...extra] } : n)),
+    };
+  };
+  await labs(0).putLab("span", big());
+  await until("every interface bound", () => allBound(labs(0).getLab("span")), 60_000);
+  await labs(0).deleteLab("span");
+  // Made again at once: hv1's ports are still being closed by its ovs-vswitchd.
+  await labs(0).putLab("span", big());
+  await until("every interface bound again", () => allBound(labs(1).getLab("span")), 60_000);
+  await addresses();
+  await eventuallyPings("a1", ADDR["b1:eth1"]!); // hv1 -> hv2
+  await eventuallyPings("c2", ADDR["a2:eth2"]!); // hv3 -> hv1
+
+  await labs(1).deleteLab("span");
+  for (const i of [0, 1, 2]) {
+    await until(`host ${i}'s ports gone`, async () => (await backend(i).status()).ports.length === 0, 30_000);
+  }
+  const left = await nsExec(ns.a1!, ["ip", "-o", "link", "show"]);
+  assert.doesNotMatch(left.stdout, /eth\d+/, "a1 keeps none of the lab's interfaces");
+});
