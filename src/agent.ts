@@ -7,7 +7,7 @@ import { Locks } from "./common/locks.js";
 import type { Logger } from "./common/log.js";
 import { endPredecessorChildren } from "./common/orphaned-children.js";
 import type { AgentConfig } from "./config/config.js";
-import { CaptureService } from "./labs/capture-service.js";
+import { CaptureService, recordEnds } from "./labs/capture-service.js";
 import { ImpairmentService } from "./labs/impairment-service.js";
 import { LabService } from "./labs/lab-service.js";
 import { OvnLabService } from "./labs/ovn-lab-service.js";
@@ -64,7 +64,12 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
   const overlays = new OverlayService({ config, store, backend, locks, metrics });
   const cleanup = new CleanupService({ config, store, backend, locks, metrics, logger });
   const impairments = new ImpairmentService({ store, backend, locks, metrics, logger });
-  const captures = new CaptureService({ store, backend, logger, max: config.maxCaptures });
+  const captures = new CaptureService({
+    resolve: ovnLabs ? (t) => ovnLabs.captureEnd(t) : recordEnds(store),
+    backend,
+    logger,
+    max: config.maxCaptures,
+  });
   registerNetworkMetrics(
     metrics.registry,
     async () => (await backend.status()).ports,

@@ -142,8 +142,8 @@ export interface ImpairmentCapability {
 
 /** Packet capture of lab interfaces. */
 export interface CaptureCapability {
-  /** Where to capture an interface; undefined while it does not exist. */
-  point(end: LinkEnd): CapturePoint | undefined;
+  /** Where to capture an interface (by its host port); undefined while it does not exist. */
+  point(hostPort: string): CapturePoint | undefined;
 }
 
 /**

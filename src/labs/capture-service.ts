@@ -11,8 +11,19 @@ import { mustOverlay } from "../overlay/overlay-service.js";
 import type { StateStore } from "../state/state-store.js";
 import { mustLab } from "./lookups.js";
 
+/** The interface a capture target names: its host port, and how errors name it. */
+export interface CaptureEnd {
+  lab: string;
+  node: string;
+  iface: string;
+  hostPort: string;
+  /** e.g. `link l1`, `interface a:eth1` */
+  what: string;
+}
+
 export interface CaptureServiceDeps {
-  store: StateStore;
+  /** Finds the interface a target names (the labs' own records: recordEnds, or NB's). */
+  resolve: (target: CaptureTarget) => CaptureEnd;
   backend: NetworkBackend;
   logger: Logger;
   /** Captures running at once; more are TOO_MANY_REQUESTS. */
@@ -46,15 +57,13 @@ export class CaptureService implements CaptureOperations {
   async start(target: CaptureTarget, opts: CaptureOptions): Promise<CaptureHandle> {
     const capture = capability(this.d.backend, "capture"); // 501 before anything is looked up
     validateOptions(opts);
-    const { local, named } = localTarget(this.d.store, target);
-    const rec = mustLab(this.d.store, target.lab);
-    const { end, what } = resolveTarget(rec, local, named);
-    const point = capture.point(end);
+    const end = this.d.resolve(target);
+    const point = capture.point(end.hostPort);
     if (!point) {
       throw new AgentError(
         "CONFLICT",
-        `${what} of lab ${rec.lab} has no interface on the host now (pending, or its node is gone)`,
-        `see \`archnet lab show ${rec.lab}\``,
+        `${end.what} of lab ${end.lab} has no interface on the host now (pending, or its node is gone)`,
+        `see \`archnet lab show ${end.lab}\``,
       );
     }
     if (this.taken >= this.d.max) {
@@ -89,7 +98,7 @@ export class CaptureService implements CaptureOperations {
     let timer: NodeJS.Timeout | undefined;
     const handle: CaptureHandle = {
       stream: proc.child.stdout,
-      name: `${rec.lab}-${end.node.name}-${end.iface.name}`,
+      name: `${end.lab}-${end.node}-${end.iface}`,
       stop: async () => {
         clearTimeout(timer);
         await proc.stop();
@@ -101,7 +110,7 @@ export class CaptureService implements CaptureOperations {
       this.running.delete(handle);
     });
     if (opts.seconds !== undefined) timer = setTimeout(() => void proc.stop(), opts.seconds * 1000);
-    this.d.logger.debug({ lab: rec.lab, target: what, dev: point.dev, ...opts }, "capture started");
+    this.d.logger.debug({ lab: end.lab, target: end.what, dev: point.dev, ...opts }, "capture started");
     return handle;
   }
 
@@ -134,6 +143,16 @@ function validateOptions(opts: CaptureOptions): void {
 }
 
 type LocalTarget = Exclude<CaptureTarget, { overlay: string }>;
+
+/** Targets found in the agent's lab records (the ovs and local backends). */
+export function recordEnds(store: StateStore): (target: CaptureTarget) => CaptureEnd {
+  return (target) => {
+    const { local, named } = localTarget(store, target);
+    const rec = mustLab(store, target.lab);
+    const { end, what } = resolveTarget(rec, local, named);
+    return { lab: rec.lab, node: end.node.name, iface: end.iface.name, hostPort: end.iface.hostPort, what };
+  };
+}
 
 /**
  * An overlay link is captured on its local end, the node interface its tunnel carries (both

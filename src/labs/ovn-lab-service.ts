@@ -10,7 +10,7 @@ import { checkNodeNetns, type NetnsRef, netnsLost, parseNetnsRef } from "../link
 import type { Metrics } from "../metrics.js";
 import { defaultLinkId, hostPortName } from "../model/derived-names.js";
 import { formatEnd, parseEnd, validateId } from "../model/names.js";
-import type { LabOperations } from "../model/operations.js";
+import type { CaptureTarget, LabOperations } from "../model/operations.js";
 import type { CarrierState } from "../model/records.js";
 import type {
   InterfaceView,
@@ -22,6 +22,7 @@ import type {
   NodeInterfacesSpec,
   NodeView,
 } from "../model/views.js";
+import type { CaptureEnd } from "./capture-service.js";
 import { requireShaping, validateImpairment } from "./impairment.js";
 import { emptyPlan, validateInterfaces } from "./lab-plan.js";
 import { labNotFound } from "./lookups.js";
@@ -341,6 +342,61 @@ export class OvnLabService implements LabOperations {
     const sw = this.d.config.switchNetns;
     await checkNodeNetns(local, sw === undefined ? undefined : parseNetnsRef({ netns: sw }));
     return { lab, ports, links };
+  }
+
+  // ---- capture ----
+
+  /**
+   * The interface a capture names, on this host: a link's end here (a, else b), or NODE:IF. An
+   * interface on another host is captured by that host's agent (its veth is there).
+   */
+  captureEnd(target: CaptureTarget): CaptureEnd {
+    if ("overlay" in target) {
+      throw new AgentError(
+        "NOT_SUPPORTED",
+        "the ovn backend has no overlay links: capture the lab's link or interface instead",
+      );
+    }
+    const lab = this.mustLab(target.lab);
+    const here = this.d.backend.hostId;
+    const portOf = (end: string) => lab.interfaces.get(end);
+    let ends: string[];
+    let what: string;
+    if ("link" in target) {
+      const link = lab.links.get(target.link);
+      if (!link) {
+        throw new AgentError(
+          "LINK_NOT_FOUND",
+          `link ${target.link} does not exist in lab ${target.lab}`,
+          `see \`archnet link ls ${target.lab}\``,
+        );
+      }
+      ends = [link.a, link.b];
+      what = `link ${link.id}`;
+    } else {
+      const end = `${target.node}:${target.iface}`;
+      if (!portOf(end)) {
+        throw new AgentError(
+          [...lab.interfaces.values()].some((p) => p.node === target.node)
+            ? "INTERFACE_NOT_FOUND"
+            : "NODE_NOT_FOUND",
+          `interface ${end} does not exist in lab ${target.lab}`,
+          `see \`archnet lab show ${target.lab}\``,
+        );
+      }
+      ends = [end];
+      what = `interface ${end}`;
+    }
+    const local = ends.map(portOf).find((p) => p?.host === here);
+    if (!local) {
+      const hosts = [...new Set(ends.map((e) => portOf(e)?.host).filter((h) => h !== undefined))];
+      throw new AgentError(
+        "CONFLICT",
+        `${what} of lab ${target.lab} is not on this host (${here}): it runs on ${hosts.join(" and ")}`,
+        `capture it through the agent of ${hosts[0] ?? "its host"}`,
+      );
+    }
+    return { lab: target.lab, node: local.node, iface: local.iface, hostPort: local.hostPort, what };
   }
 
   // ---- views ----

@@ -12,6 +12,7 @@ import type { AgentConfig } from "../../src/config/config.js";
 import type { LabSpec, LabView } from "../../src/model/views.js";
 import { addAddress, NetnsPool, nsExec } from "../harness/netns.js";
 import { type OvnHosts, ovnAgentConfig, startOvnHosts, until } from "../harness/ovn-hosts.js";
+import { icmpEcho, parsePcap } from "../harness/pcap.js";
 import { capture, ping } from "../harness/traffic.js";
 
 /**
@@ -275,6 +276,33 @@ test("802.1Q-tagged frames and LLDP cross a cross-host link unchanged", async ()
   assert.match(lldp[0]!, /01:80:c2:00:00:0e/);
 });
 
+test("capture of a cross-host link on this host's end; another host's interface is refused, naming its host", async (ctx) => {
+  const api = await startApi(agent(0).services, { logger: silentLogger() });
+  ctx.after(() => api.close());
+  // L2 is a1:eth2 (hv1, this agent's host) <-> b1:eth1 (hv2).
+  const res = await fetch(`${api.address}/labs/span/links/L2/capture?count=2&filter=icmp`, {
+    signal: AbortSignal.timeout(60_000),
+  });
+  assert.equal(res.status, 200);
+  assert.ok(await ping(ns.a1!, ADDR["b1:eth1"]!), "a1 pings b1 across hosts");
+  const echoes = parsePcap(Buffer.from(await res.arrayBuffer()))
+    .frames.map((f) => icmpEcho(f.data))
+    .filter((e) => e !== undefined);
+  assert.deepEqual(
+    echoes.map((e) => [e.type, e.src, e.dst]),
+    [
+      [8, ADDR["a1:eth2"], ADDR["b1:eth1"]],
+      [0, ADDR["b1:eth1"], ADDR["a1:eth2"]],
+    ],
+    "the request and its reply, as they crossed hv1's end of the link",
+  );
+
+  const far = await fetch(`${api.address}/labs/span/nodes/b1/interfaces/eth1/capture?count=1`);
+  assert.equal(far.status, 409);
+  const body = (await far.json()) as { error: { message: string; hint?: string } };
+  assert.match(body.error.message, /not on this host \(hv1\): it runs on hv2/);
+});
+
 test("hot rewire of a cross-host link to another host's node: one NB transaction, answered once applied", async () => {
   const nbTxnsBefore = Number((await ovn.central.nbctl(["get", "NB_Global", ".", "nb_cfg"])).trim());
   const r = await labs(1).putLab("span", spec("c1:eth2", HV2));
@@ -428,6 +456,9 @@ test("a lab deleted and put again at once comes back whole; a host's many veths 
   for (const i of [0, 1, 2]) {
     await until(`host ${i}'s ports gone`, async () => (await backend(i).status()).ports.length === 0, 30_000);
   }
-  const left = await nsExec(ns.a1!, ["ip", "-o", "link", "show"]);
-  assert.doesNotMatch(left.stdout, /eth\d+/, "a1 keeps none of the lab's interfaces");
+  // hv1's agent removes them on the NB change (the ports first in its cache, the veths at once).
+  await until("a1 keeps none of the lab's interfaces", async () => {
+    const left = await nsExec(ns.a1!, ["ip", "-o", "link", "show"]);
+    return !/eth\d+/.test(left.stdout);
+  });
 });

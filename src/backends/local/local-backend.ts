@@ -71,9 +71,9 @@ export class LocalBackend implements NetworkBackend {
 
   /** The node's own interface, in its namespace: it exists while the link does. */
   readonly capture: CaptureCapability = {
-    point: (end) => {
-      const p = this.byPort.get(end.iface.hostPort);
-      const side = p && (p.first.hostPort === end.iface.hostPort ? p.first : p.second);
+    point: (hostPort) => {
+      const p = this.byPort.get(hostPort);
+      const side = p && (p.first.hostPort === hostPort ? p.first : p.second);
       return side ? { netns: side.netns, dev: side.name } : undefined;
     },
   };

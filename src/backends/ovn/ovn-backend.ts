@@ -17,6 +17,7 @@ import {
   type Row,
 } from "../../ovsdb/index.js";
 import type {
+  CaptureCapability,
   CleanupContext,
   NetworkBackend,
   Orphan,
@@ -115,7 +116,14 @@ export class OvnBackend implements NetworkBackend {
     dockerPorts: "the Docker plugin is not available with the ovn backend yet",
     switchDb: "the live page's switch feed follows the ovs backend's bridge; the ovn backend has none yet",
     impairment: "impairments are not available with the ovn backend yet",
-    capture: "packet capture is not available with the ovn backend yet",
+  };
+
+  /** This host's interfaces: the host end of the veth, a port of br-int (both directions cross it). */
+  readonly capture: CaptureCapability = {
+    point: (hostPort) =>
+      this.ovs.portByName(hostPort)?.external_ids[PORT_MARK.kind] === PORT_MARK.kindValue
+        ? { netns: this.hostNs, dev: hostPort }
+        : undefined,
   };
 
   /**

@@ -95,8 +95,7 @@ export class OvsBackend implements NetworkBackend {
   };
 
   readonly capture: CaptureCapability = {
-    point: (end) =>
-      this.sw.port(end.iface.hostPort) ? { netns: this.sw.hostNs, dev: end.iface.hostPort } : undefined,
+    point: (hostPort) => (this.sw.port(hostPort) ? { netns: this.sw.hostNs, dev: hostPort } : undefined),
   };
 
   get ovsdb(): OvsdbClient {
