@@ -9,7 +9,7 @@ import type { CaptureHandle, CaptureOperations, CaptureOptions, CaptureTarget } 
 import type { LabRecord } from "../model/records.js";
 import { mustOverlay } from "../overlay/overlay-service.js";
 import type { StateStore } from "../state/state-store.js";
-import { mustLab } from "./lookups.js";
+import { interfaceNotFound, mustLab, mustLink } from "./lookups.js";
 
 /** The interface a capture target names: its host port, and how errors name it. */
 export interface CaptureEnd {
@@ -175,14 +175,7 @@ function resolveTarget(rec: LabRecord, target: LocalTarget, named?: string): { e
     return n && i ? { node: n, iface: i } : undefined;
   };
   if ("link" in target) {
-    const link = Object.hasOwn(rec.links, target.link) ? rec.links[target.link] : undefined;
-    if (!link) {
-      throw new AgentError(
-        "LINK_NOT_FOUND",
-        `link ${target.link} does not exist in lab ${rec.lab}`,
-        `see \`archnet link ls ${rec.lab}\``,
-      );
-    }
+    const link = mustLink(rec, target.link);
     const ends = [link.a, link.b].map((t) => {
       const r = parseEnd(t);
       return find(r.node, r.iface);
@@ -194,13 +187,8 @@ function resolveTarget(rec: LabRecord, target: LocalTarget, named?: string): { e
     return { end, what: `link ${link.id}` };
   }
   const end = find(target.node, target.iface);
-  if (!end) {
-    throw new AgentError(
-      Object.hasOwn(rec.nodes, target.node) ? "INTERFACE_NOT_FOUND" : "NODE_NOT_FOUND",
-      `interface ${target.node}:${target.iface} does not exist in lab ${rec.lab}`,
-      `see \`archnet lab show ${rec.lab}\``,
-    );
-  }
+  if (!end)
+    throw interfaceNotFound(rec.lab, target.node, target.iface, Object.hasOwn(rec.nodes, target.node));
   const what = `interface ${target.node}:${target.iface}`;
   return { end, what: named ? `${named} (${what})` : what };
 }

@@ -13,15 +13,26 @@ export function mustLab(store: StateStore, lab: string): LabRecord {
   return rec;
 }
 
+export function linkNotFound(lab: string, id: string): AgentError {
+  return new AgentError(
+    "LINK_NOT_FOUND",
+    `link ${id} does not exist in lab ${lab}`,
+    `see \`archnet link ls ${lab}\``,
+  );
+}
+
+/** NODE_NOT_FOUND when the lab has no such node (`nodeKnown` false), else INTERFACE_NOT_FOUND. */
+export function interfaceNotFound(lab: string, node: string, iface: string, nodeKnown: boolean): AgentError {
+  return new AgentError(
+    nodeKnown ? "INTERFACE_NOT_FOUND" : "NODE_NOT_FOUND",
+    `interface ${node}:${iface} does not exist in lab ${lab}`,
+    `see \`archnet lab show ${lab}\``,
+  );
+}
+
 /** Own keys only: a link id is never looked up on the prototype. */
 export function mustLink(rec: LabRecord, id: string): LinkRecord {
   const link = Object.hasOwn(rec.links, id) ? rec.links[id] : undefined;
-  if (!link) {
-    throw new AgentError(
-      "LINK_NOT_FOUND",
-      `link ${id} does not exist in lab ${rec.lab}`,
-      `see \`archnet link ls ${rec.lab}\``,
-    );
-  }
+  if (!link) throw linkNotFound(rec.lab, id);
   return link;
 }

@@ -25,7 +25,7 @@ import type {
 import type { CaptureEnd } from "./capture-service.js";
 import { requireShaping, validateImpairment } from "./impairment.js";
 import { emptyPlan, validateInterfaces } from "./lab-plan.js";
-import { labNotFound } from "./lookups.js";
+import { interfaceNotFound, labNotFound, linkNotFound } from "./lookups.js";
 import { netnsText } from "./render.js";
 
 /**
@@ -174,13 +174,7 @@ export class OvnLabService implements LabOperations {
   async removeLink(lab: string, id: string): Promise<void> {
     await this.d.locks.withKey(lab, async () => {
       const cur = this.mustLab(lab);
-      if (!cur.links.has(id)) {
-        throw new AgentError(
-          "LINK_NOT_FOUND",
-          `link ${id} does not exist in lab ${lab}`,
-          `see \`archnet link ls ${lab}\``,
-        );
-      }
+      if (!cur.links.has(id)) throw linkNotFound(lab, id);
       const body = specOf(cur);
       body.links = body.links.filter((l) => l.id !== id);
       const want = await this.desired(lab, body, cur);
@@ -213,13 +207,7 @@ export class OvnLabService implements LabOperations {
     return this.d.locks.withKey(lab, async () => {
       const cur = this.mustLab(lab);
       const link = cur.links.get(id);
-      if (!link) {
-        throw new AgentError(
-          "LINK_NOT_FOUND",
-          `link ${id} does not exist in lab ${lab}`,
-          `see \`archnet link ls ${lab}\``,
-        );
-      }
+      if (!link) throw linkNotFound(lab, id);
       await this.withCarrier(lab, cur, [link.a, link.b], state);
       return this.linkOf(lab, id);
     });
@@ -364,25 +352,14 @@ export class OvnLabService implements LabOperations {
     let what: string;
     if ("link" in target) {
       const link = lab.links.get(target.link);
-      if (!link) {
-        throw new AgentError(
-          "LINK_NOT_FOUND",
-          `link ${target.link} does not exist in lab ${target.lab}`,
-          `see \`archnet link ls ${target.lab}\``,
-        );
-      }
+      if (!link) throw linkNotFound(target.lab, target.link);
       ends = [link.a, link.b];
       what = `link ${link.id}`;
     } else {
       const end = `${target.node}:${target.iface}`;
       if (!portOf(end)) {
-        throw new AgentError(
-          [...lab.interfaces.values()].some((p) => p.node === target.node)
-            ? "INTERFACE_NOT_FOUND"
-            : "NODE_NOT_FOUND",
-          `interface ${end} does not exist in lab ${target.lab}`,
-          `see \`archnet lab show ${target.lab}\``,
-        );
+        const known = [...lab.interfaces.values()].some((p) => p.node === target.node);
+        throw interfaceNotFound(target.lab, target.node, target.iface, known);
       }
       ends = [end];
       what = `interface ${end}`;

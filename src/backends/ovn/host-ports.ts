@@ -172,26 +172,25 @@ export class HostPorts {
         kernel.delete(d.port.hostPort);
       }
     }
-    const ports = () =>
+    const unplug =
       bridge && removePorts.length > 0
-        ? this.removePorts(
+        ? [
             mutate(
               "Bridge",
               [eqUuid(bridge.uuid)],
               [setDelete("ports", set(removePorts.map((u) => uuid(u))))],
             ),
-          )
-        : Promise.resolve();
+          ]
+        : [];
     const veths = () =>
       // The ovn backend keeps no interface groups of its own: a fresh one is nobody's.
       removeVeths.length > 0 ? deleteMany(removeVeths, hostNs) : Promise.resolve();
-    // The kernel datapath closes ports whose devices are still there quickly, but devices that
-    // vanish under open ports cost it minutes (800 ports: 586 s against 23 s): ports first.
-    // Userspace: both at once.
     if (this.d.datapath === "system") {
-      await ports();
+      // The kernel datapath closes ports whose devices are still there quickly, but devices that
+      // vanish under open ports cost it minutes (800 ports: 586 s against 23 s): ports first.
+      if (unplug.length > 0) await ovs.transact(unplug, { waitApplied: true, timeoutMs: CLOSE_APPLY_MS });
       await veths();
-    } else await Promise.all([ports(), veths()]);
+    } else await Promise.all([this.unplugOnCommit(unplug), veths()]);
 
     // 2. Veths that are missing, where the node's namespace exists.
     const make: { d: LocalPort; netns: NetnsRef }[] = [];
@@ -276,16 +275,13 @@ export class HostPorts {
   }
 
   /**
-   * Takes ports off br-int. Userspace: answers on commit (ovs-vswitchd closing hundreds of ports
-   * takes seconds, and a lab's removal need not wait for it); `closing` holds the rest for a
-   * pass that makes veths. Kernel: once applied.
+   * Takes ports off br-int (userspace), answering on commit: ovs-vswitchd closing hundreds of
+   * ports takes seconds, and a lab's removal need not wait for it; `closing` holds the rest for a
+   * pass that makes veths.
    */
-  private async removePorts(op: Operation): Promise<void> {
-    if (this.d.datapath === "system") {
-      await this.d.ovs.transact([op], { waitApplied: true, timeoutMs: CLOSE_APPLY_MS });
-      return;
-    }
-    const { applied } = await this.d.ovs.transactCommitted([op], { appliedTimeoutMs: CLOSE_APPLY_MS });
+  private async unplugOnCommit(ops: Operation[]): Promise<void> {
+    if (ops.length === 0) return;
+    const { applied } = await this.d.ovs.transactCommitted(ops, { appliedTimeoutMs: CLOSE_APPLY_MS });
     this.closing = applied.catch((e: unknown) =>
       this.d.logger.warn({ err: toAgentError(e).message }, "ovn: ovs-vswitchd has not closed removed ports"),
     );

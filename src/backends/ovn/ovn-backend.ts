@@ -452,10 +452,6 @@ export class OvnBackend implements NetworkBackend {
     }
   }
 
-  /**
-   * Resolves with the chassis that have not applied `target` (empty: all did). Event-driven on
-   * SB's monitor; without SB, NB's hv_cfg (every chassis) stands in.
-   */
   /** The known chassis of the plan that have not applied `target` yet. */
   private lateHosts(target: number, plan: NbPlan): string[] {
     const cfg = this.appliedCfg();
@@ -463,6 +459,10 @@ export class OvnBackend implements NetworkBackend {
     return [...plan.hosts].filter((h) => known.has(h) && (cfg.get(h) ?? -1) < target);
   }
 
+  /**
+   * Resolves with the chassis that have not applied `target` (empty: all did). Event-driven on
+   * SB's monitor; without SB, NB's hv_cfg (every chassis) stands in.
+   */
   private untilApplied(
     target: number,
     plan: NbPlan,
