@@ -14,8 +14,8 @@ const NAME = "ovn: cross-host hot rewire";
 
 /**
  * Scenario 16: a link from node x (host hv1) rewired between y1 and y2 (host hv2) and back, each
- * a PUT of the lab answered once both chassis applied it (SB Chassis_Private.nb_cfg, the moved
- * ports bound and up). Baseline: the same move by one `ovn-nbctl --wait=hv` process each.
+ * a PUT of the lab answered once both chassis applied it (the moved ports claimed in SB, then a
+ * second nb_cfg that follows the claims in SB Chassis_Private.nb_cfg, the ports up). Baseline: the same move by one `ovn-nbctl --wait=hv` process each.
  */
 export async function ovnRewire(ops: number): Promise<ScenarioResult> {
   if (!existsSync("/usr/bin/ovn-northd") || !existsSync("/usr/bin/ovn-controller")) {
@@ -154,7 +154,7 @@ export async function ovnRewire(ops: number): Promise<ScenarioResult> {
             agent: s.p50,
             baseline: b.p50,
             target: "p50 <= 10 ms",
-            note: `p99 ${s.p99.toFixed(1)} ms; both chassis' nb_cfg at p50 ${summary(chassis).p50.toFixed(1)} ms, then the moved ports' new bindings up and a second nb_cfg after their claims; answered with something pending ${pending.length} times; the first ping after the answer passed ${firstPing} of ${ops} times`,
+            note: `p99 ${s.p99.toFixed(1)} ms; the moved ports claimed, a second nb_cfg bumped and both chassis at it at p50 ${summary(chassis).p50.toFixed(1)} ms, then their bindings up; answered with something pending ${pending.length} times; the first ping after the answer passed ${firstPing} of ${ops} times`,
           },
           (f) => f.agent <= 10,
         ),

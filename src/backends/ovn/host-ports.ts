@@ -51,6 +51,9 @@ export class HostPorts {
   private readonly waiters: { after: number; resolve: () => void }[] = [];
   /** ovs-vswitchd closing the ports a pass removed (userspace: the pass does not wait for it). */
   private closing: Promise<void> = Promise.resolve();
+  /** This host's ports as declared when the last pass that went through began. */
+  private madeFrom: string | undefined;
+  private checkQueued = false;
 
   constructor(
     private readonly d: {
@@ -75,6 +78,20 @@ export class HostPorts {
       return;
     }
     this.running = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.loop());
+  }
+
+  /**
+   * NB changed: a pass only if this host's ports as declared differ from what the last pass
+   * made. Most changes touch nothing here (a rewire moves ports between logical switches;
+   * northd marks ports up), and a pass lists the host's links, a process each time.
+   */
+  declaredChanged(): void {
+    if (this.closed || this.checkQueued) return;
+    this.checkQueued = true;
+    setImmediate(() => {
+      this.checkQueued = false;
+      if (this.running || declaredKey(this.d.desired()) !== this.madeFrom) this.schedule();
+    });
   }
 
   /** Resolves once a pass that started after this call has finished. */
@@ -102,6 +119,7 @@ export class HostPorts {
         try {
           await this.pass();
         } catch (e) {
+          this.madeFrom = undefined;
           this.d.logger.warn({ err: toAgentError(e).message }, "ovn: host ports pass failed; retrying");
           this.retryLater();
         }
@@ -132,6 +150,7 @@ export class HostPorts {
     if (!ovs.isConnected) return; // reconnecting: the "connected" event schedules a pass
     const bridge = ovs.bridgeByName(INTEGRATION_BRIDGE);
     const desired = this.d.desired();
+    this.madeFrom = declaredKey(desired);
     const want = new Map(desired.map((d) => [d.port.hostPort, d]));
     const kernel = new Map((await listLinks(hostNs)).map((l) => [l.name, l]));
     // Our ports on br-int, by name.
@@ -326,6 +345,14 @@ export class HostPorts {
     }
     return made;
   }
+}
+
+/** What a pass makes of the declared ports, as one comparable string. */
+function declaredKey(desired: readonly LocalPort[]): string {
+  const rows = desired.map(({ lsp, port: p }) =>
+    [lsp, p.hostPort, p.netns, p.mtu, p.lab, p.node, p.iface, p.carrier].join("\u0000"),
+  );
+  return rows.sort().join("\u0001");
 }
 
 /** The NB mark (JSON of a NetnsRef) back into a validated reference. */

@@ -230,8 +230,11 @@ export class OvnBackend implements NetworkBackend {
       this.hostPorts.schedule();
     });
     this.ovs.on("change", (c: CacheChange) => {
-      if (c.table === "Bridge" && (c.new ?? c.old)?.name === INTEGRATION_BRIDGE) this.hostPorts.schedule();
-      else if (c.table === "Port") {
+      if (c.table === "Bridge" && (c.new ?? c.old)?.name === INTEGRATION_BRIDGE) {
+        // ovn-controller writes br-int's external_ids on every nb_cfg: only its ports matter here.
+        if (c.kind !== "modify" || JSON.stringify(c.old?.ports) !== JSON.stringify(c.new?.ports))
+          this.hostPorts.schedule();
+      } else if (c.table === "Port") {
         const ids = decodeMap((c.old ?? c.new)?.external_ids);
         if (ids[PORT_MARK.kind] === PORT_MARK.kindValue) this.hostPorts.schedule();
       }
@@ -294,7 +297,7 @@ export class OvnBackend implements NetworkBackend {
       (c.table === "Logical_Switch_Port" || c.table === "Logical_Switch") &&
       ids.archetype_owner !== undefined
     )
-      this.hostPorts.schedule();
+      this.hostPorts.declaredChanged();
   }
 
   /** The labs as NB holds them (cached until NB changes). */
@@ -412,13 +415,22 @@ export class OvnBackend implements NetworkBackend {
       const pending = this.lateHosts(target, plan);
       return { nbCfg: target, pending, ms: performance.now() - started, chassisMs: 0 };
     }
-    let { pending, chassisAt } = await this.untilApplied(target, plan, hvApplied);
-    if (pending.length === 0 && plan.moved.length > 0 && plan.hosts.size > 1) {
+    let pending: string[];
+    let chassisAt: number | undefined;
+    if (plan.moved.length > 0 && plan.hosts.size > 1) {
       // A moved port's binding is made anew: its chassis claims it after the change, so another
       // chassis' nb_cfg may predate the claim (it would not tunnel to it yet). A second nb_cfg,
-      // bumped once the claims are in, is applied only with them (SB keeps commit order).
-      const second = await this.transactNb([]);
-      ({ pending } = await this.untilApplied(second.target, { ...plan, moved: [] }, second.hvApplied));
+      // bumped as soon as the claims are in SB, is applied only with them (SB keeps commit order)
+      // and implies the first: one wait covers both.
+      const claims = await this.untilSb(() => this.unclaimed(target, plan.moved), hvApplied);
+      if (claims.length > 0) {
+        pending = [...claims, ...this.lateHosts(target, plan)];
+      } else {
+        const second = await this.transactNb([]);
+        ({ pending, chassisAt } = await this.untilApplied(second.target, plan, second.hvApplied));
+      }
+    } else {
+      ({ pending, chassisAt } = await this.untilApplied(target, plan, hvApplied));
     }
     await local;
     const ms = performance.now() - started;
@@ -459,38 +471,48 @@ export class OvnBackend implements NetworkBackend {
     return [...plan.hosts].filter((h) => known.has(h) && (cfg.get(h) ?? -1) < target);
   }
 
+  /** The moved ports not claimed yet, once northd has put `target` into SB (before, SB still shows their old bindings). */
+  private unclaimed(target: number, moved: readonly string[]): string[] {
+    const sbCfg = [...this.sb.rawRows("SB_Global").values()][0]?.nb_cfg;
+    if (typeof sbCfg !== "number" || sbCfg < target) return moved.map((lsp) => `port ${lsp} (not in SB yet)`);
+    const b = this.bindings();
+    return moved.filter((lsp) => !b.get(lsp)?.chassis).map((lsp) => `port ${lsp} (not claimed)`);
+  }
+
   /**
-   * Resolves with the chassis that have not applied `target` (empty: all did). Event-driven on
-   * SB's monitor; without SB, NB's hv_cfg (every chassis) stands in.
+   * Resolves with the chassis (and moved ports, bound and up) that have not applied `target`
+   * (empty: all did), and when the chassis had.
    */
-  private untilApplied(
+  private async untilApplied(
     target: number,
     plan: NbPlan,
     hvApplied: Promise<void>,
   ): Promise<{ pending: string[]; chassisAt: number | undefined }> {
     let chassisAt: number | undefined;
-    const missing = (): string[] => {
+    const pending = await this.untilSb(() => {
       const late = this.lateHosts(target, plan);
       if (late.length === 0) chassisAt ??= performance.now();
-      if (plan.moved.length > 0) {
-        const b = this.bindings();
-        for (const lsp of plan.moved) {
-          const x = b.get(lsp);
-          if (!x?.up) late.push(`port ${lsp}`);
-        }
-      }
+      const b = this.bindings();
+      for (const lsp of plan.moved) if (!b.get(lsp)?.up) late.push(`port ${lsp}`);
       return late;
-    };
-    if (missing().length === 0) return Promise.resolve({ pending: [], chassisAt });
+    }, hvApplied);
+    return { pending, chassisAt };
+  }
+
+  /**
+   * Resolves with what `missing` still names once it names nothing, or at the timeout.
+   * Event-driven on SB's monitor; without SB, NB's hv_cfg (every chassis) stands in.
+   */
+  private untilSb(missing: () => string[], hvApplied: Promise<void>): Promise<string[]> {
+    if (missing().length === 0) return Promise.resolve([]);
     return new Promise((resolve) => {
       const check = () => {
-        const late = missing();
-        if (late.length === 0) done([]);
+        if (missing().length === 0) done([]);
       };
       const done = (late: string[]) => {
         clearTimeout(timer);
         this.sb.off("change", check);
-        resolve({ pending: late, chassisAt });
+        resolve(late);
       };
       const timer = setTimeout(() => done(missing()), APPLY_TIMEOUT_MS);
       this.sb.on("change", check);
