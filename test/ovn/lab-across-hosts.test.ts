@@ -10,6 +10,7 @@ import { isAgentError } from "../../src/common/errors.js";
 import { silentLogger } from "../../src/common/log.js";
 import type { AgentConfig } from "../../src/config/config.js";
 import type { LabSpec, LabView } from "../../src/model/views.js";
+import { EventReader, samples } from "../harness/event-reader.js";
 import { addAddress, NetnsPool, nsExec } from "../harness/netns.js";
 import { type OvnHosts, ovnAgentConfig, startOvnHosts, until } from "../harness/ovn-hosts.js";
 import { icmpEcho, parsePcap } from "../harness/pcap.js";
@@ -301,6 +302,40 @@ test("capture of a cross-host link on this host's end; another host's interface 
   assert.equal(far.status, 409);
   const body = (await far.json()) as { error: { message: string; hint?: string } };
   assert.match(body.error.message, /not on this host \(hv1\): it runs on hv2/);
+});
+
+test("the live feed carries this host's lab ports with rates while a cross-host ping runs", async (ctx) => {
+  await ovn.hosts[0]!.vsctl(["set", "Open_vSwitch", ".", "other_config:stats-update-interval=1000"]);
+  const api = await startApi(agent(0).services, { logger: silentLogger() });
+  const reader = new EventReader(`${api.address}/events?lab=span`, "");
+  ctx.after(async () => {
+    reader.close();
+    await api.close();
+    await ovn.hosts[0]!.vsctl(["remove", "Open_vSwitch", ".", "other_config", "stats-update-interval"]);
+  });
+  const view = labs(0).getLab("span");
+  const port = view.nodes.find((n) => n.name === "a1")!.interfaces.find((i) => i.name === "eth2")!.host_port;
+  await reader.next((e) => e.type === "hello", 10_000);
+  await eventuallyPings("a1", ADDR["b1:eth1"]!);
+  const pinging = nsExec(ns.a1!, ["ping", "-n", "-q", "-i", "0.2", "-c", "40", ADDR["b1:eth1"]!], {
+    timeoutMs: 30_000,
+  });
+  try {
+    const e = await reader.next(
+      (x) => x.type === "ports" && samples(x).some((p) => p.port === port && p.rx_pps > 0 && p.tx_pps > 0),
+      20_000,
+    );
+    const s = samples(e).find((p) => p.port === port)!;
+    assert.equal(s.lab, "span");
+    console.log(`# ${port} (a1:eth2 on hv1): ${s.rx_pps.toFixed(1)} rx, ${s.tx_pps.toFixed(1)} tx packets/s`);
+  } finally {
+    await pinging;
+  }
+  const all = reader.events.filter((x) => x.type === "ports").flatMap(samples);
+  assert.ok(
+    all.every((p) => p.lab === "span"),
+    "only the lab's ports, none of ovn-controller's own (tunnels, br-int)",
+  );
 });
 
 test("hot rewire of a cross-host link to another host's node: one NB transaction, answered once applied", async () => {

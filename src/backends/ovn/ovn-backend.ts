@@ -24,6 +24,7 @@ import type {
   OrphansCapability,
   PortObservation,
   ReconcileReport,
+  SwitchDbCapability,
 } from "../network-backend.js";
 import { HostLiveness } from "./host-liveness.js";
 import { HostPorts, type LocalPort } from "./host-ports.js";
@@ -114,8 +115,13 @@ export class OvnBackend implements NetworkBackend {
     overlay:
       "the ovn backend links hosts itself (Geneve, through OVN): give nodes a host in the lab body instead",
     dockerPorts: "the Docker plugin is not available with the ovn backend yet",
-    switchDb: "the live page's switch feed follows the ovs backend's bridge; the ovn backend has none yet",
     impairment: "impairments are not available with the ovn backend yet",
+  };
+
+  /** The live page's counters and port changes: this host's OVS, where its lab ports are br-int's. */
+  readonly switchDb: SwitchDbCapability = {
+    client: () => this.ovs,
+    labOf: (ids) => (ids[PORT_MARK.kind] === PORT_MARK.kindValue ? ids[PORT_MARK.lab] : undefined),
   };
 
   /** This host's interfaces: the host end of the veth, a port of br-int (both directions cross it). */
