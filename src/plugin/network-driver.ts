@@ -241,10 +241,17 @@ export class NetworkDriver {
       return false;
     }
     // Both on disk before the answer: after a crash the spare is neither lost nor handed out twice.
-    await Promise.all([
-      recorded,
-      this.d.store.pluginEndpoints.set(id, { endpointId: id, networkId: net.networkId, ...spare }),
-    ]);
+    try {
+      await Promise.all([
+        recorded,
+        this.d.store.pluginEndpoints.set(id, { endpointId: id, networkId: net.networkId, ...spare }),
+      ]);
+    } catch (e) {
+      // Out of the pool, and no endpoint has it: its veth goes (Docker retries the endpoint).
+      await this.d.store.pluginEndpoints.delete(id).catch(() => undefined);
+      this.reaper.add([spare.hostPort]);
+      throw e;
+    }
     this.made.add(id);
     // The mark only tells OVSDB's readers whose port it is (cleanup and restarts go by the
     // store): sent now, not awaited. A mutation of this one key, so no lock is needed.

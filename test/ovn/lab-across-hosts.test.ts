@@ -379,6 +379,27 @@ test("carrier down from another host's agent: the port is disabled and the node 
   await eventuallyPings("a1", ADDR["c1:eth2"]!);
 });
 
+test("a node's veth deleted by hand while its agent runs is made again and bound, with no API call", async () => {
+  const iface = () =>
+    labs(2)
+      .getLab("span")
+      .nodes.find((n) => n.name === "c1")!
+      .interfaces.find((i) => i.name === "eth2")!;
+  await eventuallyPings("a1", ADDR["c1:eth2"]!);
+  await nsExec(ovn.hosts[2]!.netns, ["ip", "link", "del", iface().host_port]);
+  // Nothing in NB changes: hv3's agent sees its br-int port lose the device.
+  await until("c1:eth2 made again", async () => {
+    const r = await nsExec(ns.c1!, ["ip", "link", "show", "eth2"]).then(
+      () => true,
+      () => false,
+    );
+    return r && iface().binding?.up === true;
+  });
+  await addAddress(ns.c1!, "eth2", `${ADDR["c1:eth2"]}/24`);
+  await nsExec(ns.a1!, ["ip", "neigh", "flush", "dev", "eth2"]);
+  await eventuallyPings("a1", ADDR["c1:eth2"]!);
+});
+
 test("faults: an agent restart, ovn-controller, SB and NB restarts; traffic returns without API calls", async () => {
   // The agent of hv3 goes: what it made stays (traffic flows). The veth of c1:eth2 is lost
   // meanwhile; the agent, back, makes it again from NB and binds it.

@@ -7,7 +7,7 @@ import type { ContainerAction, DockerEngine } from "../../src/plugin/docker-engi
 import { NetworkDriver } from "../../src/plugin/network-driver.js";
 import { GENERIC_OPTION } from "../../src/plugin/protocol.js";
 import { startTestAgent, type TestAgent } from "../harness/agent.js";
-import { NetnsPool, uniqueName } from "../harness/netns.js";
+import { NetnsPool, nsExec, uniqueName } from "../harness/netns.js";
 
 /**
  * Plugin port work (veths made, spares claimed, endpoints marked with their container) racing
@@ -214,4 +214,71 @@ test("plugin ports made, claimed and marked while links and reconciles run: VLAN
     [],
     "no port of the lab's networks left",
   );
+});
+
+test("a spare whose endpoint record cannot be written is refused and removed, not kept out of the pool", async () => {
+  const lab = uniqueName("lab");
+  const a = t.agent;
+  const driver = new NetworkDriver({
+    config: t.config,
+    store: a.store,
+    backend: a.services.backend,
+    labs: a.labs,
+    locks: a.locks,
+    logger: silentLogger(),
+    docker: new FakeDocker(),
+    resolveTimeoutMs: 60_000,
+  });
+  const call = (name: string, body: unknown) => driver.handle(`NetworkDriver.${name}`, body);
+  const net = randomBytes(16).toString("hex");
+  const eventually = async (what: string, check: () => boolean | Promise<boolean>) => {
+    const deadline = Date.now() + 60_000;
+    while (!(await check())) {
+      assert.ok(Date.now() < deadline, `not within 60 s: ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const endpoints = a.store.pluginEndpoints;
+  const set = endpoints.set.bind(endpoints);
+  try {
+    await call("CreateNetwork", {
+      NetworkID: net,
+      Options: { [GENERIC_OPTION]: { lab_id: lab, interface_name: "eth1" } },
+      IPv4Data: [{ Pool: "0.0.0.0/0" }],
+    });
+    await eventually("two spares made", () => (a.store.pluginNetworks.get(net)?.spares ?? []).length === 2);
+    const spare = a.store.pluginNetworks.get(net)!.spares![0]!.hostPort;
+    assert.ok((await ports()).some((p) => p.name === spare));
+    assert.ok(await nsExec(t.ovs.netns!, ["ip", "link", "show", spare]), "the spare's veth is there");
+    // The disk refuses the endpoint's record once.
+    endpoints.set = () => {
+      endpoints.set = set;
+      return Promise.reject(new Error("no space left on device (injected)"));
+    };
+    const ep = randomBytes(16).toString("hex");
+    await assert.rejects(
+      call("CreateEndpoint", { NetworkID: net, EndpointID: ep, Interface: {} }),
+      /no space left/,
+    );
+    assert.equal(endpoints.get(ep), undefined, "no endpoint recorded");
+    assert.ok(!(a.store.pluginNetworks.get(net)?.spares ?? []).some((s) => s.hostPort === spare));
+    const vethThere = () =>
+      nsExec(t.ovs.netns!, ["ip", "link", "show", spare]).then(
+        () => true,
+        () => false,
+      );
+    await eventually(
+      "the refused spare's port and veth removed",
+      async () => (await ports()).every((p) => p.name !== spare) && !(await vethThere()),
+    );
+    // Docker's retry gets an interface.
+    await call("CreateEndpoint", { NetworkID: net, EndpointID: ep, Interface: {} });
+    const rec = endpoints.get(ep);
+    assert.ok(rec && rec.hostPort !== spare, "the retry has an interface of its own");
+  } finally {
+    endpoints.set = set;
+    await call("DeleteNetwork", { NetworkID: net }).catch(() => undefined);
+    await driver.close();
+    await a.labs.deleteLab(lab).catch(() => undefined);
+  }
 });

@@ -243,6 +243,10 @@ export class OvnBackend implements NetworkBackend {
       } else if (c.table === "Port") {
         const ids = decodeMap((c.old ?? c.new)?.external_ids);
         if (ids[PORT_MARK.kind] === PORT_MARK.kindValue) this.hostPorts.schedule();
+      } else if (c.table === "Interface" && c.kind === "modify" && deviceChanged(c.old, c.new)) {
+        // A veth deleted by hand under its port: ovs-vswitchd says so only here (its link goes down).
+        const port = this.ovs.portByName(String(c.new?.name));
+        if (port?.external_ids[PORT_MARK.kind] === PORT_MARK.kindValue) this.hostPorts.schedule();
       }
     });
   }
@@ -586,4 +590,10 @@ export class OvnBackend implements NetworkBackend {
       ports,
     };
   };
+}
+
+/** Whether an interface's device changed between two rows (not only its counters). */
+function deviceChanged(old: Row | undefined, now: Row | undefined): boolean {
+  const same = (c: string) => JSON.stringify(old?.[c]) === JSON.stringify(now?.[c]);
+  return !same("ofport") || !same("error") || !same("link_state");
 }
