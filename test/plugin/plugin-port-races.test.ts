@@ -57,6 +57,21 @@ class FakeDocker implements DockerEngine {
   }
 }
 
+/** A plugin driver on the test agent, as the agent makes it. */
+function driverOn(docker: DockerEngine): NetworkDriver {
+  const a = t.agent;
+  return new NetworkDriver({
+    config: t.config,
+    store: a.store,
+    backend: a.services.backend,
+    labs: a.labs,
+    locks: a.locks,
+    logger: silentLogger(),
+    docker,
+    resolveTimeoutMs: 60_000,
+  });
+}
+
 interface PortJson {
   name: string;
   tag: number | undefined;
@@ -89,16 +104,7 @@ test("plugin ports made, claimed and marked while links and reconciles run: VLAN
   const lab = uniqueName("lab");
   const docker = new FakeDocker();
   const a = t.agent;
-  const driver = new NetworkDriver({
-    config: t.config,
-    store: a.store,
-    backend: a.services.backend,
-    labs: a.labs,
-    locks: a.locks,
-    logger: silentLogger(),
-    docker,
-    resolveTimeoutMs: 60_000,
-  });
+  const driver = driverOn(docker);
   const call = (name: string, body: unknown) => driver.handle(`NetworkDriver.${name}`, body);
   const nets: string[] = [];
   try {
@@ -219,16 +225,7 @@ test("plugin ports made, claimed and marked while links and reconciles run: VLAN
 test("a spare whose endpoint record cannot be written is refused and removed, not kept out of the pool", async () => {
   const lab = uniqueName("lab");
   const a = t.agent;
-  const driver = new NetworkDriver({
-    config: t.config,
-    store: a.store,
-    backend: a.services.backend,
-    labs: a.labs,
-    locks: a.locks,
-    logger: silentLogger(),
-    docker: new FakeDocker(),
-    resolveTimeoutMs: 60_000,
-  });
+  const driver = driverOn(new FakeDocker());
   const call = (name: string, body: unknown) => driver.handle(`NetworkDriver.${name}`, body);
   const net = randomBytes(16).toString("hex");
   const eventually = async (what: string, check: () => boolean | Promise<boolean>) => {
