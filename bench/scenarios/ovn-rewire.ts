@@ -15,7 +15,8 @@ const NAME = "ovn: cross-host hot rewire";
 /**
  * Scenario 16: a link from node x (host hv1) rewired between y1 and y2 (host hv2) and back, each
  * a PUT of the lab answered once both chassis applied it (the moved ports claimed in SB, then a
- * second nb_cfg that follows the claims in SB Chassis_Private.nb_cfg, the ports up). Baseline: the same move by one `ovn-nbctl --wait=hv` process each.
+ * second nb_cfg bumped after the claims reported in SB Chassis_Private.nb_cfg, the ports up).
+ * Baseline: the same move by one `ovn-nbctl --wait=hv` process each.
  */
 export async function ovnRewire(ops: number): Promise<ScenarioResult> {
   if (!existsSync("/usr/bin/ovn-northd") || !existsSync("/usr/bin/ovn-controller")) {

@@ -238,13 +238,13 @@ export class OvnBackend implements NetworkBackend {
     this.ovs.on("change", (c: CacheChange) => {
       if (c.table === "Bridge" && (c.new ?? c.old)?.name === INTEGRATION_BRIDGE) {
         // ovn-controller writes br-int's external_ids on every nb_cfg: only its ports matter here.
-        if (c.kind !== "modify" || JSON.stringify(c.old?.ports) !== JSON.stringify(c.new?.ports))
-          this.hostPorts.schedule();
+        if (c.kind !== "modify" || columnsDiffer(c.old, c.new, ["ports"])) this.hostPorts.schedule();
       } else if (c.table === "Port") {
         const ids = decodeMap((c.old ?? c.new)?.external_ids);
         if (ids[PORT_MARK.kind] === PORT_MARK.kindValue) this.hostPorts.schedule();
-      } else if (c.table === "Interface" && c.kind === "modify" && deviceChanged(c.old, c.new)) {
-        // A veth deleted by hand under its port: ovs-vswitchd says so only here (its link goes down).
+      } else if (c.table === "Interface" && c.kind === "modify" && columnsDiffer(c.old, c.new, DEVICE)) {
+        // A veth deleted by hand under its port: ovs-vswitchd says so only here (its link goes
+        // down); counter updates alone change none of these.
         const port = this.ovs.portByName(String(c.new?.name));
         if (port?.external_ids[PORT_MARK.kind] === PORT_MARK.kindValue) this.hostPorts.schedule();
       }
@@ -481,7 +481,10 @@ export class OvnBackend implements NetworkBackend {
     return [...plan.hosts].filter((h) => known.has(h) && (cfg.get(h) ?? -1) < target);
   }
 
-  /** The moved ports not claimed yet, once northd has put `target` into SB (before, SB still shows their old bindings). */
+  /**
+   * The moved ports not claimed yet, judged once northd has put `target` into SB (before that,
+   * SB still shows their old bindings).
+   */
   private unclaimed(target: number, moved: readonly string[]): string[] {
     const sbCfg = [...this.sb.rawRows("SB_Global").values()][0]?.nb_cfg;
     if (typeof sbCfg !== "number" || sbCfg < target) return moved.map((lsp) => `port ${lsp} (not in SB yet)`);
@@ -592,8 +595,10 @@ export class OvnBackend implements NetworkBackend {
   };
 }
 
-/** Whether an interface's device changed between two rows (not only its counters). */
-function deviceChanged(old: Row | undefined, now: Row | undefined): boolean {
-  const same = (c: string) => JSON.stringify(old?.[c]) === JSON.stringify(now?.[c]);
-  return !same("ofport") || !same("error") || !same("link_state");
+/** The Interface columns that change when its device is opened or lost. */
+const DEVICE = ["ofport", "error", "link_state"] as const;
+
+/** Whether any of these columns differs between two versions of a row. */
+function columnsDiffer(old: Row | undefined, now: Row | undefined, columns: readonly string[]): boolean {
+  return columns.some((c) => JSON.stringify(old?.[c]) !== JSON.stringify(now?.[c]));
 }
