@@ -190,7 +190,7 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
     labs: ovnLabs ?? labs,
     overlays,
     cleanup,
-    impairments,
+    impairments: ovnLabs?.impairments ?? impairments,
     captures,
     metrics,
   };

@@ -101,6 +101,11 @@ export class AgentError extends Error {
   }
 }
 
+/** Whether a string (an error's code carried in a store) is one of the agent's codes. */
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(STATUS, code);
+}
+
 export function isAgentError(e: unknown, code?: ErrorCode): e is AgentError {
   return e instanceof AgentError && (code === undefined || e.code === code);
 }

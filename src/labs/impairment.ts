@@ -1,6 +1,6 @@
 import { capability, type NetworkBackend } from "../backends/network-backend.js";
 import { AgentError } from "../common/errors.js";
-import { NETEM_FIELDS, SHAPE_FIELDS } from "../link/index.js";
+import { NETEM_FIELDS, SHAPE_FIELDS, shapeText } from "../link/index.js";
 import type { Impairment, ImpairmentDirection } from "../model/records.js";
 
 /**
@@ -94,19 +94,7 @@ export function netemFieldsOf(imp: Impairment | undefined): string[] {
 }
 
 export function sameImpairment(x: Impairment | undefined, y: Impairment | undefined): boolean {
-  return JSON.stringify(canonical(x)) === JSON.stringify(canonical(y));
-}
-
-function canonical(imp: Impairment | undefined): Record<string, Record<string, number>> {
-  const out: Record<string, Record<string, number>> = {};
-  for (const d of DIRECTIONS) {
-    const dir = imp?.[d];
-    if (!dir) continue;
-    const fields: Record<string, number> = {};
-    for (const k of SHAPE_FIELDS) if (dir[k]) fields[k] = dir[k] as number;
-    if (Object.keys(fields).length > 0) out[d] = fields;
-  }
-  return out;
+  return DIRECTIONS.every((d) => shapeText(x?.[d]) === shapeText(y?.[d]));
 }
 
 /**
@@ -117,17 +105,20 @@ export function requireShaping(
   backend: NetworkBackend,
   impairments: readonly (Impairment | undefined)[],
 ): void {
-  const asked = impairments.filter((i) => i !== undefined);
-  if (asked.length === 0) return;
-  const shaping = capability(backend, "impairment");
-  const netem = [...new Set(asked.flatMap(netemFieldsOf))];
-  if (netem.length === 0) return;
-  const missing = shaping.netemMissing();
-  if (missing) {
-    throw new AgentError(
-      "NOT_SUPPORTED",
-      `${netem.join(", ")}: ${missing}; nothing was changed`,
-      "load sch_netem (modprobe sch_netem), or ask for rate_kbit alone",
-    );
-  }
+  if (impairments.every((i) => i === undefined)) return;
+  refuseWithoutNetem(capability(backend, "impairment").netemMissing(), impairments);
+}
+
+/** NOT_SUPPORTED (501) for the impairments that need netem when `missing` says why it is absent. */
+export function refuseWithoutNetem(
+  missing: string | undefined,
+  impairments: readonly (Impairment | undefined)[],
+): void {
+  const netem = [...new Set(impairments.flatMap(netemFieldsOf))];
+  if (netem.length === 0 || !missing) return;
+  throw new AgentError(
+    "NOT_SUPPORTED",
+    `${netem.join(", ")}: ${missing}; nothing was changed`,
+    "load sch_netem (modprobe sch_netem), or ask for rate_kbit alone",
+  );
 }

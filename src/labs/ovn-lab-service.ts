@@ -1,18 +1,20 @@
-import { labSwitchName, linkSwitchName, portName } from "../backends/ovn/marks.js";
-import type { DesiredPort, NbLab, NbPort } from "../backends/ovn/nb-model.js";
+import { labSwitchName, linkSwitchName, parseShapedError, portName } from "../backends/ovn/marks.js";
+import type { DesiredPort, NbLab, NbLink, NbPort } from "../backends/ovn/nb-model.js";
 import type { DesiredLab, DesiredLink } from "../backends/ovn/nb-plan.js";
 import type { Applied, OvnBackend } from "../backends/ovn/ovn-backend.js";
-import { AgentError } from "../common/errors.js";
+import { AgentError, toAgentError } from "../common/errors.js";
 import type { Locks } from "../common/locks.js";
 import type { Logger } from "../common/log.js";
 import type { AgentConfig } from "../config/config.js";
+import { parseShapeText, type QdiscShape, sameShape, shapeText } from "../link/index.js";
 import { checkNodeNetns, type NetnsRef, netnsLost, parseNetnsRef } from "../link/netns.js";
 import type { Metrics } from "../metrics.js";
 import { defaultLinkId, hostPortName } from "../model/derived-names.js";
 import { formatEnd, parseEnd, validateId } from "../model/names.js";
-import type { CaptureTarget, LabOperations } from "../model/operations.js";
-import type { CarrierState } from "../model/records.js";
+import type { CaptureTarget, ImpairmentOperations, LabOperations } from "../model/operations.js";
+import type { CarrierState, Impairment } from "../model/records.js";
 import type {
+  ImpairmentView,
   InterfaceView,
   LabChanges,
   LabSpec,
@@ -23,8 +25,9 @@ import type {
   NodeView,
 } from "../model/views.js";
 import type { CaptureEnd } from "./capture-service.js";
-import { requireShaping, validateImpairment } from "./impairment.js";
+import { refuseWithoutNetem, sameImpairment, validateImpairment } from "./impairment.js";
 import { emptyPlan, validateInterfaces } from "./lab-plan.js";
+import { rolledBack } from "./lab-service.js";
 import { interfaceNotFound, labNotFound, linkNotFound } from "./lookups.js";
 import { netnsText } from "./render.js";
 
@@ -75,17 +78,15 @@ export class OvnLabService implements LabOperations {
     validateId(lab, "lab");
     return this.d.locks.withKey(lab, () =>
       this.d.metrics.time("apply_lab", async () => {
-        // Refused, not ignored: an impaired link here would not be impaired.
-        requireShaping(
-          this.d.backend,
-          spec.links.map((l) =>
-            validateImpairment(l.impairment, `link ${l.id ?? `${l.a} ${l.b}`}: impairment`),
-          ),
-        );
         const cur = this.d.backend.nbState().labs.get(lab);
         const want = await this.desired(lab, spec, cur);
+        // Checked here, for this host's kernel; another host's agent reports its own refusal.
+        refuseWithoutNetem(
+          this.d.backend.netemMissing(),
+          want.links.map((l) => l.impairment),
+        );
         const changes = diff(cur, want);
-        this.lastApplied = await this.d.backend.applyLab(want);
+        await this.commit(want, cur);
         return { lab: this.view(this.mustLab(lab)), changes };
       }),
     );
@@ -131,7 +132,7 @@ export class OvnLabService implements LabOperations {
         body.nodes.push({ name: node, ...spec });
       }
       const want = await this.desired(lab, body, cur);
-      this.lastApplied = await this.d.backend.applyLab(want);
+      await this.commit(want, cur);
       const view = this.view(this.mustLab(lab)).nodes.find((n) => n.name === node);
       return view as NodeView;
     });
@@ -166,7 +167,7 @@ export class OvnLabService implements LabOperations {
       }
       body.links.push({ id, a: formatEnd(a), b: formatEnd(b) });
       const want = await this.desired(lab, body, cur);
-      this.lastApplied = await this.d.backend.applyLab(want);
+      await this.commit(want, cur);
       return this.linkOf(lab, id);
     });
   }
@@ -178,7 +179,7 @@ export class OvnLabService implements LabOperations {
       const body = specOf(cur);
       body.links = body.links.filter((l) => l.id !== id);
       const want = await this.desired(lab, body, cur);
-      this.lastApplied = await this.d.backend.applyLab(want);
+      await this.commit(want, cur);
     });
   }
 
@@ -216,7 +217,97 @@ export class OvnLabService implements LabOperations {
   private async withCarrier(lab: string, cur: NbLab, ends: readonly string[], state: CarrierState) {
     const want = await this.desired(lab, specOf(cur), cur);
     for (const p of want.ports) if (ends.includes(`${p.node}:${p.iface}`)) p.carrier = state;
-    this.lastApplied = await this.d.backend.applyLab(want);
+    await this.commit(want, cur);
+  }
+
+  /**
+   * Writes the lab to NB and waits until applied. When a host's agent could not apply a qdisc
+   * (tc refused it there), the lab is put back as it was and that error is thrown.
+   */
+  private async commit(want: DesiredLab, before: NbLab | undefined): Promise<void> {
+    const applied = await this.d.backend.applyLab(want);
+    this.lastApplied = applied;
+    const first = applied.shapeFailed[0];
+    if (!first) return;
+    const failed: string[] = [];
+    try {
+      if (before) await this.d.backend.applyLab(desiredOf(before));
+      else await this.d.backend.deleteLab(want.lab);
+    } catch (e) {
+      failed.push(`the lab in OVN's northbound database: ${toAgentError(e).message}`);
+    }
+    this.d.logger.warn(
+      { lab: want.lab, port: first.lsp, err: first.error.message, failed },
+      "impairment rolled back",
+    );
+    throw rolledBack(first.error, failed);
+  }
+
+  // ---- impairments: kept in NB on the link's switch; each end's host agent applies its own ----
+
+  /** `GET/PUT/DELETE /labs/{lab}/links/{id}/impairment` with the ovn backend. */
+  readonly impairments: ImpairmentOperations = {
+    get: async (lab, id) => this.impairmentView(lab, id),
+    set: (lab, id, spec) => this.setImpairment(lab, id, spec),
+  };
+
+  private async setImpairment(
+    lab: string,
+    id: string,
+    spec: Impairment | undefined,
+  ): Promise<ImpairmentView> {
+    const impairment = validateImpairment(spec);
+    return this.d.locks.withKey(lab, () =>
+      this.d.metrics.time("impair", async () => {
+        const cur = this.mustLab(lab);
+        const link = cur.links.get(id);
+        if (!link) throw linkNotFound(lab, id);
+        refuseWithoutNetem(this.d.backend.netemMissing(), [impairment]);
+        if (!sameImpairment(link.impairment, impairment)) {
+          const want = desiredOf(cur);
+          want.links = want.links.map((l) => (l.id === id ? { ...l, impairment } : l));
+          await this.commit(want, cur);
+        }
+        return this.impairmentView(lab, id);
+      }),
+    );
+  }
+
+  /**
+   * What a link's impairment asks, and what its ends' hosts apply: this host's ends read back
+   * from tc, another host's as its agent reported it in NB.
+   */
+  private async impairmentView(lab: string, id: string): Promise<ImpairmentView> {
+    const rec = this.mustLab(lab);
+    const link = rec.links.get(id);
+    if (!link) throw linkNotFound(lab, id);
+    const [atA, atB] = await Promise.all([link.a, link.b].map((e) => this.appliedAt(rec.interfaces.get(e))));
+    return {
+      lab,
+      id,
+      a: link.a,
+      b: link.b,
+      a_to_b: link.impairment?.a_to_b ?? {},
+      b_to_a: link.impairment?.b_to_a ?? {},
+      applied: atA && atB ? { a_to_b: atB.shape, b_to_a: atA.shape } : null,
+      in_sync: (atA?.inSync ?? true) && (atB?.inSync ?? true),
+    };
+  }
+
+  /** The qdisc on a port's host end (undefined while it is absent). */
+  private async appliedAt(
+    p: NbPort | undefined,
+  ): Promise<{ shape: QdiscShape; inSync: boolean } | undefined> {
+    const backend = this.d.backend;
+    if (!p) return undefined;
+    if (p.host === backend.hostId) {
+      if (!backend.localPresent(p.hostPort)) return undefined;
+      const q = await backend.localQdisc(p.hostPort).catch(() => undefined);
+      return { shape: q?.kind === "shape" ? q.shape : {}, inSync: sameShape(p.shape, q) };
+    }
+    if (backend.binding(p.name).chassis !== p.host) return undefined;
+    if (parseShapedError(p.shaped)) return { shape: {}, inSync: false };
+    return { shape: parseShapeText(p.shaped), inSync: p.shaped === shapeText(p.shape) };
   }
 
   // ---- validation: everything is checked before anything is written ----
@@ -324,7 +415,8 @@ export class OvnLabService implements LabOperations {
           `OVN's northbound database has a logical switch ${linkSwitchName(lab, id)} that is not the agent's`,
         );
       }
-      links.push({ id, a: formatEnd(a), b: formatEnd(b) });
+      const impairment = validateImpairment(l.impairment, `link ${id}: impairment`);
+      links.push({ id, a: formatEnd(a), b: formatEnd(b), ...(impairment ? { impairment } : {}) });
     }
     // This host's new nodes' namespaces must exist (other hosts' agents check their own).
     const sw = this.d.config.switchNetns;
@@ -480,6 +572,7 @@ export class OvnLabService implements LabOperations {
         mode: "wire",
         vlan: null,
         state: down ? "down" : up ? "up" : "pending",
+        ...(l.impairment ? { impairment: l.impairment } : {}),
       };
     });
     return { lab: lab.lab, nodes, links };
@@ -526,8 +619,26 @@ function specOf(lab: NbLab): LabSpec {
   }
   return {
     nodes: [...nodes.values()],
-    links: [...lab.links.values()].map((l) => ({ id: l.id, a: l.a, b: l.b })),
+    links: [...lab.links.values()].map(linkSpecOf),
   };
+}
+
+function linkSpecOf(l: NbLink): DesiredLink {
+  return { id: l.id, a: l.a, b: l.b, ...(l.impairment ? { impairment: l.impairment } : {}) };
+}
+
+/** The lab as NB holds it, as the desired state that keeps it so (checked when it was written). */
+function desiredOf(lab: NbLab): DesiredLab {
+  const ports: DesiredPort[] = [...lab.interfaces.values()].map((p) => ({
+    node: p.node,
+    iface: p.iface,
+    host: p.host,
+    netns: p.netns,
+    mtu: p.mtu,
+    hostPort: p.hostPort,
+    carrier: p.carrier,
+  }));
+  return { lab: lab.lab, ports, links: [...lab.links.values()].map(linkSpecOf) };
 }
 
 /** What a change does, in the contract's words. */
@@ -555,5 +666,10 @@ function diff(cur: NbLab | undefined, want: DesiredLab): LabChanges {
     }
   }
   for (const id of cur?.links.keys() ?? []) if (!wantLinks.has(id)) c.links_removed.push(id);
+  for (const [id, l] of wantLinks) {
+    const have = cur?.links.get(id);
+    if (have && !c.links_added.includes(id) && !sameImpairment(have.impairment, l.impairment))
+      c.impairments_changed.push(id);
+  }
   return c;
 }

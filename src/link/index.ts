@@ -32,12 +32,15 @@ export {
   needsNetem,
   netemMissing,
   parseRootQdisc,
+  parseShapeText,
   type QdiscShape,
   qdiscLine,
   type RootQdisc,
   rootQdisc,
   SHAPE_FIELDS,
   sameShape,
+  shapeFrom,
+  shapeText,
   tcBatch,
 } from "./tc.js";
 export { validateAlias, validateGroup, validateMtu } from "./values.js";

@@ -36,6 +36,35 @@ export function isEmptyShape(s: QdiscShape | undefined): boolean {
   return s === undefined || SHAPE_FIELDS.every((k) => !s[k]);
 }
 
+/**
+ * A shape as one canonical string (fields in a fixed order, zeros left out; "" for none): two
+ * shapes asking the same are the same string, so it can be stored and compared as text.
+ */
+export function shapeText(s: QdiscShape | undefined): string {
+  const fields = SHAPE_FIELDS.filter((k) => s?.[k]).map((k) => [k, s?.[k]] as const);
+  return fields.length === 0 ? "" : JSON.stringify(Object.fromEntries(fields));
+}
+
+/** A shape back from `shapeText` (anything else, or "", is none). */
+export function parseShapeText(text: string): QdiscShape {
+  try {
+    return text === "" ? {} : shapeFrom(JSON.parse(text));
+  } catch {
+    return {};
+  }
+}
+
+/** The known, positive numeric fields of a value (JSON read back from a store): the rest is dropped. */
+export function shapeFrom(v: unknown): QdiscShape {
+  const out: QdiscShape = {};
+  if (typeof v !== "object" || v === null) return out;
+  for (const k of SHAPE_FIELDS) {
+    const n = (v as Record<string, unknown>)[k];
+    if (typeof n === "number" && Number.isFinite(n) && n > 0) out[k] = n;
+  }
+  return out;
+}
+
 export function needsNetem(s: QdiscShape | undefined): boolean {
   return s !== undefined && NETEM_FIELDS.some((k) => !!s[k]);
 }

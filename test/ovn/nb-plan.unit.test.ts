@@ -39,6 +39,8 @@ function written(): NbState {
     up: true,
     switchUuid: sw,
     createdAt: 1,
+    shape: undefined,
+    shaped: "",
   });
   const lab: NbLab = {
     lab: "x",
@@ -52,7 +54,18 @@ function written(): NbState {
       ["c:eth1", port("c", "u-lab", false)],
     ]),
     links: new Map([
-      ["l", { uuid: "u-l", name: "an:x:l", id: "l", a: "a:eth1", b: "b:eth1", ports: ["u-a", "u-b"] }],
+      [
+        "l",
+        {
+          uuid: "u-l",
+          name: "an:x:l",
+          id: "l",
+          a: "a:eth1",
+          b: "b:eth1",
+          ports: ["u-a", "u-b"],
+          impairment: undefined,
+        },
+      ],
     ]),
     createdAt: 1,
   };
@@ -138,4 +151,36 @@ test("a removed link: its switch goes, its ports return to the lab's switch", ()
   const lab = plan.ops.find((o) => o.op === "update" && JSON.stringify(o.where).includes('"u-lab"]'));
   assert.ok(lab && lab.op === "update");
   assert.equal((lab.row.ports as ["set", unknown[]])[1].length, 3);
+});
+
+test("an impairment alone: the link switch's marks, and each end's host to report its direction", () => {
+  const w = want();
+  w.links = [{ id: "l", a: "a:eth1", b: "b:eth1", impairment: { a_to_b: { rate_kbit: 1000 } } }];
+  const plan = planLab(written(), w, "hv3", 5);
+  const link = plan.ops.find((o) => o.op === "update" && JSON.stringify(o.where).includes('"u-l"]'));
+  assert.ok(link && link.op === "update");
+  assert.equal(link.row.ports, undefined, "its ports stay");
+  assert.ok(JSON.stringify(link.row.external_ids).includes('\\"rate_kbit\\":1000'));
+  assert.equal(
+    plan.ops.filter((o) => "table" in o && o.table === "Logical_Switch_Port").length,
+    0,
+    "no port row is written (their hosts' agents report what they applied)",
+  );
+  // a->b is shaped on b's host end; a's end wants none, as before.
+  assert.deepEqual([...plan.shaping], [["an:x:b:eth1", '{"rate_kbit":1000}']]);
+  assert.deepEqual([...plan.making], ["hv2"]);
+  assert.deepEqual(plan.moved, []);
+});
+
+test("a port's marks are changed key by key: what its host's agent reported stays", () => {
+  const w = want();
+  w.ports[0]!.mtu = 1400;
+  const plan = planLab(written(), w, "hv1", 5);
+  const rows = plan.ops.filter((o) => "table" in o && o.table === "Logical_Switch_Port");
+  assert.ok(rows.length > 0);
+  for (const o of rows) {
+    if (o.op === "update") assert.equal(o.row.external_ids, undefined, "never the whole map");
+    else assert.equal(o.op, "mutate");
+  }
+  assert.ok(!JSON.stringify(rows).includes("archetype_shaped"));
 });

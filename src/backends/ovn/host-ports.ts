@@ -1,6 +1,18 @@
 import { toAgentError } from "../../common/errors.js";
 import type { Logger } from "../../common/log.js";
-import { createVeths, deleteMany, disableTxOffload, listLinks, setLinkUp } from "../../link/index.js";
+import {
+  createVeths,
+  deleteMany,
+  disableTxOffload,
+  isEmptyShape,
+  listLinks,
+  listRootQdiscs,
+  qdiscLine,
+  sameShape,
+  setLinkUp,
+  shapeText,
+  tcBatch,
+} from "../../link/index.js";
 import { type NetnsRef, netnsLost, parseNetnsRef } from "../../link/netns.js";
 import {
   eqUuid,
@@ -16,13 +28,20 @@ import {
   update,
   uuid,
 } from "../../ovsdb/index.js";
-import { INTEGRATION_BRIDGE, PORT_MARK } from "./marks.js";
+import { INTEGRATION_BRIDGE, PORT_MARK, shapedError } from "./marks.js";
 import type { NbPort } from "./nb-model.js";
 
 /** How soon a port that could not be made (its namespace missing, ...) is tried again. */
 const RETRY_MS = 2000;
 /** How long ovs-vswitchd may take to close removed ports (hundreds on a busy host). */
 const CLOSE_APPLY_MS = 60_000;
+
+/** What a pass reports applied on a port's host end (NB_MARK.shaped). */
+export interface ShapedMark {
+  /** The logical switch port's uuid. */
+  uuid: string;
+  shaped: string;
+}
 
 /** A node interface of this host, as NB declares it. */
 export interface LocalPort {
@@ -35,7 +54,8 @@ export interface LocalPort {
  * Makes this host's part of every lab real: for each logical port NB places on this chassis, a
  * veth whose node end sits in the node's namespace and whose host end is a port of br-int with
  * `external_ids:iface-id` naming the logical port (ovn-controller then binds it). Ports of ours
- * that NB no longer places here are removed with their veths. Runs one pass at a time; a change
+ * that NB no longer places here are removed with their veths. The host end's qdisc is the shape
+ * of its link's direction towards the node (tc), reported back to NB. Runs one pass at a time; a change
  * during a pass runs another after it. Nothing of other hosts is touched: they do their own.
  */
 export class HostPorts {
@@ -54,6 +74,9 @@ export class HostPorts {
   /** This host's ports as declared when the last pass that went through began. */
   private madeFrom: string | undefined;
   private checkQueued = false;
+  /** Host ends given a qdisc by this agent: a pass lists qdiscs while there are any, or are wanted. */
+  private readonly shaped = new Set<string>();
+  private qdiscsChecked = false;
 
   constructor(
     private readonly d: {
@@ -62,6 +85,8 @@ export class HostPorts {
       desired: () => LocalPort[];
       hostNs: NetnsRef | undefined;
       datapath: "system" | "netdev";
+      /** Writes what passes applied on host ends into NB (each port's NB_MARK.shaped). */
+      report: (marks: readonly ShapedMark[]) => Promise<void>;
       logger: Logger;
     },
   ) {}
@@ -286,11 +311,51 @@ export class HostPorts {
         const names = wrong.filter((d) => d.port.carrier === state).map((d) => d.port.hostPort);
         if (names.length > 0) await setLinkUp(names, state === "up", hostNs);
       }
+      await this.shapeHostEnds(desired.filter((d) => present.has(d.port.hostPort)));
     }
 
     this.problems.clear();
     for (const [k, v] of problems) this.problems.set(k, v);
     if (problems.size > 0) this.retryLater();
+  }
+
+  /**
+   * Gives the host ends their qdiscs (one `tc` listing, one batch for what differs) and reports
+   * each port's result to NB where it changed. Nothing runs while no port is or was shaped.
+   */
+  private async shapeHostEnds(present: readonly LocalPort[]): Promise<void> {
+    const wanted = present.some((d) => !isEmptyShape(d.port.shape) || d.port.shaped !== "");
+    if (!wanted && this.shaped.size === 0 && this.qdiscsChecked) return;
+    const { hostNs } = this.d;
+    const have = await listRootQdiscs(hostNs);
+    this.qdiscsChecked = true;
+    const wrong = present.filter((d) => {
+      const now = have.get(d.port.hostPort);
+      return now !== undefined && !sameShape(d.port.shape, now);
+    });
+    const failed = new Map<string, string>();
+    const line = (d: LocalPort) => qdiscLine(d.port.hostPort, d.port.shape, d.port.mtu);
+    try {
+      await tcBatch(wrong.map(line), hostNs);
+    } catch {
+      // One by one, to tell which (tc -batch stops at the first failure).
+      for (const d of wrong) {
+        await tcBatch([line(d)], hostNs).catch((e: unknown) => {
+          const err = toAgentError(e);
+          failed.set(d.lsp, shapedError(shapeText(d.port.shape), err.code, err.message));
+        });
+      }
+    }
+    this.shaped.clear();
+    const marks: ShapedMark[] = [];
+    for (const d of present) {
+      const mark = failed.get(d.lsp) ?? shapeText(d.port.shape);
+      if (!failed.has(d.lsp) && mark !== "") this.shaped.add(d.port.hostPort);
+      if (mark !== d.port.shaped) marks.push({ uuid: d.port.uuid, shaped: mark });
+    }
+    if (failed.size > 0)
+      this.d.logger.warn({ failed: Object.fromEntries(failed) }, "ovn: impairment not applied");
+    if (marks.length > 0) await this.d.report(marks);
   }
 
   /**
@@ -350,7 +415,7 @@ export class HostPorts {
 /** What a pass makes of the declared ports, as one comparable string. */
 function declaredKey(desired: readonly LocalPort[]): string {
   const rows = desired.map(({ lsp, port: p }) =>
-    [lsp, p.hostPort, p.netns, p.mtu, p.lab, p.node, p.iface, p.carrier].join("\u0000"),
+    [lsp, p.hostPort, p.netns, p.mtu, p.lab, p.node, p.iface, p.carrier, shapeText(p.shape)].join("\u0000"),
   );
   return rows.sort().join("\u0001");
 }

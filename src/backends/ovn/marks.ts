@@ -25,12 +25,38 @@ export const NB_MARK = {
   /** The host end of the node's veth (on its host's integration bridge). */
   hostPort: "archetype_host_port",
   carrier: "archetype_carrier",
+  /** On a link switch: its impairment, canonical JSON ({"a_to_b":{..},"b_to_a":{..}}). */
+  impairment: "archetype_impairment",
+  /**
+   * On a port: the qdisc its host's agent applied on the host end (canonical JSON of the shape,
+   * "" for none), or "error: ..." when tc refused it. Only that agent writes it.
+   */
+  shaped: "archetype_shaped",
   /** On a lab switch: bumped by every change, so two agents writing one lab at once cannot both win. */
   generation: "archetype_generation",
   /** The chassis of the agent that last wrote the row. */
   writer: "archetype_writer",
   created: "archetype_created",
 } as const;
+
+/**
+ * NB_MARK.shaped when tc refused a shape: which shape (shapeText), and the error's code and
+ * message for the agent that waits for it. JSON with an `error` key (a shape has none).
+ */
+export function shapedError(shape: string, code: string, message: string): string {
+  return JSON.stringify({ error: code, message, shape });
+}
+
+export function parseShapedError(mark: string): { shape: string; code: string; message: string } | undefined {
+  if (!mark.includes('"error"')) return undefined;
+  try {
+    const v = JSON.parse(mark) as { error?: unknown; message?: unknown; shape?: unknown };
+    if (typeof v.error !== "string") return undefined;
+    return { code: v.error, message: String(v.message ?? ""), shape: String(v.shape ?? "") };
+  } catch {
+    return undefined;
+  }
+}
 
 /** Marks on this host's br-int ports of node interfaces (beside `iface-id`). */
 export const PORT_MARK = {

@@ -1,3 +1,5 @@
+import { type QdiscShape, shapeFrom, shapeText } from "../../link/index.js";
+import type { Impairment } from "../../model/records.js";
 import { decodeMap, decodeOptional, decodeSet, type Row } from "../../ovsdb/index.js";
 import { NB_MARK, OWNER_VALUE } from "./marks.js";
 
@@ -30,6 +32,13 @@ export interface NbPort extends DesiredPort {
   /** The switch that has the port now (lab or link switch), if any. */
   switchUuid: string | undefined;
   createdAt: number;
+  /**
+   * What its host end's qdisc should be: the direction of its link towards it (a link's a->b
+   * is the egress of b's host end); undefined when unlinked or unimpaired.
+   */
+  shape: QdiscShape | undefined;
+  /** What its host's agent reports applied there (NB_MARK.shaped: shapeText, "" or "error: ..."). */
+  shaped: string;
 }
 
 export interface NbLink {
@@ -40,6 +49,7 @@ export interface NbLink {
   b: string;
   /** Port uuids. */
   ports: string[];
+  impairment: Impairment | undefined;
 }
 
 export interface NbLab {
@@ -112,6 +122,7 @@ export function readNb(rows: RowsOf): NbState {
           a: ids[NB_MARK.a] ?? "",
           b: ids[NB_MARK.b] ?? "",
           ports,
+          impairment: parseImpairmentText(ids[NB_MARK.impairment] ?? ""),
         },
       });
     }
@@ -148,8 +159,45 @@ export function readNb(rows: RowsOf): NbState {
       up: decodeOptional<boolean>(r.up) === true,
       switchUuid,
       createdAt: Number(ids[NB_MARK.created] ?? 0),
+      shape: undefined,
+      shaped: ids[NB_MARK.shaped] ?? "",
     };
     lab.interfaces.set(`${port.node}:${port.iface}`, port);
   }
+  for (const lab of labs.values()) {
+    for (const l of lab.links.values()) {
+      const a = lab.interfaces.get(l.a);
+      const b = lab.interfaces.get(l.b);
+      if (a) a.shape = l.impairment?.b_to_a;
+      if (b) b.shape = l.impairment?.a_to_b;
+    }
+  }
   return { labs, foreignSwitches, foreignPorts, leftovers };
+}
+
+/** An impairment as one canonical string ("" for none), as NB_MARK.impairment holds it. */
+export function impairmentText(imp: Impairment | undefined): string {
+  const a = shapeText(imp?.a_to_b);
+  const b = shapeText(imp?.b_to_a);
+  if (a === "" && b === "") return "";
+  return JSON.stringify({
+    ...(a === "" ? {} : { a_to_b: JSON.parse(a) }),
+    ...(b === "" ? {} : { b_to_a: JSON.parse(b) }),
+  });
+}
+
+function parseImpairmentText(text: string): Impairment | undefined {
+  if (text === "") return undefined;
+  let v: { a_to_b?: unknown; b_to_a?: unknown };
+  try {
+    v = JSON.parse(text) as typeof v;
+  } catch {
+    return undefined;
+  }
+  const out: Impairment = {};
+  for (const d of ["a_to_b", "b_to_a"] as const) {
+    const shape = shapeFrom(v?.[d]);
+    if (shapeText(shape) !== "") out[d] = shape;
+  }
+  return Object.keys(out).length === 0 ? undefined : out;
 }

@@ -1,3 +1,5 @@
+import { shapeText } from "../../link/index.js";
+import type { Impairment } from "../../model/records.js";
 import {
   type Atom,
   del,
@@ -5,6 +7,9 @@ import {
   includes,
   insert,
   map,
+  mapDeleteKeys,
+  mapInsert,
+  mutate,
   namedUuid,
   type Operation,
   set,
@@ -13,7 +18,7 @@ import {
   wait,
 } from "../../ovsdb/index.js";
 import { labSwitchName, linkSwitchName, NB_MARK, OWNER_VALUE, portName } from "./marks.js";
-import type { DesiredPort, NbLab, NbPort, NbState } from "./nb-model.js";
+import { type DesiredPort, impairmentText, type NbLab, type NbPort, type NbState } from "./nb-model.js";
 
 /** A link as declared: two interfaces of the lab. */
 export interface DesiredLink {
@@ -21,6 +26,8 @@ export interface DesiredLink {
   /** NODE:IF, both interfaces of the lab. */
   a: string;
   b: string;
+  /** Validated (labs/impairment.ts); undefined: none. */
+  impairment?: Impairment;
 }
 
 export interface DesiredLab {
@@ -35,8 +42,13 @@ export interface NbPlan {
   hosts: Set<string>;
   /** Ports whose logical switch is new (added or moved): their new binding is waited for. */
   moved: string[];
-  /** Chassis whose agents make or remove veths for it (ports added, removed, or re-marked). */
+  /** Chassis whose agents make or remove veths for it (ports added, removed, or re-marked), or shape them. */
   making: Set<string>;
+  /**
+   * Ports whose host end gets another qdisc (their link's impairment changed, or they joined or
+   * left an impaired link), with the shape (shapeText) their host's agent is to report applied.
+   */
+  shaping: Map<string, string>;
 }
 
 /**
@@ -120,7 +132,15 @@ export function planLab(state: NbState, want: DesiredLab, writer: string, now: n
         have.hostPort === p.hostPort &&
         have.carrier === p.carrier;
       if (!same || have.enabled !== enabled) {
-        ops.push(update("Logical_Switch_Port", [eqUuid(have.uuid)], { enabled, external_ids: map(ids) }));
+        const where = [eqUuid(have.uuid)];
+        ops.push(update("Logical_Switch_Port", where, { enabled }));
+        // The marks by key: NB_MARK.shaped is its host agent's to write, never overwritten here.
+        if (!same) {
+          ops.push(
+            mutate("Logical_Switch_Port", where, [mapDeleteKeys("external_ids", Object.keys(ids))]),
+            mutate("Logical_Switch_Port", where, [mapInsert("external_ids", ids)]),
+          );
+        }
         hosts.add(p.host);
         if (!same) making.add(p.host);
       }
@@ -205,6 +225,7 @@ export function planLab(state: NbState, want: DesiredLab, writer: string, now: n
       [NB_MARK.link]: l.id,
       [NB_MARK.a]: l.a,
       [NB_MARK.b]: l.b,
+      ...(impairmentText(l.impairment) === "" ? {} : { [NB_MARK.impairment]: impairmentText(l.impairment) }),
     };
     const have = cur?.links.get(l.id);
     if (have) {
@@ -215,7 +236,12 @@ export function planLab(state: NbState, want: DesiredLab, writer: string, now: n
         before.length === have.ports.length &&
         before.length === 2 &&
         before.every((p) => ends.includes(`${p.node}:${p.iface}`));
-      if (same) return;
+      if (same) {
+        // Its impairment alone: the link's ends' hosts shape their host ends (see `shaping`).
+        if (impairmentText(have.impairment) !== impairmentText(l.impairment))
+          ops.push(update("Logical_Switch", [eqUuid(have.uuid)], { external_ids: map(ids) }));
+        return;
+      }
       noteMoves(before, ends);
       // The end that stays applies it too: its chassis tunnels to the new peer's now.
       for (const k of ends) {
@@ -253,8 +279,23 @@ export function planLab(state: NbState, want: DesiredLab, writer: string, now: n
     for (const p of currentKeys(have.ports)) hosts.add(p.host);
     ops.push(del("Logical_Switch", [eqUuid(have.uuid)]));
   }
-  if (ops.length === bookkeeping) return { ops: [], hosts: new Set(), moved: [], making: new Set() };
-  return { ops, hosts, moved: [...new Set(moved)], making };
+  if (ops.length === bookkeeping)
+    return { ops: [], hosts: new Set(), moved: [], making: new Set(), shaping: new Map() };
+  const shaping = new Map<string, string>();
+  const shapeOf = new Map<string, string>();
+  for (const l of want.links) {
+    shapeOf.set(l.a, shapeText(l.impairment?.b_to_a));
+    shapeOf.set(l.b, shapeText(l.impairment?.a_to_b));
+  }
+  for (const p of want.ports) {
+    const key = `${p.node}:${p.iface}`;
+    const text = shapeOf.get(key) ?? "";
+    const have = cur?.interfaces.get(key);
+    if (text === (have ? shapeText(have.shape) : "")) continue;
+    shaping.set(portName(lab, p.node, p.iface), text);
+    making.add(p.host);
+  }
+  return { ops, hosts, moved: [...new Set(moved)], making, shaping };
 }
 
 /** Removes the lab: its switches (their ports go with them). Empty when NB has no such lab. */
@@ -272,5 +313,5 @@ export function deleteLabOps(lab: NbLab): NbPlan {
     del("Logical_Switch", [eqUuid(lab.uuid)]),
     ...[...lab.links.values()].map((l) => del("Logical_Switch", [eqUuid(l.uuid)])),
   ];
-  return { ops, hosts, moved: [], making: new Set(hosts) };
+  return { ops, hosts, moved: [], making: new Set(hosts), shaping: new Map() };
 }

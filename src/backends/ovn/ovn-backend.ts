@@ -1,12 +1,14 @@
 import { existsSync } from "node:fs";
-import { AgentError } from "../../common/errors.js";
+import { AgentError, isErrorCode } from "../../common/errors.js";
 import type { Logger } from "../../common/log.js";
 import type { AgentConfig } from "../../config/config.js";
+import { netemMissing, type RootQdisc, rootQdisc } from "../../link/index.js";
 import type { NetnsRef } from "../../link/netns.js";
 import {
   type CacheChange,
   decodeMap,
   decodeOptional,
+  eqUuid,
   MONITORED_COLUMNS,
   mapDeleteKeys,
   mapInsert,
@@ -27,9 +29,9 @@ import type {
   SwitchDbCapability,
 } from "../network-backend.js";
 import { HostLiveness } from "./host-liveness.js";
-import { HostPorts, type LocalPort } from "./host-ports.js";
-import { INTEGRATION_BRIDGE, OVS_CONFIGURED_MARK, PORT_MARK } from "./marks.js";
-import { type NbState, readNb } from "./nb-model.js";
+import { HostPorts, type LocalPort, type ShapedMark } from "./host-ports.js";
+import { INTEGRATION_BRIDGE, NB_MARK, OVS_CONFIGURED_MARK, PORT_MARK, parseShapedError } from "./marks.js";
+import { type NbPort, type NbState, readNb } from "./nb-model.js";
 import { findNbOrphans, removeOrphanOps } from "./nb-orphans.js";
 import { type DesiredLab, deleteLabOps, type NbPlan, planLab } from "./nb-plan.js";
 
@@ -65,6 +67,8 @@ export interface Applied {
   ms: number;
   /** From the transaction until the touched chassis reported the nb_cfg (before the bindings were up). */
   chassisMs: number;
+  /** Ports whose host's agent could not apply their new qdisc (tc's error, as a typed error). */
+  shapeFailed: { lsp: string; error: AgentError }[];
 }
 
 type NetworkBackendFn<K extends keyof NetworkBackend> = NetworkBackend[K] extends (...a: infer A) => infer R
@@ -115,8 +119,18 @@ export class OvnBackend implements NetworkBackend {
     overlay:
       "the ovn backend links hosts itself (Geneve, through OVN): give nodes a host in the lab body instead",
     dockerPorts: "the Docker plugin is not available with the ovn backend yet",
-    impairment: "impairments are not available with the ovn backend yet",
+    impairment:
+      "the ovn backend keeps impairments in OVN's northbound database: use the lab API (PUT /labs/{lab}/links/{id}/impairment)",
   };
+
+  /** Why this host's kernel has no netem (undefined: it has). Each host's agent applies its own ends. */
+  netemMissing(): string | undefined {
+    const why = netemMissing();
+    return (
+      why &&
+      `${why}; delay, jitter, loss, corruption, duplication and reordering need it (rate_kbit alone works, through tbf)`
+    );
+  }
 
   /** The live page's counters and port changes: this host's OVS, where its lab ports are br-int's. */
   readonly switchDb: SwitchDbCapability = {
@@ -207,6 +221,7 @@ export class OvnBackend implements NetworkBackend {
       desired: () => this.localPorts(),
       hostNs: this.hostNs,
       datapath: this.datapath,
+      report: (marks) => this.reportShaped(marks),
       logger: this.logger,
     });
     this.liveness = new HostLiveness({
@@ -383,6 +398,29 @@ export class OvnBackend implements NetworkBackend {
     return this.hostPorts.problems.get(lsp);
   }
 
+  /** What this host's agent applied on its ports' host ends, into each port's NB_MARK.shaped. */
+  private async reportShaped(marks: readonly ShapedMark[]): Promise<void> {
+    await this.nb.transact(
+      marks.flatMap((m) => [
+        mutate("Logical_Switch_Port", [eqUuid(m.uuid)], [mapDeleteKeys("external_ids", [NB_MARK.shaped])]),
+        ...(m.shaped === ""
+          ? []
+          : [
+              mutate(
+                "Logical_Switch_Port",
+                [eqUuid(m.uuid)],
+                [mapInsert("external_ids", { [NB_MARK.shaped]: m.shaped })],
+              ),
+            ]),
+      ]),
+    );
+  }
+
+  /** What a host end of this host has as its root qdisc now (a process, not a cache). */
+  localQdisc(hostPort: string): Promise<RootQdisc> {
+    return rootQdisc(hostPort, this.hostNs);
+  }
+
   /** Whether this host's veth for the port is on br-int. */
   localPresent(hostPort: string): boolean {
     const p = this.ovs.portByName(hostPort);
@@ -406,7 +444,7 @@ export class OvnBackend implements NetworkBackend {
 
   async deleteLab(lab: string): Promise<Applied> {
     const cur = this.nbState().labs.get(lab);
-    if (!cur) return { nbCfg: 0, pending: [], ms: 0, chassisMs: 0 };
+    if (!cur) return { nbCfg: 0, pending: [], ms: 0, chassisMs: 0, shapeFailed: [] };
     // Once NB has lost the lab and this host's veths are gone, nothing of it carries traffic
     // anywhere: the other hosts' agents remove theirs on the same change. Waiting for every
     // chassis to unprogram it too took 8.5 s for 300 links on three hosts, and promised nothing more.
@@ -415,7 +453,7 @@ export class OvnBackend implements NetworkBackend {
 
   /** `chassis: false`: answer without waiting for the chassis (their `pending` is who had not). */
   private async commit(plan: NbPlan, opts: { chassis?: boolean } = {}): Promise<Applied> {
-    if (plan.ops.length === 0) return { nbCfg: 0, pending: [], ms: 0, chassisMs: 0 };
+    if (plan.ops.length === 0) return { nbCfg: 0, pending: [], ms: 0, chassisMs: 0, shapeFailed: [] };
     const started = performance.now();
     const { target, hvApplied } = await this.transactNb(plan.ops);
     // This host's veths, when the change makes or removes some (a rewire makes none).
@@ -423,8 +461,11 @@ export class OvnBackend implements NetworkBackend {
     if (opts.chassis === false) {
       await local;
       const pending = this.lateHosts(target, plan);
-      return { nbCfg: target, pending, ms: performance.now() - started, chassisMs: 0 };
+      return { nbCfg: target, pending, ms: performance.now() - started, chassisMs: 0, shapeFailed: [] };
     }
+    // Qdiscs: each end's host agent reports in NB what it applied on its host end.
+    const shaped =
+      plan.shaping.size === 0 ? Promise.resolve([]) : this.until(this.nb, () => this.unshaped(plan.shaping));
     let pending: string[];
     let chassisAt: number | undefined;
     if (plan.moved.length > 0 && plan.hosts.size > 1) {
@@ -432,7 +473,7 @@ export class OvnBackend implements NetworkBackend {
       // chassis' nb_cfg may predate the claim (it would not tunnel to it yet). A second nb_cfg,
       // bumped as soon as the claims are in SB, is applied only with them (SB keeps commit order)
       // and implies the first: one wait covers both.
-      const claims = await this.untilSb(() => this.unclaimed(target, plan.moved), hvApplied);
+      const claims = await this.until(this.sb, () => this.unclaimed(target, plan.moved), hvApplied);
       if (claims.length > 0) {
         pending = [...claims, ...this.lateHosts(target, plan)];
       } else {
@@ -443,15 +484,45 @@ export class OvnBackend implements NetworkBackend {
       ({ pending, chassisAt } = await this.untilApplied(target, plan, hvApplied));
     }
     await local;
-    const ms = performance.now() - started;
     const chassisMs = (chassisAt ?? performance.now()) - started;
+    pending.push(...(await shaped).map((lsp) => `port ${lsp} (impairment not applied)`));
+    const shapeFailed = this.shapeFailures(plan.shaping);
+    const ms = performance.now() - started;
     if (pending.length > 0) {
       this.logger.warn(
         { nbCfg: target, pending, timeoutMs: APPLY_TIMEOUT_MS },
         "ovn: committed, but these chassis have not applied it yet",
       );
     }
-    return { nbCfg: target, pending, ms, chassisMs };
+    return { nbCfg: target, pending, ms, chassisMs, shapeFailed };
+  }
+
+  /** Ports of `shaping` whose host's agent has not reported that shape (its refusal is a report). */
+  private unshaped(shaping: ReadonlyMap<string, string>): string[] {
+    const known = this.knownHosts();
+    const out: string[] = [];
+    for (const p of this.portsNamed(shaping)) {
+      const want = shaping.get(p.name);
+      const refused = parseShapedError(p.shaped)?.shape === want;
+      if (known.has(p.host) && p.shaped !== want && !refused) out.push(p.name);
+    }
+    return out;
+  }
+
+  private shapeFailures(shaping: ReadonlyMap<string, string>): Applied["shapeFailed"] {
+    const out: Applied["shapeFailed"] = [];
+    for (const p of this.portsNamed(shaping)) {
+      const err = parseShapedError(p.shaped);
+      if (!err || err.shape !== shaping.get(p.name)) continue;
+      const code = isErrorCode(err.code) ? err.code : "COMMAND_FAILED";
+      out.push({ lsp: p.name, error: new AgentError(code, `host ${p.host}: ${err.message}`) });
+    }
+    return out;
+  }
+
+  private *portsNamed(names: ReadonlyMap<string, unknown>): Generator<NbPort> {
+    for (const lab of this.nbState().labs.values())
+      for (const p of lab.interfaces.values()) if (names.has(p.name)) yield p;
   }
 
   private async transactNb(ops: Operation[]): Promise<{ target: number; hvApplied: Promise<void> }> {
@@ -502,21 +573,26 @@ export class OvnBackend implements NetworkBackend {
     hvApplied: Promise<void>,
   ): Promise<{ pending: string[]; chassisAt: number | undefined }> {
     let chassisAt: number | undefined;
-    const pending = await this.untilSb(() => {
-      const late = this.lateHosts(target, plan);
-      if (late.length === 0) chassisAt ??= performance.now();
-      const b = this.bindings();
-      for (const lsp of plan.moved) if (!b.get(lsp)?.up) late.push(`port ${lsp}`);
-      return late;
-    }, hvApplied);
+    const pending = await this.until(
+      this.sb,
+      () => {
+        const late = this.lateHosts(target, plan);
+        if (late.length === 0) chassisAt ??= performance.now();
+        const b = this.bindings();
+        for (const lsp of plan.moved) if (!b.get(lsp)?.up) late.push(`port ${lsp}`);
+        return late;
+      },
+      hvApplied,
+    );
     return { pending, chassisAt };
   }
 
   /**
    * Resolves with what `missing` still names once it names nothing, or at the timeout.
-   * Event-driven on SB's monitor; without SB, NB's hv_cfg (every chassis) stands in.
+   * Event-driven on the database's monitor; while it is disconnected, `fallback` (SB: NB's
+   * hv_cfg, every chassis) stands in.
    */
-  private untilSb(missing: () => string[], hvApplied: Promise<void>): Promise<string[]> {
+  private until(db: OvsdbClient, missing: () => string[], fallback?: Promise<void>): Promise<string[]> {
     if (missing().length === 0) return Promise.resolve([]);
     return new Promise((resolve) => {
       const check = () => {
@@ -524,13 +600,13 @@ export class OvnBackend implements NetworkBackend {
       };
       const done = (late: string[]) => {
         clearTimeout(timer);
-        this.sb.off("change", check);
+        db.off("change", check);
         resolve(late);
       };
       const timer = setTimeout(() => done(missing()), APPLY_TIMEOUT_MS);
-      this.sb.on("change", check);
-      if (!this.sb.isConnected)
-        hvApplied.then(
+      db.on("change", check);
+      if (!db.isConnected)
+        fallback?.then(
           () => done([]),
           () => undefined,
         );
