@@ -21,6 +21,6 @@ const stop = async () => {
 };
 process.on("SIGTERM", stop);
 process.stdin.on("data", (d) => {
-  if (String(d).includes("exit")) stop();
+  if (String(d).includes("exit")) void stop();
 });
 process.stdout.write(`${JSON.stringify({ ready: true, beforeKb, startMs, repairs: repairs.length })}\n`);

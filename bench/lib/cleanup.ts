@@ -45,7 +45,7 @@ export function installSignalHandlers(): void {
   ] as const) {
     process.once(sig, () => {
       process.stderr.write(`\n${sig}: cleaning up what the bench created...\n`);
-      cleanupAll().finally(() => process.exit(code));
+      void cleanupAll().finally(() => process.exit(code));
     });
   }
 }

@@ -100,7 +100,7 @@ function jsonBodyParser(parseJson: FastifyBodyParser<string>): FastifyBodyParser
       done(null, undefined);
       return;
     }
-    parseJson(req, body, (err, value) => {
+    void parseJson(req, body, (err, value) => {
       if (!err) return done(null, value);
       done(new AgentError("BAD_REQUEST", `the body is not valid JSON: ${jsonProblem(body, err)}`), undefined);
     });

@@ -94,7 +94,7 @@ export async function startCentral(opts: CentralOptions): Promise<Central> {
     });
     proc.child.stdout.resume();
     daemons.push({ name, proc });
-    proc.exited.then((code) => {
+    void proc.exited.then((code) => {
       if (closing) return;
       const why = `${name} (${file}) exited (${code})${stderr ? `: ${stderr.trim()}` : ""}; its log: ${f(`${name}.log`)}`;
       logger.error({ daemon: name, code }, why);

@@ -58,7 +58,7 @@ function serve(settings: Record<string, string>, args: string[] = []): Serve {
   );
   // never outlive the test
   const guard = setTimeout(() => child.kill("SIGKILL"), 60_000);
-  exited.then(() => clearTimeout(guard));
+  void exited.then(() => clearTimeout(guard));
   return { child, stdout: () => out, stderr: () => err, exited };
 }
 

@@ -62,7 +62,7 @@ describe("archnet central serve", () => {
     });
     const exited = new Promise<number | null>((resolve) => cli.on("exit", (code) => resolve(code)));
     let gone = false;
-    exited.then(() => {
+    void exited.then(() => {
       gone = true;
     });
     await until("the central's running line", () => /archnet: OVN central running: .*\n/.test(out) || gone);
