@@ -35,7 +35,7 @@ unit: deps
 ## kernel datapath, netem, 8021q); skipped, saying why, where no VM can start.
 KERNEL_TESTS ?= test/kernel/*.test.ts test/backends/ovs-links.test.ts test/backends/ovs-tcp.test.ts \
 	test/overlay/two-hosts.test.ts test/reconcile/recovery.test.ts test/cleanup/cleanup.test.ts \
-	test/backends/wire-links.test.ts
+	test/backends/wire-links.test.ts test/ovn/impairment-across-hosts.test.ts
 test-kernel: build
 	bash scripts/test-kernel.sh $(KERNEL_TESTS)
 

@@ -19,7 +19,7 @@ files=$(printf '%q ' "$@")
 cat >"$out/guest.sh" <<EOF
 set -u
 cd $(printf '%q' "$PWD")
-for m in openvswitch vxlan sch_netem sch_tbf 8021q tun veth; do modprobe \$m || echo "test-kernel: modprobe \$m failed"; done
+for m in openvswitch vxlan geneve sch_netem sch_tbf 8021q tun veth; do modprobe \$m || echo "test-kernel: modprobe \$m failed"; done
 ip link set lo up
 export ARCHETYPE_AGENT_DATAPATH=system ARCHNET_KERNEL_HOST=1
 exec node --import tsx --test --test-concurrency=1 --test-timeout=900000 $files

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { run } from "../../src/common/exec.js";
 import { type AgentConfig, defaultConfig } from "../../src/config/config.js";
+import { TEST_DATAPATH } from "./kernel-host.js";
 import { uniqueName } from "./netns.js";
 import { type OvsInstance, startOvs, stopDaemon as stopOvsDaemon } from "./ovs-instance.js";
 
@@ -14,9 +15,11 @@ import { type OvsInstance, startOvs, stopDaemon as stopOvsDaemon } from "./ovs-i
  * - central: NB and SB ovsdb-servers and ovn-northd, sockets in a temp dir, running in a
  *   throw-away "wire" namespace that also holds the underlay: a Linux bridge every host is
  *   cabled to;
- * - N hosts: each a throw-away namespace with a private userspace-datapath Open vSwitch
- *   (startOvs), its underlay NIC on `br-phy` with 198.18.0.(i+1)/24 (the Geneve endpoint), and an
- *   ovn-controller on that OVS (OVS_RUNDIR/OVN_RUNDIR point at the host's own dir).
+ * - N hosts: each a throw-away namespace with a private Open vSwitch (startOvs) and an
+ *   ovn-controller on it (OVS_RUNDIR/OVN_RUNDIR point at the host's own dir). The underlay NIC
+ *   has 198.18.0.(i+1)/24, the Geneve endpoint: on the userspace datapath it is a port of
+ *   `br-phy` (OVS routes its tunnels itself), on the kernel datapath (TEST_DATAPATH, the kernel
+ *   VM) the kernel's own interface.
  *
  * Names are random (namespaces, dirs), so suites may run beside each other and beside other
  * engineers' tests; nothing touches the host's own OVS or OVN. `close()` removes everything
@@ -261,21 +264,26 @@ async function startHost(
   ]);
   await run("ip", ["-n", wire, "link", "set", wireEnd, "master", "br0", "up"]);
   await run("ip", ["-n", netns, "link", "set", "ul0", "up"]);
-  await ovs.vsctl([
-    "add-br",
-    "br-phy",
-    "--",
-    "set",
-    "bridge",
-    "br-phy",
-    "datapath_type=netdev",
-    "--",
-    "add-port",
-    "br-phy",
-    "ul0",
-  ]);
-  await run("ip", ["-n", netns, "addr", "add", `${encapIp}/24`, "dev", "br-phy"]);
-  await run("ip", ["-n", netns, "link", "set", "br-phy", "up"]);
+  if (TEST_DATAPATH === "system") {
+    // The kernel's Geneve vports route through the namespace's own stack.
+    await run("ip", ["-n", netns, "addr", "add", `${encapIp}/24`, "dev", "ul0"]);
+  } else {
+    await ovs.vsctl([
+      "add-br",
+      "br-phy",
+      "--",
+      "set",
+      "bridge",
+      "br-phy",
+      "datapath_type=netdev",
+      "--",
+      "add-port",
+      "br-phy",
+      "ul0",
+    ]);
+    await run("ip", ["-n", netns, "addr", "add", `${encapIp}/24`, "dev", "br-phy"]);
+    await run("ip", ["-n", netns, "link", "set", "br-phy", "up"]);
+  }
 
   const env = ["OVS_RUNDIR", "OVS_LOGDIR", "OVN_RUNDIR", "OVN_LOGDIR"].map((k) => `${k}=${dir}`);
   const pidfile = join(dir, "ovn-controller.pid");
@@ -295,7 +303,7 @@ async function startHost(
         `external_ids:ovn-remote=${sbRemote}`,
         "external_ids:ovn-encap-type=geneve",
         `external_ids:ovn-encap-ip=${encapIp}`,
-        "external_ids:ovn-bridge-datapath-type=netdev",
+        `external_ids:ovn-bridge-datapath-type=${TEST_DATAPATH}`,
       ]);
     },
     startController: () =>
@@ -338,7 +346,7 @@ export function ovnAgentConfig(ovn: OvnHosts, host: OvnHost, stateDir: string): 
     ...defaultConfig(),
     backend: "ovn",
     ovsdb: host.ovs.remote,
-    datapath: "netdev",
+    datapath: TEST_DATAPATH,
     stateDir,
     pluginSocket: undefined,
     switchNetns: host.netns,
