@@ -6,7 +6,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { cleanupAll, installSignalHandlers } from "./lib/cleanup.js";
+import { cleanupAll, installExitHandlers } from "./lib/cleanup.js";
 import { machine, type ScenarioResult, table, writeJson } from "./lib/report.js";
 import { carrierFollow } from "./scenarios/carrier-follow.js";
 import { dockerParallelStart, dockerStart } from "./scenarios/docker.js";
@@ -115,7 +115,7 @@ async function main(): Promise<number> {
     process.stderr.write("bench: needs root (namespaces, OVS)\n");
     return 1;
   }
-  installSignalHandlers();
+  installExitHandlers();
   const started = performance.now();
   const results: ScenarioResult[] = [];
   try {

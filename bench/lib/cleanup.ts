@@ -37,8 +37,20 @@ export function cleanupAll(): Promise<void> {
   return draining;
 }
 
-/** On SIGINT/SIGTERM: clean up everything, then exit 130/143. */
-export function installSignalHandlers(): void {
+/**
+ * On SIGINT/SIGTERM: clean up everything, then exit 130/143. On an error nothing caught (a
+ * rejected promise nobody awaited) the same, then exit 1: Node's default would exit at once and
+ * leave the private OVS instances and namespaces running.
+ */
+export function installExitHandlers(): void {
+  for (const event of ["uncaughtException", "unhandledRejection"] as const) {
+    process.once(event, (e: unknown) => {
+      process.stderr.write(
+        `\n${event}: ${(e as Error)?.stack ?? String(e)}\ncleaning up what the bench created...\n`,
+      );
+      void cleanupAll().finally(() => process.exit(1));
+    });
+  }
   for (const [sig, code] of [
     ["SIGINT", 130],
     ["SIGTERM", 143],
