@@ -43,5 +43,5 @@ export {
   shapeText,
   tcBatch,
 } from "./tc.js";
-export { validateAlias, validateGroup, validateMtu } from "./values.js";
+export { validateAlias, validateGroup, validateMtu, validateUnicastMac } from "./values.js";
 export { createVeths, createVethsInHost, type HostVethSpec, type VethSpec } from "./veth.js";

@@ -46,3 +46,18 @@ export function validateAlias(alias: string): string {
   }
   return alias;
 }
+
+/** A unicast MAC as `ip` takes it: six lower-case hex pairs, the multicast bit clear. */
+export function validateUnicastMac(mac: string): string {
+  if (
+    typeof mac !== "string" ||
+    !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac) ||
+    (Number.parseInt(mac.slice(0, 2), 16) & 1) !== 0
+  ) {
+    throw new AgentError(
+      "BAD_REQUEST",
+      `MAC address ${JSON.stringify(mac)} is not a unicast address in the form 02:00:00:00:00:01`,
+    );
+  }
+  return mac;
+}

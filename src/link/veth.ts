@@ -13,7 +13,7 @@ import {
   netnsNotFound,
   netnsPath,
 } from "./netns.js";
-import { validateAlias, validateGroup, validateMtu } from "./values.js";
+import { validateAlias, validateGroup, validateMtu, validateUnicastMac } from "./values.js";
 
 /** A veth pair: `host` stays in the agent's namespace, `peer` is created in `netns` under its final name. */
 export interface VethSpec {
@@ -26,6 +26,8 @@ export interface VethSpec {
   group?: number;
   /** ifalias set on both ends; it survives moves and identifies the interface inside the node. */
   alias?: string;
+  /** The node end's MAC address (unicast); absent: the kernel picks a random one. */
+  mac?: string;
 }
 
 /** A veth pair with both ends in the agent's namespace (the Docker plugin hands the peer to Docker). */
@@ -58,7 +60,20 @@ export async function createVeths(specs: readonly VethSpec[], opts: HostSide = {
     const mtu = s.mtu === undefined ? [] : ["mtu", String(s.mtu)];
     const group = s.group === undefined ? [] : ["group", String(s.group)];
     const alias = s.alias === undefined ? [] : ["alias", s.alias];
-    lines.push(["link", "add", "name", s.peer, "netns", netnsArg(s.netns), ...mtu, "up", "type", "veth"]);
+    const mac = s.mac === undefined ? [] : ["address", s.mac];
+    lines.push([
+      "link",
+      "add",
+      "name",
+      s.peer,
+      "netns",
+      netnsArg(s.netns),
+      ...mtu,
+      ...mac,
+      "up",
+      "type",
+      "veth",
+    ]);
     lines[lines.length - 1]!.push("peer", "name", s.host, ...mtu, ...group);
     lines.push(["link", "set", "dev", s.host, "up", ...alias]);
     owner.push(i, i);
@@ -172,6 +187,7 @@ function validateSpecs(specs: readonly VethSpec[]): string[] {
     validateIfName(s.host, "host interface");
     validateIfName(s.peer, "peer interface");
     validateCommon(s);
+    if (s.mac !== undefined) validateUnicastMac(s.mac);
     const path = netnsPath(s.netns);
     if (hosts.has(s.host))
       throw new AgentError("BAD_REQUEST", `host interface ${s.host} is used twice in one request`);

@@ -24,6 +24,17 @@ export function hostPortName(lab: string, node: string, iface: string): string {
   return HOST_PORT_PREFIX + digest([lab, node, iface], 11);
 }
 
+/**
+ * The MAC address of a lab interface inside its node: deterministic, so an interface the agent
+ * makes again (its veth deleted by hand, the lab put again after a reboot, the node on another
+ * host) keeps the address its neighbours know, as a NIC keeps its own when the cable is re-plugged.
+ * Locally administered unicast (02:...), 40 bits of digest.
+ */
+export function nodeMac(lab: string, node: string, iface: string): string {
+  const h = createHash("sha256").update(["mac", lab, node, iface].join("\0")).digest();
+  return ["02", ...[...h.subarray(0, 5)].map((b) => b.toString(16).padStart(2, "0"))].join(":");
+}
+
 /** Host-side names of a Docker plugin endpoint: the port that stays, and the end Docker moves. */
 export function pluginPortNames(endpointId: string): { hostPort: string; peer: string } {
   const d = digest([endpointId], 11);

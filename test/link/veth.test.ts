@@ -82,7 +82,15 @@ describe("link layer on the real kernel", { skip }, () => {
       }, "the sleeper is inside its namespace");
       const refs: NetnsRef[] = [{ name: nsName }, { path: `/var/run/netns/${nsPath}` }, { pid }];
       refs.forEach((netns, i) => {
-        specs.push({ host: host(), peer: "eth1", netns, mtu: 9000, group, alias: `lab/n${i}/eth1` });
+        specs.push({
+          host: host(),
+          peer: "eth1",
+          netns,
+          mtu: 9000,
+          group,
+          alias: `lab/n${i}/eth1`,
+          mac: `02:00:5e:10:00:0${i}`,
+        });
       });
       await createVeths(specs);
     });
@@ -101,7 +109,7 @@ describe("link layer on the real kernel", { skip }, () => {
       }
     });
 
-    it("creates each peer under its final name, up, with MTU and alias, and nothing else in the namespace", async () => {
+    it("creates each peer under its final name, up, with MTU, alias and MAC, and nothing else in the namespace", async () => {
       for (const s of specs) {
         const links = await listLinks(s.netns);
         assert.deepEqual(links.map((l) => l.name).sort(), ["eth1", "lo"], "no temporary names left behind");
@@ -112,6 +120,7 @@ describe("link layer on the real kernel", { skip }, () => {
         assert.equal(peer.up, true);
         assert.equal(peer.carrier, true);
         assert.equal(peer.alias, s.alias);
+        assert.equal(peer.address, s.mac);
         assert.equal(peer.group, 0, "only the host end carries the teardown group");
         assert.equal(peer.peerIfindex, hostEnd.ifindex);
         assert.equal(hostEnd.peerIfindex, peer.ifindex);
@@ -182,6 +191,11 @@ describe("link layer on the real kernel", { skip }, () => {
       await assert.rejects(
         createVeths([{ host: good, peer: "eth1", netns: { name: ns }, mtu: 20 }]),
         code("BAD_REQUEST"),
+      );
+      await assert.rejects(
+        createVeths([{ host: good, peer: "eth1", netns: { name: ns }, mac: "01:00:5e:00:00:01" }]),
+        code("BAD_REQUEST"),
+        "a multicast MAC",
       );
       assert.deepEqual(await ours(), []);
       assert.deepEqual(

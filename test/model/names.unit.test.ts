@@ -10,8 +10,10 @@ import {
   parseNetnsRef,
   validateIfName,
   validateNetnsName,
+  validateUnicastMac,
 } from "../../src/link/index.js";
 import { parseBatchFailures } from "../../src/link/ip.js";
+import { nodeMac } from "../../src/model/derived-names.js";
 import {
   END_PATTERN,
   formatEnd,
@@ -240,5 +242,39 @@ describe("ip -batch", () => {
       { line: 0, message: 'Cannot find device "a"' },
       { line: 2, message: "RTNETLINK answers: File exists" },
     ]);
+  });
+});
+
+describe("node interface MACs", () => {
+  it("are derived from lab, node and interface: the same each time, locally administered unicast", () => {
+    const mac = nodeMac("lab1", "r1", "eth1");
+    assert.equal(mac, nodeMac("lab1", "r1", "eth1"));
+    assert.match(mac, /^02(:[0-9a-f]{2}){5}$/);
+    assert.equal(validateUnicastMac(mac), mac);
+    const others = [
+      nodeMac("lab2", "r1", "eth1"),
+      nodeMac("lab1", "r2", "eth1"),
+      nodeMac("lab1", "r1", "eth2"),
+    ];
+    assert.equal(new Set([mac, ...others]).size, 4);
+    // The parts are separated: "a"+"bc" is not "ab"+"c".
+    assert.notEqual(nodeMac("a", "bc", "eth1"), nodeMac("ab", "c", "eth1"));
+  });
+
+  it("refuses what ip would not take as a unicast address", () => {
+    for (const bad of [
+      "01:00:5e:00:00:01",
+      "02:00:00:00:00",
+      "02:00:00:00:00:0G",
+      "02-00-00-00-00-01",
+      "AA:00:00:00:00:01",
+      "",
+    ]) {
+      assert.throws(
+        () => validateUnicastMac(bad),
+        (e: unknown) => isAgentError(e) && e.code === "BAD_REQUEST",
+        bad,
+      );
+    }
   });
 });

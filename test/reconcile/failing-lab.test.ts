@@ -43,6 +43,9 @@ after(async () => {
 const hostPort = (lab: string) =>
   t.agent.labs.getLab(lab).nodes.find((n) => n.name === "a")!.interfaces[0]!.host_port;
 
+const macOf = async (netns: string) =>
+  (await nsExec(netns, ["cat", "/sys/class/net/eth1/address"])).stdout.trim();
+
 async function metric(name: string): Promise<string> {
   const text = await t.agent.services.metrics.registry.getSingleMetricAsString(name);
   return text
@@ -53,6 +56,7 @@ async function metric(name: string): Promise<string> {
 
 test("an agent starts with a lab it cannot converge; the other lab is repaired and pings", async () => {
   const [good, bad] = [hostPort("good"), hostPort("bad")];
+  const macBefore = await macOf(ns[0]!);
   await t.stopAgent();
   // Both labs lose a veth while the agent is down; the bad lab's node meanwhile has a device of
   // its own named like the interface, so the veth cannot be made again there.
@@ -68,6 +72,7 @@ test("an agent starts with a lab it cannot converge; the other lab is repaired a
   assert.doesNotMatch(await metric("archnet_lab_reconcile_failures_total"), /lab="good"/);
   assert.match(await metric("archnet_labs_unconverged"), /^archnet_labs_unconverged 1$/m);
 
+  assert.equal(await macOf(ns[0]!), macBefore, "the re-created end has its MAC");
   await addAddress(ns[0]!, "eth1", "198.18.61.1/24"); // the re-created end has no address yet
   await addAddress(ns[1]!, "eth1", "198.18.61.2/24");
   await expectPing(ns[0]!, "198.18.61.2");
@@ -105,6 +110,7 @@ test("the local backend: a lab it cannot converge is reported, the other lab is 
         links: [{ a: "a:eth1", b: "b:eth1", id: "ab" }],
       });
     }
+    const macBefore = await macOf(a1);
     await local.stopAgent();
     // Both pairs go while the agent is down; the bad lab's node gets a device of its own as eth1.
     await nsExec(a1, ["ip", "link", "del", "eth1"]);
@@ -114,6 +120,7 @@ test("the local backend: a lab it cannot converge is reported, the other lab is 
     await local.startAgent();
     assert.match(local.agent.labs.getLab("bad").reconcile_error ?? "", /ab not created/);
     assert.equal(local.agent.labs.getLab("good").reconcile_error, undefined);
+    assert.equal(await macOf(a1), macBefore, "the re-created pair has its MACs");
     await addAddress(a1, "eth1", "198.18.63.1/24");
     await addAddress(b1, "eth1", "198.18.63.2/24");
     await expectPing(a1, "198.18.63.2");

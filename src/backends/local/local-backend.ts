@@ -3,6 +3,7 @@ import type { Logger } from "../../common/log.js";
 import type { AgentConfig } from "../../config/config.js";
 import { type DeviceRef, untilCarrier } from "../../link/index.js";
 import { netnsLost } from "../../link/netns.js";
+import { nodeMac } from "../../model/derived-names.js";
 import { type LinkEnd, type WiredLink, wiredLinks } from "../../model/ends.js";
 import type { CarrierState, InterfaceRecord, LabRecord, OverlayRecord } from "../../model/records.js";
 import type { SwitchPortView, SwitchStatusView } from "../../model/views.js";
@@ -382,6 +383,7 @@ function pairOf(lab: string, w: WiredLink): Pair {
       netnsId: e.node.netnsId,
       name: e.iface.name,
       mtu: e.iface.mtu,
+      mac: nodeMac(lab, e.node.name, e.iface.name),
       up: other.iface.carrier === "up",
     };
   };

@@ -25,6 +25,8 @@ export interface PairSide {
   /** Name inside the node. */
   name: string;
   mtu: number;
+  /** The device's MAC address (nodeMac); absent: the kernel picks one. */
+  mac?: string;
   /** Administrative state wanted for this device (down = its peer sees NO-CARRIER). */
   up: boolean;
 }
@@ -103,6 +105,7 @@ export async function createPairs(pairs: readonly Pair[]): Promise<void> {
     netnsArg(p.first.netns),
     "mtu",
     String(p.first.mtu),
+    ...(p.first.mac ? ["address", p.first.mac] : []),
     ...(p.first.up ? ["up"] : []),
     "type",
     "veth",
@@ -113,6 +116,7 @@ export async function createPairs(pairs: readonly Pair[]): Promise<void> {
     netnsArg(p.second.netns),
     "mtu",
     String(p.second.mtu),
+    ...(p.second.mac ? ["address", p.second.mac] : []),
   ]);
   try {
     await ipBatch(lines);

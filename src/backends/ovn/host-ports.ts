@@ -14,6 +14,7 @@ import {
   tcBatch,
 } from "../../link/index.js";
 import { type NetnsRef, netnsLost, parseNetnsRef } from "../../link/netns.js";
+import { nodeMac } from "../../model/derived-names.js";
 import {
   eqUuid,
   insert,
@@ -382,6 +383,7 @@ export class HostPorts {
       peer: m.d.port.iface,
       netns: m.netns,
       mtu: m.d.port.mtu,
+      mac: nodeMac(m.d.port.lab, m.d.port.node, m.d.port.iface),
     });
     const offload = async (list: readonly { d: LocalPort; netns: NetnsRef }[]) => {
       // The userspace datapath does not fill in checksums a veth left to the hardware.

@@ -1,5 +1,6 @@
 import { AgentError } from "../../../common/errors.js";
 import { createVeths, deleteGroup, deleteLinks, disableTxOffload } from "../../../link/index.js";
+import { nodeMac } from "../../../model/derived-names.js";
 import type { LinkEnd } from "../../../model/ends.js";
 import type { LabRecord } from "../../../model/records.js";
 import type { PortRow } from "../../../ovsdb/index.js";
@@ -43,6 +44,7 @@ export class NodePorts {
             netnsId: node.netnsId,
             mtu: iface.mtu,
             group: lab.group,
+            mac: nodeMac(lab.lab, node.name, iface.name),
           };
         }),
         { netns: this.sw.hostNs },
