@@ -3,6 +3,14 @@ import { isAbsolute, join } from "node:path";
 import { AgentError } from "../common/errors.js";
 import { run, type StreamingChild, spawnStreaming } from "../common/exec.js";
 import type { Logger } from "../common/log.js";
+import {
+  CENTRAL_SCHEMA,
+  centralDbFile,
+  centralEnv,
+  centralRemote,
+  dbServerArgs,
+  northdArgs,
+} from "./daemons.js";
 
 /**
  * OVN's central part for labs that span hosts, on the one host that holds it: the northbound
@@ -29,7 +37,6 @@ export interface Central {
   close(): Promise<void>;
 }
 
-const SCHEMA = { nb: "/usr/share/ovn/ovn-nb.ovsschema", sb: "/usr/share/ovn/ovn-sb.ovsschema" } as const;
 const LISTENER = /^(ptcp:\d{1,5}(:[0-9.]+|:\[[0-9a-fA-F:]+\])?|punix:\/[^\s]+)$/;
 /** How long a database may take to accept its first connection. */
 const READY_MS = 30_000;
@@ -67,9 +74,7 @@ export async function startCentral(opts: CentralOptions): Promise<Central> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const f = (name: string) => join(dir, name);
   // Packaged defaults (/var/run/ovn, /etc/ovn) are never used: every path is in `dir`.
-  const env = Object.fromEntries(
-    ["OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVN_RUNDIR", "OVN_DBDIR", "OVN_LOGDIR"].map((k) => [k, dir]),
-  );
+  const env = centralEnv(dir);
   const daemons: { name: string; proc: StreamingChild }[] = [];
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -103,19 +108,15 @@ export async function startCentral(opts: CentralOptions): Promise<Central> {
   };
   try {
     for (const db of ["nb", "sb"] as const) {
-      const file = f(`${db}.db`);
-      if (!existsSync(file)) await run("ovsdb-tool", ["create", file, SCHEMA[db]]);
-      else if ((await run("ovsdb-tool", ["needs-conversion", file, SCHEMA[db]])).stdout.trim() === "yes")
-        await run("ovsdb-tool", ["convert", file, SCHEMA[db]]);
-      start(db, "ovsdb-server", [
-        file,
-        `--remote=punix:${f(`${db}.sock`)}`,
-        ...(db === "nb" ? nbListen : sbListen).map((l) => `--remote=${l}`),
-        `--unixctl=${f(`${db}.ctl`)}`,
-      ]);
+      const file = centralDbFile(dir, db);
+      const schema = CENTRAL_SCHEMA[db];
+      if (!existsSync(file)) await run("ovsdb-tool", ["create", file, schema]);
+      else if ((await run("ovsdb-tool", ["needs-conversion", file, schema])).stdout.trim() === "yes")
+        await run("ovsdb-tool", ["convert", file, schema]);
+      start(db, "ovsdb-server", dbServerArgs(dir, db, db === "nb" ? nbListen : sbListen));
     }
-    const nb = `unix:${f("nb.sock")}`;
-    const sb = `unix:${f("sb.sock")}`;
+    const nb = centralRemote(dir, "nb");
+    const sb = centralRemote(dir, "sb");
     // A daemon that ends while starting (a port or the directory in use) fails the start at once.
     const died = exited.then((why) => {
       throw new AgentError("COMMAND_FAILED", why, "is another OVN central using this directory or port?");
@@ -128,7 +129,7 @@ export async function startCentral(opts: CentralOptions): Promise<Central> {
     // Waits for each database to accept connections, and gives an empty NB its NB_Global row.
     await ready("ovn-nbctl", nb, ["--no-wait", "init"]);
     await ready("ovn-sbctl", sb, ["show"]);
-    start("northd", "ovn-northd", [`--ovnnb-db=${nb}`, `--ovnsb-db=${sb}`, `--unixctl=${f("northd.ctl")}`]);
+    start("northd", "ovn-northd", northdArgs(dir));
     logger.info({ dir, nb, sb, nbListen, sbListen }, "OVN central running");
     return { nb, sb, exited, close };
   } catch (e) {

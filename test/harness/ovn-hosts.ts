@@ -3,6 +3,15 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import {
+  CENTRAL_SCHEMA,
+  type CentralDb,
+  centralDbFile,
+  centralEnv,
+  centralRemote,
+  dbServerArgs,
+  northdArgs,
+} from "../../src/central/daemons.js";
 import { run } from "../../src/common/exec.js";
 import { type AgentConfig, defaultConfig } from "../../src/config/config.js";
 import { TEST_DATAPATH } from "./kernel-host.js";
@@ -84,8 +93,6 @@ export interface StartOvnOptions {
   controller?: boolean;
 }
 
-const NB_SCHEMA = "/usr/share/ovn/ovn-nb.ovsschema";
-const SB_SCHEMA = "/usr/share/ovn/ovn-sb.ovsschema";
 export const OVN_UNDERLAY_PREFIX = "198.18.0";
 
 /** Every daemon pidfile of every harness alive in this process, for the exit hook. */
@@ -176,40 +183,29 @@ async function startCentral(
   netns: string,
   cleanups: (() => Promise<void>)[],
 ): Promise<OvnCentral> {
+  // The same daemons as `archnet central serve` (src/central/daemons.ts), detached in `netns`.
   const f = (name: string) => join(dir, name);
-  const env = ["OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVN_RUNDIR", "OVN_DBDIR", "OVN_LOGDIR"].map(
-    (k) => `${k}=${dir}`,
-  );
-  await exec("ovsdb-tool", ["create", f("nb.db"), NB_SCHEMA], { env });
-  await exec("ovsdb-tool", ["create", f("sb.db"), SB_SCHEMA], { env });
-  const dbServer = (db: "nb" | "sb") => () =>
+  const env = Object.entries(centralEnv(dir)).map(([k, v]) => `${k}=${v}`);
+  for (const db of ["nb", "sb"] as const)
+    await exec("ovsdb-tool", ["create", centralDbFile(dir, db), CENTRAL_SCHEMA[db]], { env });
+  const dbServer = (db: CentralDb) => () =>
     startDaemon(
       "ovsdb-server",
-      [
-        f(`${db}.db`),
-        `--remote=punix:${f(`${db}.sock`)}`,
-        `--log-file=${f(`${db}.log`)}`,
-        `--unixctl=${f(`${db}.ctl`)}`,
-      ],
+      [...dbServerArgs(dir, db), `--log-file=${f(`${db}.log`)}`],
       f(`${db}.pid`),
       dir,
-      { netns, env },
+      {
+        netns,
+        env,
+      },
     );
-  const nbRemote = `unix:${f("nb.sock")}`;
-  const sbRemote = `unix:${f("sb.sock")}`;
+  const nbRemote = centralRemote(dir, "nb");
+  const sbRemote = centralRemote(dir, "sb");
   const startNorthd = () =>
-    startDaemon(
-      "ovn-northd",
-      [
-        `--ovnnb-db=${nbRemote}`,
-        `--ovnsb-db=${sbRemote}`,
-        `--log-file=${f("northd.log")}`,
-        `--unixctl=${f("northd.ctl")}`,
-      ],
-      f("northd.pid"),
-      dir,
-      { netns, env },
-    );
+    startDaemon("ovn-northd", [...northdArgs(dir), `--log-file=${f("northd.log")}`], f("northd.pid"), dir, {
+      netns,
+      env,
+    });
   const central: OvnCentral = {
     dir,
     nbRemote,
