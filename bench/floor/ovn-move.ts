@@ -112,21 +112,9 @@ export class OvnMoveFloor {
     return undefined;
   }
 
-  /** Resolves once `ok` holds, checked on every SB change (no polling). */
-  private until(ok: () => boolean, timeoutMs = 10_000): Promise<void> {
-    if (ok()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (!ok()) return;
-        clearTimeout(timer);
-        this.sb.off("change", check);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.sb.off("change", check);
-        reject(new Error(`floor: OVN did not apply the move within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.sb.on("change", check);
-    });
+  /** Resolves once `ok` holds on SB's cache (checked on every change, no polling). */
+  private async until(ok: () => boolean, timeoutMs = 10_000): Promise<void> {
+    if (!(await this.sb.until(ok, timeoutMs)))
+      throw new Error(`floor: OVN did not apply the move within ${timeoutMs} ms`);
   }
 }

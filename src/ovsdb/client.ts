@@ -290,6 +290,26 @@ export class OvsdbClient extends EventEmitter {
   }
 
   /**
+   * Resolves true once `cond` holds on the monitor-fed cache (checked on every change), false
+   * after `timeoutMs`.
+   */
+  until(cond: () => boolean, timeoutMs: number): Promise<boolean> {
+    if (cond()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const onChange = () => {
+        if (cond()) done(true);
+      };
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.off("change", onChange);
+        resolve(ok);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.on("change", onChange);
+    });
+  }
+
+  /**
    * Waits until ovs-vswitchd has applied every configuration requested so far, by anyone (the
    * cached `next_cfg`); at once when it has.
    */

@@ -461,7 +461,7 @@ export class WireLinks implements Parking {
   /** The ports' OpenFlow numbers, waiting on the monitor for ports ovs-vswitchd is still opening. */
   private async ofports(names: readonly string[]): Promise<Map<string, number>> {
     const open = () => names.every((n) => this.sw.ofport(n) !== undefined);
-    if (!(await this.sw.until(open, PORTS_WAIT_MS + names.length))) {
+    if (!(await this.sw.client.until(open, PORTS_WAIT_MS + names.length))) {
       const missing = names.filter((n) => this.sw.ofport(n) === undefined);
       throw new AgentError(
         "INTERFACE_NOT_FOUND",

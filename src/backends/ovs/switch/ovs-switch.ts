@@ -361,7 +361,7 @@ export class OvsSwitch {
 
   /** Waits (on the monitor, no polling) until ovs-vswitchd reports these ports' links up. */
   async untilLinkUp(names: readonly string[], timeoutMs: number): Promise<void> {
-    const up = await this.until(
+    const up = await this.client.until(
       () => names.every((n) => this.client.interfaceByName(n)?.link_state === "up"),
       timeoutMs,
     );
@@ -370,22 +370,5 @@ export class OvsSwitch {
         { ports: names, timeoutMs },
         "carrier up: the switch has not reported the links up yet",
       );
-  }
-
-  /** Resolves true once `cond` holds on the monitor-fed cache, false after `timeoutMs`. */
-  until(cond: () => boolean, timeoutMs: number): Promise<boolean> {
-    if (cond()) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const onChange = () => {
-        if (cond()) done(true);
-      };
-      const done = (ok: boolean) => {
-        clearTimeout(timer);
-        this.client.off("change", onChange);
-        resolve(ok);
-      };
-      const timer = setTimeout(() => done(false), timeoutMs);
-      this.client.on("change", onChange);
-    });
   }
 }
