@@ -25,16 +25,20 @@ export function centralDbFile(dir: string, db: CentralDb): string {
   return join(dir, `${db}.db`);
 }
 
+function socketPath(dir: string, db: CentralDb): string {
+  return join(dir, `${db}.sock`);
+}
+
 /** A database's unix-socket remote in `dir` (`unix:DIR/nb.sock`). */
 export function centralRemote(dir: string, db: CentralDb): string {
-  return `unix:${join(dir, `${db}.sock`)}`;
+  return `unix:${socketPath(dir, db)}`;
 }
 
 /** ovsdb-server's arguments for one database: its file, its socket, `listen` (validated), a control socket. */
 export function dbServerArgs(dir: string, db: CentralDb, listen: readonly string[] = []): string[] {
   return [
     centralDbFile(dir, db),
-    `--remote=punix:${join(dir, `${db}.sock`)}`,
+    `--remote=punix:${socketPath(dir, db)}`,
     ...listen.map((l) => `--remote=${l}`),
     `--unixctl=${join(dir, `${db}.ctl`)}`,
   ];
