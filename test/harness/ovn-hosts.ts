@@ -5,7 +5,6 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   CENTRAL_SCHEMA,
-  type CentralDb,
   centralDbFile,
   centralEnv,
   centralRemote,
@@ -188,36 +187,29 @@ async function startCentral(
   const env = Object.entries(centralEnv(dir)).map(([k, v]) => `${k}=${v}`);
   for (const db of ["nb", "sb"] as const)
     await exec("ovsdb-tool", ["create", centralDbFile(dir, db), CENTRAL_SCHEMA[db]], { env });
-  const dbServer = (db: CentralDb) => () =>
-    startDaemon(
-      "ovsdb-server",
-      [...dbServerArgs(dir, db), `--log-file=${f(`${db}.log`)}`],
-      f(`${db}.pid`),
-      dir,
-      {
-        netns,
-        env,
-      },
-    );
+  // Each daemon logs to and keeps its pid in `dir` under its own name (nb, sb, northd).
+  const daemon = (name: string, prog: string, args: readonly string[]) => ({
+    start: () =>
+      startDaemon(prog, [...args, `--log-file=${f(`${name}.log`)}`], f(`${name}.pid`), dir, { netns, env }),
+    stop: () => stopDaemon(f(`${name}.pid`), dir),
+  });
+  const nb = daemon("nb", "ovsdb-server", dbServerArgs(dir, "nb"));
+  const sb = daemon("sb", "ovsdb-server", dbServerArgs(dir, "sb"));
+  const northd = daemon("northd", "ovn-northd", northdArgs(dir));
   const nbRemote = centralRemote(dir, "nb");
   const sbRemote = centralRemote(dir, "sb");
-  const startNorthd = () =>
-    startDaemon("ovn-northd", [...northdArgs(dir), `--log-file=${f("northd.log")}`], f("northd.pid"), dir, {
-      netns,
-      env,
-    });
   const central: OvnCentral = {
     dir,
     nbRemote,
     sbRemote,
     nbctl: (args) => exec("ovn-nbctl", [`--db=${nbRemote}`, "--timeout=20", ...args], { env }),
     sbctl: (args) => exec("ovn-sbctl", [`--db=${sbRemote}`, "--timeout=20", ...args], { env }),
-    startNb: dbServer("nb"),
-    stopNb: () => stopDaemon(f("nb.pid"), dir),
-    startSb: dbServer("sb"),
-    stopSb: () => stopDaemon(f("sb.pid"), dir),
-    startNorthd,
-    stopNorthd: () => stopDaemon(f("northd.pid"), dir),
+    startNb: nb.start,
+    stopNb: nb.stop,
+    startSb: sb.start,
+    stopSb: sb.stop,
+    startNorthd: northd.start,
+    stopNorthd: northd.stop,
   };
   cleanups.push(() => central.stopNb());
   await central.startNb();
@@ -225,7 +217,7 @@ async function startCentral(
   await central.startSb();
   await central.nbctl(["init"]);
   cleanups.push(() => central.stopNorthd());
-  await startNorthd();
+  await central.startNorthd();
   return central;
 }
 
