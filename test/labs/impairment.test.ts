@@ -72,7 +72,7 @@ after(async () => {
 });
 
 describe("link impairments on the host", () => {
-  it("rate_kbit 10000 (tbf): iperf3 a->b within 10% of 10 Mbit/s; GET reads it back from tc", async (ctx) => {
+  it("rate_kbit 10000 (tbf): iperf3 a->b within 10% of 10 Mbit/s of frames; GET reads it back from tc", async (ctx) => {
     const put = await call("PUT", url, { a_to_b: { rate_kbit: 10_000 } });
     assert.equal(put.status, 200, put.body);
     const view = put.json<ImpairmentView>();
@@ -86,7 +86,9 @@ describe("link impairments on the host", () => {
     await expectPing(n1, "198.18.21.2");
     const bps = await iperfThroughput(n1, n2, "198.18.21.2");
     ctx.diagnostic(`iperf3 a->b through rate_kbit 10000: ${(bps / 1e6).toFixed(2)} Mbit/s`);
-    assert.ok(bps > 9e6 && bps < 11e6, `iperf3 through a 10 Mbit/s link: ${(bps / 1e6).toFixed(2)} Mbit/s`);
+    // iperf3 counts TCP payload: 1448 of a 1514-byte frame, 9.56 Mbit/s through 10 Mbit/s of
+    // frames when nothing else runs. 10% below that is left for a busy machine's scheduling.
+    assert.ok(bps > 8.6e6 && bps < 11e6, `iperf3 through a 10 Mbit/s link: ${(bps / 1e6).toFixed(2)} Mbit/s`);
     // The link's view says so too.
     const link = t.agent.labs.listLinks(LAB).find((l) => l.id === "l1") as LinkView;
     assert.deepEqual(link.impairment, { a_to_b: { rate_kbit: 10_000 } });
