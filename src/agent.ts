@@ -10,7 +10,7 @@ import type { AgentConfig } from "./config/config.js";
 import { CaptureService, recordEnds } from "./labs/capture-service.js";
 import { ImpairmentService } from "./labs/impairment-service.js";
 import { LabService } from "./labs/lab-service.js";
-import { OvnLabService } from "./labs/ovn-lab-service.js";
+import { OVN_DEFAULT_MTU, OvnLabService } from "./labs/ovn-lab-service.js";
 import { createMetrics, registerLinkMetrics, registerNetworkMetrics } from "./metrics.js";
 import { OverlayService } from "./overlay/overlay-service.js";
 import { startPlugin } from "./plugin/plugin-server.js";
@@ -173,7 +173,15 @@ export async function createAgent(config: AgentConfig, opts: { logger: Logger })
   let plugin: Awaited<ReturnType<typeof startPlugin>> | undefined;
   try {
     if (config.pluginSocket && backend.dockerPorts) {
-      plugin = await startPlugin(config.pluginSocket, { config, store, backend, labs, locks, logger });
+      plugin = await startPlugin(config.pluginSocket, {
+        config,
+        store,
+        backend,
+        labs: ovnLabs ?? labs,
+        locks,
+        logger,
+        ...(ovnLabs ? { defaultMtu: OVN_DEFAULT_MTU } : {}),
+      });
     }
   } catch (e) {
     // e.g. another agent serves the socket: stop what started, or the process would not exit

@@ -307,6 +307,21 @@ export class LabService implements LabOperations {
     });
   }
 
+  pluginInterfaces(): { lab: string; node: string; iface: string; hostPort: string }[] {
+    return this.d.store.labs().flatMap((rec) =>
+      Object.values(rec.nodes)
+        .filter((n) => n.origin === "plugin")
+        .flatMap((n) =>
+          Object.values(n.interfaces).map((i) => ({
+            lab: rec.lab,
+            node: n.name,
+            iface: i.name,
+            hostPort: i.hostPort,
+          })),
+        ),
+    );
+  }
+
   /** Resolves `NODE:IF` to its records, if the interface exists in the lab. */
   findEnd(rec: LabRecord, ref: EndRef): LinkEnd | undefined {
     return resolveEnd(rec, ref);

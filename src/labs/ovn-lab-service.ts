@@ -11,8 +11,13 @@ import { checkNodeNetns, type NetnsRef, netnsLost, parseNetnsRef } from "../link
 import type { Metrics } from "../metrics.js";
 import { defaultLinkId, hostPortName } from "../model/derived-names.js";
 import { formatEnd, parseEnd, validateId } from "../model/names.js";
-import type { CaptureTarget, ImpairmentOperations, LabOperations } from "../model/operations.js";
-import type { CarrierState, Impairment } from "../model/records.js";
+import type {
+  CaptureTarget,
+  ImpairmentOperations,
+  LabOperations,
+  PluginInterfaceOperations,
+} from "../model/operations.js";
+import type { CarrierState, Impairment, InterfaceRecord } from "../model/records.js";
 import type {
   ImpairmentView,
   InterfaceView,
@@ -52,7 +57,7 @@ export interface OvnLabServiceDeps {
  * then makes its own host's part (see OvnBackend). A node says where it runs (`host`, a chassis;
  * absent: this agent's host). Views show every interface's host and binding.
  */
-export class OvnLabService implements LabOperations {
+export class OvnLabService implements LabOperations, PluginInterfaceOperations {
   /** What the last change waited for (tests and the bench read it). */
   lastApplied: Applied | undefined;
 
@@ -243,6 +248,82 @@ export class OvnLabService implements LabOperations {
     throw rolledBack(first.error, failed);
   }
 
+  // ---- Docker containers: their interfaces join a lab as ports of this host ----
+
+  /**
+   * A container's interface (its veth the plugin's, on this host) becomes NODE:IF of the lab in
+   * one NB transaction, answered once applied: the links that name it are wired (across hosts
+   * too). The lab is made when it does not exist yet.
+   */
+  async adoptPluginInterface(lab: string, node: string, iface: InterfaceRecord): Promise<void> {
+    validateId(lab, "lab");
+    validateId(node, "node");
+    const here = this.d.backend.hostId;
+    await this.d.locks.withKey(lab, async () => {
+      const state = this.d.backend.nbState();
+      const cur = state.labs.get(lab);
+      const key = `${node}:${iface.name}`;
+      const have = cur?.interfaces.get(key);
+      if (have?.origin === "plugin" && have.host === here && have.hostPort === iface.hostPort) return;
+      const other = [...(cur?.interfaces.values() ?? [])].find((p) => p.node === node);
+      if (other && other.origin !== "plugin")
+        throw new AgentError("CONFLICT", `node ${node} of lab ${lab} exists and is not a Docker container`);
+      if (other && other.host !== here) {
+        throw new AgentError(
+          "CONFLICT",
+          `node ${node} of lab ${lab} is a Docker container on host ${other.host}: a node runs on one host`,
+          "give containers of one lab names unique across its hosts",
+        );
+      }
+      if (have) throw new AgentError("CONFLICT", `${key} in lab ${lab} belongs to another endpoint`);
+      for (const [clash, what] of [
+        [state.foreignSwitches.has(labSwitchName(lab)), `a logical switch ${labSwitchName(lab)}`],
+        [
+          state.foreignPorts.has(portName(lab, node, iface.name)),
+          `a logical port ${portName(lab, node, iface.name)}`,
+        ],
+      ] as const) {
+        if (clash)
+          throw new AgentError("CONFLICT", `OVN's northbound database has ${what} that is not the agent's`);
+      }
+      const want = cur ? desiredOf(cur) : { lab, ports: [], links: [] };
+      want.ports.push({
+        node,
+        iface: iface.name,
+        host: here,
+        netns: "null",
+        mtu: iface.mtu,
+        hostPort: iface.hostPort,
+        carrier: "up",
+        origin: "plugin",
+      });
+      await this.commit(want, cur);
+    });
+  }
+
+  /** The container's interface leaves the lab (its links keep the end and wait for it). */
+  async releasePluginInterface(lab: string, node: string, ifname: string, hostPort: string): Promise<void> {
+    await this.d.locks.withKey(lab, async () => {
+      const cur = this.d.backend.nbState().labs.get(lab);
+      const key = `${node}:${ifname}`;
+      const p = cur?.interfaces.get(key);
+      if (!cur || p?.origin !== "plugin" || p.hostPort !== hostPort || p.host !== this.d.backend.hostId)
+        return;
+      const want = desiredOf(cur);
+      want.ports = want.ports.filter((x) => `${x.node}:${x.iface}` !== key);
+      await this.commit(want, cur);
+    });
+  }
+
+  pluginInterfaces(): { lab: string; node: string; iface: string; hostPort: string }[] {
+    const here = this.d.backend.hostId;
+    return [...this.d.backend.nbState().labs.values()].flatMap((l) =>
+      [...l.interfaces.values()]
+        .filter((p) => p.origin === "plugin" && p.host === here)
+        .map((p) => ({ lab: l.lab, node: p.node, iface: p.iface, hostPort: p.hostPort })),
+    );
+  }
+
   // ---- impairments: kept in NB on the link's switch; each end's host agent applies its own ----
 
   /** `GET/PUT/DELETE /labs/{lab}/links/{id}/impairment` with the ovn backend. */
@@ -342,6 +423,13 @@ export class OvnLabService implements LabOperations {
       const netns = parseNetnsRef(n);
       const host = n.host ?? backend.hostId;
       const was = [...(cur?.interfaces.values() ?? [])].find((p) => p.node === name);
+      if (was?.origin === "plugin") {
+        throw new AgentError(
+          "CONFLICT",
+          `node ${name} of lab ${lab} is a Docker container of the plugin (on host ${was.host})`,
+          "leave it out of the lab body: its links name it like any other node",
+        );
+      }
       // A node already on a host that is gone now stays there (its links show down meanwhile).
       if (!hosts.has(host) && was?.host !== host) {
         throw new AgentError(
@@ -383,10 +471,17 @@ export class OvnLabService implements LabOperations {
           hostPort,
           // A declarative PUT keeps a pulled cable pulled (as with the ovs backend).
           carrier: cur?.interfaces.get(`${name}:${w.name}`)?.carrier ?? "up",
+          origin: "api",
         });
       }
     }
+    // Docker containers' interfaces are their plugin's, not the body's: they stay as they are.
+    for (const p of cur?.interfaces.values() ?? []) if (p.origin === "plugin") ports.push(desiredPort(p));
     const ifaces = new Set(ports.map((p) => `${p.node}:${p.iface}`));
+    // A link may keep an end that is a container not running now (it joins again when it runs).
+    const waiting = new Set<string>();
+    for (const l of cur?.links.values() ?? [])
+      for (const e of [l.a, l.b]) if (!cur?.interfaces.has(e)) waiting.add(e);
     const links: DesiredLink[] = [];
     const ids = new Set<string>();
     const ends = new Set<string>();
@@ -399,11 +494,11 @@ export class OvnLabService implements LabOperations {
       if (ids.has(id)) throw new AgentError("BAD_REQUEST", `link id ${id} is declared twice`);
       ids.add(id);
       for (const e of [formatEnd(a), formatEnd(b)]) {
-        if (!ifaces.has(e)) {
+        if (!ifaces.has(e) && !(waiting.has(e) && !declared.has(e.split(":")[0]!))) {
           throw new AgentError(
             "BAD_REQUEST",
             `link ${id}: ${e} is not an interface of lab ${lab}'s body`,
-            "a link joins two interfaces declared in the same lab (a port of another lab cannot be linked)",
+            "a link joins two interfaces of the same lab: declared in its body, or of a Docker container in it (start the container first); a port of another lab cannot be linked",
           );
         }
         if (ends.has(e)) throw new AgentError("ALREADY_LINKED", `${e} is in two links of the lab body`);
@@ -535,7 +630,8 @@ export class OvnLabService implements LabOperations {
       const first = ports[0]!;
       let ref: NetnsRef | undefined;
       try {
-        ref = JSON.parse(first.netns) as NetnsRef;
+        // A container's namespace is Docker's ("null"): the view shows none, like the ovs backend's.
+        ref = (JSON.parse(first.netns) as NetnsRef | null) ?? undefined;
       } catch {
         ref = undefined;
       }
@@ -549,7 +645,7 @@ export class OvnLabService implements LabOperations {
       return {
         name,
         netns: netnsText(ref),
-        origin: "api",
+        origin: first.origin,
         ...(problem ? { state: "lost" as const, reason: problem } : { state: "ok" as const }),
         host: first.host,
         interfaces: ports.map(ifaceView),
@@ -604,6 +700,7 @@ function netnsOfSpec(n: { netns?: string; pid?: number }): NetnsRef {
 function specOf(lab: NbLab): LabSpec {
   const nodes = new Map<string, LabSpec["nodes"][number]>();
   for (const p of lab.interfaces.values()) {
+    if (p.origin === "plugin") continue; // a container's, kept by desired()
     let n = nodes.get(p.node);
     if (!n) {
       const ref = JSON.parse(p.netns) as NetnsRef;
@@ -629,7 +726,12 @@ function linkSpecOf(l: NbLink): DesiredLink {
 
 /** The lab as NB holds it, as the desired state that keeps it so (checked when it was written). */
 function desiredOf(lab: NbLab): DesiredLab {
-  const ports: DesiredPort[] = [...lab.interfaces.values()].map((p) => ({
+  const ports: DesiredPort[] = [...lab.interfaces.values()].map(desiredPort);
+  return { lab: lab.lab, ports, links: [...lab.links.values()].map(linkSpecOf) };
+}
+
+function desiredPort(p: NbPort): DesiredPort {
+  return {
     node: p.node,
     iface: p.iface,
     host: p.host,
@@ -637,8 +739,8 @@ function desiredOf(lab: NbLab): DesiredLab {
     mtu: p.mtu,
     hostPort: p.hostPort,
     carrier: p.carrier,
-  }));
-  return { lab: lab.lab, ports, links: [...lab.links.values()].map(linkSpecOf) };
+    origin: p.origin,
+  };
 }
 
 /** What a change does, in the contract's words. */

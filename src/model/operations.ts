@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import type { CarrierState, LinkMode } from "./records.js";
+import type { CarrierState, InterfaceRecord, LinkMode } from "./records.js";
 import type {
   Impairment,
   ImpairmentView,
@@ -32,6 +32,20 @@ export interface LabOperations {
   removeLink(lab: string, id: string): Promise<void>;
   setCarrier(lab: string, node: string, iface: string, state: CarrierState): Promise<InterfaceView>;
   setLinkCarrier(lab: string, id: string, state: CarrierState): Promise<LinkView>;
+}
+
+/**
+ * What the Docker plugin asks of a lab service: a container's interface (its veth made by the
+ * plugin, on this host) joins a lab as NODE:IF, node origin `plugin`, and the links that name it
+ * are wired; it leaves again when the container stops (its links wait for it).
+ */
+export interface PluginInterfaceOperations {
+  /** CONFLICT when NODE is an API node of the lab, or NODE:IF is another endpoint's. */
+  adoptPluginInterface(lab: string, node: string, iface: InterfaceRecord): Promise<void>;
+  /** Nothing when NODE:IF is not this endpoint's (`hostPort`). */
+  releasePluginInterface(lab: string, node: string, ifname: string, hostPort: string): Promise<void>;
+  /** This host's plugin interfaces in labs now (a restarted plugin releases those without an endpoint). */
+  pluginInterfaces(): { lab: string; node: string; iface: string; hostPort: string }[];
 }
 
 export interface OverlayOperations {

@@ -6,11 +6,11 @@ import { AgentError, isAgentError } from "../common/errors.js";
 import { Locks } from "../common/locks.js";
 import type { Logger } from "../common/log.js";
 import type { AgentConfig } from "../config/config.js";
-import type { LabService } from "../labs/lab-service.js";
 import { getLink, listLinks } from "../link/links.js";
 import { type NetnsRef, switchNetnsRef } from "../link/netns.js";
 import { pluginPortNames } from "../model/derived-names.js";
 import { validateId, validateIfName } from "../model/names.js";
+import type { PluginInterfaceOperations } from "../model/operations.js";
 import type { PluginEndpointRecord, PluginNetworkRecord } from "../model/records.js";
 import type { StateStore } from "../state/state-store.js";
 import type { DockerEngine } from "./docker-engine.js";
@@ -34,10 +34,12 @@ export interface DriverDeps {
   config: AgentConfig;
   store: StateStore;
   backend: NetworkBackend;
-  labs: LabService;
+  labs: PluginInterfaceOperations;
   locks: Locks;
   logger: Logger;
   docker: DockerEngine;
+  /** The MTU of a network's interfaces without `-o mtu` (the backend's default). */
+  defaultMtu: number;
   /** How long to look for the container of a joined endpoint in Docker (ms). */
   resolveTimeoutMs?: number;
 }
@@ -209,7 +211,7 @@ export class NetworkDriver {
         networkId: net.networkId,
         hostPort,
         peerName: peer,
-        mtu: net.mtu ?? this.d.config.localMtu,
+        mtu: net.mtu ?? this.d.defaultMtu,
         createdAt: Date.now(),
       };
       // Recorded first: a crash in between leaves a record that start() clears up.
@@ -319,15 +321,10 @@ export class NetworkDriver {
       await this.removeEndpoint(ep);
     }
     const known = new Set(this.d.store.pluginEndpoints.values().map((e) => e.hostPort));
-    for (const lab of this.d.store.labs()) {
-      for (const node of Object.values(lab.nodes)) {
-        if (node.origin !== "plugin") continue;
-        for (const iface of Object.values(node.interfaces)) {
-          if (known.has(iface.hostPort)) continue;
-          await this.d.labs.releasePluginInterface(lab.lab, node.name, iface.name, iface.hostPort);
-          this.reaper.add([iface.hostPort]);
-        }
-      }
+    for (const i of this.d.labs.pluginInterfaces()) {
+      if (known.has(i.hostPort)) continue;
+      await this.d.labs.releasePluginInterface(i.lab, i.node, i.iface, i.hostPort);
+      this.reaper.add([i.hostPort]);
     }
     await this.spares.recover(present);
     this.demandSoon("create");

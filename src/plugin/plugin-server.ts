@@ -7,7 +7,7 @@ import { AgentError } from "../common/errors.js";
 import type { Locks } from "../common/locks.js";
 import type { Logger } from "../common/log.js";
 import type { AgentConfig } from "../config/config.js";
-import type { LabService } from "../labs/lab-service.js";
+import type { PluginInterfaceOperations } from "../model/operations.js";
 import type { StateStore } from "../state/state-store.js";
 import { type DockerEngine, DockerEngineClient } from "./docker-engine.js";
 import { errorText, NetworkDriver } from "./network-driver.js";
@@ -17,9 +17,11 @@ export interface PluginDeps {
   config: AgentConfig;
   store: StateStore;
   backend: NetworkBackend;
-  labs: LabService;
+  labs: PluginInterfaceOperations;
   locks: Locks;
   logger: Logger;
+  /** The MTU of a network's interfaces without `-o mtu` (default: ARCHETYPE_AGENT_LOCAL_MTU). */
+  defaultMtu?: number;
   /** Where to ask Docker which container holds an endpoint (default: /var/run/docker.sock). */
   docker?: DockerEngine;
 }
@@ -35,7 +37,11 @@ const MEDIA_TYPE = "application/vnd.docker.plugins.v1+json";
  * the HTTP API: only root reaches this socket, no web page can).
  */
 export async function startPlugin(socketPath: string, deps: PluginDeps): Promise<{ close(): Promise<void> }> {
-  const driver = new NetworkDriver({ ...deps, docker: deps.docker ?? new DockerEngineClient() });
+  const driver = new NetworkDriver({
+    ...deps,
+    docker: deps.docker ?? new DockerEngineClient(),
+    defaultMtu: deps.defaultMtu ?? deps.config.localMtu,
+  });
   // The socket is taken first (refusing early when another agent serves it); calls wait for recovery.
   let startRecovery = () => {};
   const recovered = new Promise<void>((resolve) => {

@@ -15,6 +15,8 @@ export interface SparePoolDeps {
   store: StateStore;
   logger: Logger;
   reaper: PortReaper;
+  /** The MTU of a network's interfaces without `-o mtu`. */
+  defaultMtu: number;
   /** Makes detached veths (the driver's batcher, under the agent's locks). */
   create(eps: DetachedEndpoint[]): Promise<void>;
 }
@@ -175,7 +177,7 @@ export class SparePool {
         const spare = {
           hostPort,
           peerName: peer,
-          mtu: net.mtu ?? this.d.config.localMtu,
+          mtu: net.mtu ?? this.d.defaultMtu,
           createdAt: Date.now(),
         };
         made.push({

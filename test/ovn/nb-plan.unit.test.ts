@@ -17,6 +17,7 @@ function want(bEnd = "b:eth1"): DesiredLab {
       mtu: 1442,
       hostPort: `vh-${n}`,
       carrier: "up" as const,
+      origin: "api" as const,
     })),
     links: [{ id: "l", a: "a:eth1", b: bEnd }],
   };
@@ -35,6 +36,7 @@ function written(): NbState {
     mtu: 1442,
     hostPort: `vh-${n}`,
     carrier: "up",
+    origin: "api",
     enabled,
     up: true,
     switchUuid: sw,
@@ -183,4 +185,40 @@ test("a port's marks are changed key by key: what its host's agent reported stay
     else assert.equal(o.op, "mutate");
   }
   assert.ok(!JSON.stringify(rows).includes("archetype_shaped"));
+});
+
+test("a link whose end is a container not running now holds its other end, and again both once it runs", () => {
+  const gone = want();
+  gone.ports = gone.ports.filter((p) => p.node !== "b");
+  const plan = planLab(written(), gone, "hv1", 5);
+  const link = plan.ops.find(
+    (o) => o.op === "update" && o.table === "Logical_Switch" && JSON.stringify(o.where).includes('"u-l"]'),
+  );
+  assert.ok(link && link.op === "update");
+  assert.deepEqual(
+    link.row.ports,
+    ["set", [["uuid", "u-a"]]],
+    "b's port goes; the link keeps its ends' marks",
+  );
+  assert.ok(JSON.stringify(link.row.external_ids).includes('"archetype_b","b:eth1"'));
+  // NB after that: the link holds a alone, and the same body writes nothing more.
+  const after = written();
+  const lab = after.labs.get("x")!;
+  lab.interfaces.delete("b:eth1");
+  lab.links.get("l")!.ports = ["u-a"];
+  assert.deepEqual(planLab(after, gone, "hv1", 5).ops, []);
+  // The container back (a new port): the link's switch takes it.
+  const back = planLab(after, want(), "hv1", 5);
+  const relinked = back.ops.find(
+    (o) => o.op === "update" && o.table === "Logical_Switch" && JSON.stringify(o.where).includes('"u-l"]'),
+  );
+  assert.ok(relinked && relinked.op === "update");
+  assert.deepEqual(relinked.row.ports, [
+    "set",
+    [
+      ["uuid", "u-a"],
+      ["named-uuid", "p1"],
+    ],
+  ]);
+  assert.ok(back.moved.includes("an:x:b:eth1"), "its new binding is waited for");
 });

@@ -67,6 +67,7 @@ function driverOn(docker: DockerEngine): NetworkDriver {
     labs: a.labs,
     locks: a.locks,
     logger: silentLogger(),
+    defaultMtu: t.config.localMtu,
     docker,
     resolveTimeoutMs: 60_000,
   });

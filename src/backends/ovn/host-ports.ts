@@ -19,6 +19,8 @@ import {
   eqUuid,
   insert,
   map,
+  mapDeleteKeys,
+  mapInsert,
   mutate,
   namedUuid,
   type Operation,
@@ -175,8 +177,10 @@ export class HostPorts {
     const { ovs, hostNs } = this.d;
     if (!ovs.isConnected) return; // reconnecting: the "connected" event schedules a pass
     const bridge = ovs.bridgeByName(INTEGRATION_BRIDGE);
-    const desired = this.d.desired();
-    this.madeFrom = declaredKey(desired);
+    const all = this.d.desired();
+    this.madeFrom = declaredKey(all);
+    // Docker containers' veths are their plugin's: only bound here (see bindContainers).
+    const desired = all.filter((d) => d.port.origin === "api");
     const want = new Map(desired.map((d) => [d.port.hostPort, d]));
     const kernel = new Map((await listLinks(hostNs)).map((l) => [l.name, l]));
     // Our ports on br-int, by name.
@@ -261,7 +265,7 @@ export class HostPorts {
 
     // 3. br-int ports: every veth there is, with iface-id naming its logical port.
     if (!bridge) {
-      for (const d of desired)
+      for (const d of all)
         problems.set(d.lsp, `${INTEGRATION_BRIDGE} does not exist yet (ovn-controller makes it)`);
     } else {
       const present = new Set([...kernel.keys(), ...made]);
@@ -301,9 +305,12 @@ export class HostPorts {
         refs.push(namedUuid(`p${i}`));
       });
       if (refs.length > 0) ops.push(mutate("Bridge", [eqUuid(bridge.uuid)], [setInsert("ports", set(refs))]));
+      const containers = all.filter((d) => d.port.origin === "plugin");
+      ops.push(...this.bindContainers(containers, problems));
       if (ops.length > 0) await ovs.transact(ops, { waitApplied: true });
+      for (const d of containers) if (ovs.portByName(d.port.hostPort)) present.add(d.port.hostPort);
       // Carrier: a pulled cable is the host end down (the node sees NO-CARRIER).
-      const wrong = desired.filter((d) => {
+      const wrong = all.filter((d) => {
         const k = kernel.get(d.port.hostPort);
         const up = k === undefined ? made.includes(d.port.hostPort) : k.up;
         return present.has(d.port.hostPort) && up !== (d.port.carrier === "up");
@@ -312,12 +319,44 @@ export class HostPorts {
         const names = wrong.filter((d) => d.port.carrier === state).map((d) => d.port.hostPort);
         if (names.length > 0) await setLinkUp(names, state === "up", hostNs);
       }
-      await this.shapeHostEnds(desired.filter((d) => present.has(d.port.hostPort)));
+      await this.shapeHostEnds(all.filter((d) => present.has(d.port.hostPort)));
     }
 
     this.problems.clear();
     for (const [k, v] of problems) this.problems.set(k, v);
     if (problems.size > 0) this.retryLater();
+  }
+
+  /**
+   * Docker containers' interfaces of this host: their veths' host ends (made by the plugin, on
+   * br-int without `iface-id` while no lab has them) get the logical port's name as `iface-id`;
+   * a plugin port whose container left its lab loses it again (isolated). Mutations of that one
+   * key: ovn-controller writes the Interface's other keys.
+   */
+  private bindContainers(containers: readonly LocalPort[], problems: Map<string, string>): Operation[] {
+    const { ovs } = this.d;
+    const ops: Operation[] = [];
+    const wanted = new Map(containers.map((d) => [d.port.hostPort, d.lsp]));
+    for (const p of ovs.ports()) {
+      if (p.external_ids[PORT_MARK.kind] !== PORT_MARK.pluginKind) continue;
+      const iface = p.interfaces[0] === undefined ? undefined : ovs.interfaceByUuid(p.interfaces[0]);
+      if (!iface) continue;
+      const lsp = wanted.get(p.name);
+      const have = iface.external_ids["iface-id"];
+      if (have === lsp) continue;
+      const where = [eqUuid(iface.uuid)];
+      ops.push(mutate("Interface", where, [mapDeleteKeys("external_ids", ["iface-id"])]));
+      if (lsp !== undefined)
+        ops.push(mutate("Interface", where, [mapInsert("external_ids", { "iface-id": lsp })]));
+    }
+    for (const d of containers) {
+      if (ovs.portByName(d.port.hostPort)?.external_ids[PORT_MARK.kind] !== PORT_MARK.pluginKind)
+        problems.set(
+          d.lsp,
+          `container ${d.port.node}: its interface ${d.port.iface} (host end ${d.port.hostPort}) is not on ${INTEGRATION_BRIDGE}; the Docker plugin makes it again when the container starts`,
+        );
+    }
+    return ops;
   }
 
   /**

@@ -25,6 +25,8 @@ export const NB_MARK = {
   /** The host end of the node's veth (on its host's integration bridge). */
   hostPort: "archetype_host_port",
   carrier: "archetype_carrier",
+  /** `plugin`: a Docker container's interface, added by its host's Docker plugin (absent: `api`). */
+  origin: "archetype_origin",
   /** On a link switch: its impairment, canonical JSON ({"a_to_b":{..},"b_to_a":{..}}). */
   impairment: "archetype_impairment",
   /**
@@ -62,13 +64,24 @@ export function parseShapedError(mark: string): { shape: string; code: string; m
 export const PORT_MARK = {
   kind: "archetype_kind",
   kindValue: "ovn-node",
+  /** A Docker plugin endpoint's veth: made by the plugin, bound while its container is in a lab. */
+  pluginKind: "ovn-plugin",
   lab: "archetype_lab",
   node: "archetype_node",
   iface: "archetype_if",
   /** What the veth was made for: a change re-creates it. */
   netns: "archetype_netns",
   mtu: "archetype_mtu",
+  /** Plugin ports (their owner: DOCKER_OWNER_MARK): the interface's alias, when it was made. */
+  alias: "archetype_alias",
+  created: "archetype_created",
 } as const;
+
+/** Whether a br-int port's marks say it is a lab interface of this agent (a node's or a container's). */
+export function isLabPort(ids: Readonly<Record<string, string>>): boolean {
+  const k = ids[PORT_MARK.kind];
+  return k === PORT_MARK.kindValue || k === PORT_MARK.pluginKind;
+}
 
 /** The Open_vSwitch external_ids key saying the agent wrote ovn-controller's settings. */
 export const OVS_CONFIGURED_MARK = "archetype_ovn";

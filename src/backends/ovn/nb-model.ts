@@ -20,6 +20,11 @@ export interface DesiredPort {
   mtu: number;
   hostPort: string;
   carrier: "up" | "down";
+  /**
+   * `plugin`: a Docker container's interface; its veth is the plugin's (netns "null"), the lab
+   * body does not declare it, and links name it like any other.
+   */
+  origin: "api" | "plugin";
 }
 
 export interface NbPort extends DesiredPort {
@@ -155,6 +160,7 @@ export function readNb(rows: RowsOf): NbState {
       mtu: Number(ids[NB_MARK.mtu] ?? 0),
       hostPort: ids[NB_MARK.hostPort] ?? "",
       carrier: ids[NB_MARK.carrier] === "down" ? "down" : "up",
+      origin: ids[NB_MARK.origin] === "plugin" ? "plugin" : "api",
       enabled: decodeOptional<boolean>(r.enabled) !== false,
       up: decodeOptional<boolean>(r.up) === true,
       switchUuid,

@@ -23,7 +23,7 @@ import { type DesiredPort, impairmentText, type NbLab, type NbPort, type NbState
 /** A link as declared: two interfaces of the lab. */
 export interface DesiredLink {
   id: string;
-  /** NODE:IF, both interfaces of the lab. */
+  /** NODE:IF, interfaces of the lab (a Docker container's may be missing while it is not running). */
   a: string;
   b: string;
   /** Validated (labs/impairment.ts); undefined: none. */
@@ -120,6 +120,7 @@ export function planLab(state: NbState, want: DesiredLab, writer: string, now: n
       [NB_MARK.mtu]: String(p.mtu),
       [NB_MARK.hostPort]: p.hostPort,
       [NB_MARK.carrier]: p.carrier,
+      ...(p.origin === "plugin" ? { [NB_MARK.origin]: "plugin" } : {}),
       [NB_MARK.created]: String(cur?.interfaces.get(key)?.createdAt || now),
     };
     const have = cur?.interfaces.get(key);
@@ -130,7 +131,8 @@ export function planLab(state: NbState, want: DesiredLab, writer: string, now: n
         have.netns === p.netns &&
         have.mtu === p.mtu &&
         have.hostPort === p.hostPort &&
-        have.carrier === p.carrier;
+        have.carrier === p.carrier &&
+        have.origin === p.origin;
       if (!same || have.enabled !== enabled) {
         const where = [eqUuid(have.uuid)];
         ops.push(update("Logical_Switch_Port", where, { enabled }));
@@ -172,7 +174,9 @@ export function planLab(state: NbState, want: DesiredLab, writer: string, now: n
     making.add(have.host);
   }
 
-  const portSet = (keys: readonly string[]) => set(keys.map((k) => refOf.get(k)!));
+  // A link's end may be missing (a Docker container not running now): its switch holds the other.
+  const portSet = (keys: readonly string[]) =>
+    set(keys.map((k) => refOf.get(k)).filter((r): r is Atom => r !== undefined));
   const currentKeys = (uuids: readonly string[]) => {
     const byUuid = new Map([...(cur?.interfaces.values() ?? [])].map((p) => [p.uuid, p]));
     return uuids.map((u) => byUuid.get(u)).filter((p): p is NbPort => p !== undefined);
@@ -217,7 +221,7 @@ export function planLab(state: NbState, want: DesiredLab, writer: string, now: n
 
   // Links: a switch each, of its two ports; a link whose ends changed keeps its switch.
   want.links.forEach((l, i) => {
-    const ends = [l.a, l.b];
+    const ends = [l.a, l.b].filter((k) => refOf.has(k));
     const ids = {
       [NB_MARK.owner]: OWNER_VALUE,
       [NB_MARK.kind]: "link",
@@ -234,7 +238,7 @@ export function planLab(state: NbState, want: DesiredLab, writer: string, now: n
         have.a === l.a &&
         have.b === l.b &&
         before.length === have.ports.length &&
-        before.length === 2 &&
+        before.length === ends.length &&
         before.every((p) => ends.includes(`${p.node}:${p.iface}`));
       if (same) {
         // Its impairment alone: the link's ends' hosts shape their host ends (see `shaping`).

@@ -4,6 +4,7 @@ import type { Logger } from "../../common/log.js";
 import type { AgentConfig } from "../../config/config.js";
 import { netemMissing, type RootQdisc, rootQdisc } from "../../link/index.js";
 import type { NetnsRef } from "../../link/netns.js";
+import type { InterfaceRecord } from "../../model/records.js";
 import {
   type CacheChange,
   decodeMap,
@@ -21,6 +22,7 @@ import {
 import type {
   CaptureCapability,
   CleanupContext,
+  DockerPortsCapability,
   NetworkBackend,
   Orphan,
   OrphansCapability,
@@ -28,9 +30,17 @@ import type {
   ReconcileReport,
   SwitchDbCapability,
 } from "../network-backend.js";
+import { OvnDockerPorts } from "./docker-ports.js";
 import { HostLiveness } from "./host-liveness.js";
 import { HostPorts, type LocalPort, type ShapedMark } from "./host-ports.js";
-import { INTEGRATION_BRIDGE, NB_MARK, OVS_CONFIGURED_MARK, PORT_MARK, parseShapedError } from "./marks.js";
+import {
+  INTEGRATION_BRIDGE,
+  isLabPort,
+  NB_MARK,
+  OVS_CONFIGURED_MARK,
+  PORT_MARK,
+  parseShapedError,
+} from "./marks.js";
 import { type NbPort, type NbState, readNb } from "./nb-model.js";
 import { findNbOrphans, removeOrphanOps } from "./nb-orphans.js";
 import { type DesiredLab, deleteLabOps, type NbPlan, planLab } from "./nb-plan.js";
@@ -113,12 +123,16 @@ export class OvnBackend implements NetworkBackend {
     this.hostId = config.ovn.hostId;
     const sw = config.switchNetns;
     this.hostNs = sw === undefined ? undefined : sw.startsWith("/") ? { path: sw } : { name: sw };
+    this.dockerPorts = new OvnDockerPorts({
+      ovs: () => this.ovs,
+      hostNs: this.hostNs,
+      datapath: this.datapath,
+    });
   }
 
   readonly unsupported = {
     overlay:
       "the ovn backend links hosts itself (Geneve, through OVN): give nodes a host in the lab body instead",
-    dockerPorts: "the Docker plugin is not available with the ovn backend yet",
     impairment:
       "the ovn backend keeps impairments in OVN's northbound database: use the lab API (PUT /labs/{lab}/links/{id}/impairment)",
   };
@@ -132,16 +146,19 @@ export class OvnBackend implements NetworkBackend {
     );
   }
 
+  /** Docker plugin endpoints: veths on br-int, bound once their container is in a lab. */
+  readonly dockerPorts: DockerPortsCapability;
+
   /** The live page's counters and port changes: this host's OVS, where its lab ports are br-int's. */
   readonly switchDb: SwitchDbCapability = {
     client: () => this.ovs,
-    labOf: (ids) => (ids[PORT_MARK.kind] === PORT_MARK.kindValue ? ids[PORT_MARK.lab] : undefined),
+    labOf: (ids) => (isLabPort(ids) ? ids[PORT_MARK.lab] : undefined),
   };
 
   /** This host's interfaces: the host end of the veth, a port of br-int (both directions cross it). */
   readonly capture: CaptureCapability = {
     point: (hostPort) =>
-      this.ovs.portByName(hostPort)?.external_ids[PORT_MARK.kind] === PORT_MARK.kindValue
+      isLabPort(this.ovs.portByName(hostPort)?.external_ids ?? {})
         ? { netns: this.hostNs, dev: hostPort }
         : undefined,
   };
@@ -149,17 +166,34 @@ export class OvnBackend implements NetworkBackend {
   /**
    * Cleanup of NB: switches with the agent's marks that no lab holds (see nb-orphans.ts). NB is
    * the desired state here, so the agent's state dir (`ctx.labs`) plays no part; this host's
-   * br-int ports follow NB by themselves (HostPorts removes what NB no longer places here).
+   * node ports follow NB by themselves (HostPorts removes what NB no longer places here). Docker
+   * plugin ports on br-int whose endpoint or spare the agent does not know go with their veths.
    */
   readonly orphans: OrphansCapability = {
-    audit: async (ctx: CleanupContext): Promise<Orphan[]> =>
-      findNbOrphans((t) => this.nb.rawRows(t), ctx.graceSince).map((o) => ({
-        kind: "logical_switch",
+    audit: async (ctx: CleanupContext): Promise<Orphan[]> => [
+      ...findNbOrphans((t) => this.nb.rawRows(t), ctx.graceSince).map((o) => ({
+        kind: "logical_switch" as const,
         name: o.name,
         reason: o.reason,
         detail: { uuid: o.uuid, lab: o.lab },
       })),
+      ...this.ovs
+        .ports()
+        .filter(
+          (p) =>
+            p.external_ids[PORT_MARK.kind] === PORT_MARK.pluginKind &&
+            !ctx.pluginPorts.has(p.name) &&
+            Number(p.external_ids[PORT_MARK.created] ?? 0) < ctx.graceSince,
+        )
+        .map((p) => ({
+          kind: "plugin_endpoint" as const,
+          name: p.name,
+          reason: "a Docker plugin port whose endpoint and spare the agent no longer knows",
+        })),
+    ],
     remove: async (orphans: readonly Orphan[]): Promise<void> => {
+      const plugin = orphans.filter((o) => o.kind === "plugin_endpoint").map((o) => o.name);
+      await this.dockerPorts.removeDetached(plugin);
       for (const o of orphans) {
         if (o.kind !== "logical_switch" || o.detail?.uuid === undefined) continue;
         const orphan = { uuid: o.detail.uuid, name: o.name, lab: o.detail.lab ?? "", reason: o.reason };
@@ -256,12 +290,12 @@ export class OvnBackend implements NetworkBackend {
         if (c.kind !== "modify" || columnsDiffer(c.old, c.new, ["ports"])) this.hostPorts.schedule();
       } else if (c.table === "Port") {
         const ids = decodeMap((c.old ?? c.new)?.external_ids);
-        if (ids[PORT_MARK.kind] === PORT_MARK.kindValue) this.hostPorts.schedule();
+        if (isLabPort(ids)) this.hostPorts.schedule();
       } else if (c.table === "Interface" && c.kind === "modify" && columnsDiffer(c.old, c.new, DEVICE)) {
         // A veth deleted by hand under its port: ovs-vswitchd says so only here (its link goes
         // down); counter updates alone change none of these.
         const port = this.ovs.portByName(String(c.new?.name));
-        if (port?.external_ids[PORT_MARK.kind] === PORT_MARK.kindValue) this.hostPorts.schedule();
+        if (port && isLabPort(port.external_ids)) this.hostPorts.schedule();
       }
     });
   }
@@ -424,7 +458,7 @@ export class OvnBackend implements NetworkBackend {
   /** Whether this host's veth for the port is on br-int. */
   localPresent(hostPort: string): boolean {
     const p = this.ovs.portByName(hostPort);
-    return p !== undefined && p.external_ids[PORT_MARK.kind] === PORT_MARK.kindValue;
+    return p !== undefined && isLabPort(p.external_ids);
   }
 
   /** Makes this host's ports match NB now; resolves once a pass after the call is done. */
@@ -622,8 +656,9 @@ export class OvnBackend implements NetworkBackend {
   setCarrier: NetworkBackendFn<"setCarrier"> = () => Promise.reject(notHere("carrier"));
   teardown: NetworkBackendFn<"teardown"> = () => Promise.reject(notHere("teardown"));
 
-  observe(): PortObservation {
-    return { present: false, vlan: null, link: null };
+  /** Whether an interface's host end is on br-int (the Docker plugin asks it of its spares). */
+  observe(iface: InterfaceRecord): PortObservation {
+    return { present: this.localPresent(iface.hostPort), vlan: null, link: null };
   }
 
   /** The agent's reconcile: this host's ports made to match NB. */
@@ -640,7 +675,7 @@ export class OvnBackend implements NetworkBackend {
     const bridge = this.ovs.bridgeByName(INTEGRATION_BRIDGE);
     const ports = this.ovs
       .ports()
-      .filter((p) => p.external_ids[PORT_MARK.kind] === PORT_MARK.kindValue)
+      .filter((p) => isLabPort(p.external_ids))
       .map((p) => {
         const iface = p.interfaces[0] === undefined ? undefined : this.ovs.interfaceByUuid(p.interfaces[0]);
         const st = iface?.statistics ?? {};

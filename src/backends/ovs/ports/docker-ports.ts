@@ -1,8 +1,9 @@
 import { createVethsInHost, deleteLinks, disableTxOffload } from "../../../link/index.js";
 import { eqUuid, mapDeleteKeys, mapInsert, mutate } from "../../../ovsdb/index.js";
+import { dockerOwnerIds } from "../../docker-owner.js";
 import type { DetachedEndpoint, DockerPortOwner, DockerPortsCapability } from "../../network-backend.js";
 import type { OvsSwitch } from "../switch/ovs-switch.js";
-import { dockerOwnerIds, OWNER } from "../switch/ownership.js";
+import { OWNER } from "../switch/ownership.js";
 
 /**
  * Docker's endpoints: veths made in the switch's namespace with their ports (Docker moves the

@@ -1,4 +1,4 @@
-import type { DockerPortOwner } from "../../network-backend.js";
+import { DOCKER_OWNER_MARK } from "../../docker-owner.js";
 
 /**
  * The marks the agent writes into `external_ids` of the OVS ports it owns. A port without
@@ -8,8 +8,8 @@ import type { DockerPortOwner } from "../../network-backend.js";
 export const OWNER = {
   kind: "archetype_kind",
   lab: "archetype_lab",
-  node: "archetype_node",
-  iface: "archetype_if",
+  node: DOCKER_OWNER_MARK.node,
+  iface: DOCKER_OWNER_MARK.iface,
   link: "archetype_link",
   /** The interface's own VLAN when it is not linked. */
   isolated: "archetype_isolated",
@@ -17,9 +17,9 @@ export const OWNER = {
   parked: "archetype_parked",
   /** On a node's port: the overlay link it carries (its tag is then the overlay VLAN). */
   overlay: "archetype_overlay",
-  endpoint: "archetype_endpoint",
+  endpoint: DOCKER_OWNER_MARK.endpoint,
   /** On a Docker plugin port: its network (a spare has this and no endpoint yet). */
-  network: "archetype_network",
+  network: DOCKER_OWNER_MARK.network,
   vni: "archetype_vni",
   created: "archetype_created",
 } as const;
@@ -30,15 +30,4 @@ export type PortKind = "node" | "plugin" | "overlay";
 export function portKind(externalIds: Readonly<Record<string, string>>): PortKind | undefined {
   const k = externalIds[OWNER.kind];
   return k === "node" || k === "plugin" || k === "overlay" ? k : undefined;
-}
-
-/** The marks of a Docker port's owner fields (only those given). */
-export function dockerOwnerIds(owner: DockerPortOwner): Record<string, string> {
-  const keys = { network: OWNER.network, endpoint: OWNER.endpoint, node: OWNER.node, iface: OWNER.iface };
-  const ids: Record<string, string> = {};
-  for (const [field, key] of Object.entries(keys)) {
-    const v = owner[field as keyof DockerPortOwner];
-    if (v !== undefined) ids[key] = v;
-  }
-  return ids;
 }
