@@ -307,6 +307,13 @@ export class LabService implements LabOperations {
     });
   }
 
+  /** Labs are this host's alone: a lab put again takes its containers back itself (pluginNodesOf). */
+  async setPluginSlots(): Promise<void> {}
+
+  labExists(lab: string): boolean {
+    return this.d.store.lab(lab) !== undefined;
+  }
+
   pluginInterfaces(): { lab: string; node: string; iface: string; hostPort: string }[] {
     return this.d.store.labs().flatMap((rec) =>
       Object.values(rec.nodes)

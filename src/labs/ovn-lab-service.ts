@@ -1,5 +1,11 @@
 import { labSwitchName, linkSwitchName, parseShapedError, portName } from "../backends/ovn/marks.js";
-import type { DesiredPort, NbLab, NbLink, NbPort } from "../backends/ovn/nb-model.js";
+import {
+  type DesiredPort,
+  hasDockerSlot,
+  type NbLab,
+  type NbLink,
+  type NbPort,
+} from "../backends/ovn/nb-model.js";
 import type { DesiredLab, DesiredLink } from "../backends/ovn/nb-plan.js";
 import type { Applied, OvnBackend } from "../backends/ovn/ovn-backend.js";
 import { AgentError, toAgentError } from "../common/errors.js";
@@ -315,6 +321,19 @@ export class OvnLabService implements LabOperations, PluginInterfaceOperations {
     });
   }
 
+  /** Kept in NB, so that any agent accepts a link naming a container of a slot ahead of it. */
+  setPluginSlots(slots: readonly { lab: string; iface: string }[]): Promise<void> {
+    return this.d.backend.writeDockerSlots(slots.map((s) => `${s.lab}/${s.iface}`));
+  }
+
+  labExists(lab: string): boolean {
+    return this.d.backend.nbState().labs.has(lab);
+  }
+
+  watchLabs(listener: () => void): () => void {
+    return this.d.backend.onNbChanged(listener);
+  }
+
   pluginInterfaces(): { lab: string; node: string; iface: string; hostPort: string }[] {
     const here = this.d.backend.hostId;
     return [...this.d.backend.nbState().labs.values()].flatMap((l) =>
@@ -494,11 +513,13 @@ export class OvnLabService implements LabOperations, PluginInterfaceOperations {
       if (ids.has(id)) throw new AgentError("BAD_REQUEST", `link id ${id} is declared twice`);
       ids.add(id);
       for (const e of [formatEnd(a), formatEnd(b)]) {
-        if (!ifaces.has(e) && !(waiting.has(e) && !declared.has(e.split(":")[0]!))) {
+        const [node, iface] = e.split(":") as [string, string];
+        const container = !declared.has(node) && (waiting.has(e) || hasDockerSlot(state, lab, iface));
+        if (!ifaces.has(e) && !container) {
           throw new AgentError(
             "BAD_REQUEST",
             `link ${id}: ${e} is not an interface of lab ${lab}'s body`,
-            "a link joins two interfaces of the same lab: declared in its body, or of a Docker container in it (start the container first); a port of another lab cannot be linked",
+            "a link joins two interfaces of the same lab: declared in its body, or a Docker container's (a network of the lab for that interface on some host: docker network create -d archetype-ovs -o lab_id=LAB -o interface_name=IF); a port of another lab cannot be linked",
           );
         }
         if (ends.has(e)) throw new AgentError("ALREADY_LINKED", `${e} is in two links of the lab body`);

@@ -46,6 +46,14 @@ export interface PluginInterfaceOperations {
   releasePluginInterface(lab: string, node: string, ifname: string, hostPort: string): Promise<void>;
   /** This host's plugin interfaces in labs now (a restarted plugin releases those without an endpoint). */
   pluginInterfaces(): { lab: string; node: string; iface: string; hostPort: string }[];
+  /** This host's Docker networks' slots, all of them (where other hosts must know them). */
+  setPluginSlots(slots: readonly { lab: string; iface: string }[]): Promise<void>;
+  labExists(lab: string): boolean;
+  /**
+   * Where labs can change behind this host's back (another host's agent deletes a lab and puts
+   * it again): called after such changes, so the plugin puts its containers back into labs.
+   */
+  watchLabs?(listener: () => void): () => void;
 }
 
 export interface OverlayOperations {

@@ -11,7 +11,7 @@ import { type NetnsRef, switchNetnsRef } from "../link/netns.js";
 import { pluginPortNames } from "../model/derived-names.js";
 import { validateId, validateIfName } from "../model/names.js";
 import type { PluginInterfaceOperations } from "../model/operations.js";
-import type { PluginEndpointRecord, PluginNetworkRecord } from "../model/records.js";
+import type { InterfaceRecord, PluginEndpointRecord, PluginNetworkRecord } from "../model/records.js";
 import type { StateStore } from "../state/state-store.js";
 import type { DockerEngine } from "./docker-engine.js";
 import { isRunningSandbox, renameWhenMoved } from "./live-rename.js";
@@ -86,6 +86,8 @@ export class NetworkDriver {
   /** Endpoints adopted by this process (and the container they were adopted for). */
   private readonly adopted = new Map<string, string>();
   private readonly stopWatching: (() => void) | undefined;
+  private readonly stopWatchingLabs: (() => void) | undefined;
+  private rejoinQueued = false;
   private demandTimer: NodeJS.Timeout | undefined;
   /** A container was created since Docker was last asked: the demand may rise. */
   private demandRaise = false;
@@ -109,6 +111,7 @@ export class NetworkDriver {
       if (action === "start") this.onContainerStart(id);
       else this.demandSoon("create"); // one more container to make spares for
     });
+    this.stopWatchingLabs = d.labs.watchLabs?.(() => this.rejoinSoon());
   }
 
   /** Stops background work; resolves once queued removals are done. */
@@ -117,6 +120,7 @@ export class NetworkDriver {
     clearTimeout(this.demandTimer);
     this.spares.close();
     this.stopWatching?.();
+    this.stopWatchingLabs?.();
     this.closing.abort();
     await this.reaper.drain();
   }
@@ -183,6 +187,7 @@ export class NetworkDriver {
         createdAt: Date.now(),
       });
       this.spares.refillSoon(START_REFILL_MS); // containers usually follow their networks at once
+      await this.publishSlots();
     }
     this.d.logger.info({ network: id, lab, interface: interfaceName }, "plugin network created");
     return {};
@@ -196,7 +201,63 @@ export class NetworkDriver {
     const net = this.d.store.pluginNetworks.get(id);
     if (net) this.spares.discard(net);
     await this.d.store.pluginNetworks.delete(id);
+    if (net) await this.publishSlots();
     return {};
+  }
+
+  /**
+   * Tells the lab service every slot this host's networks make (with ovn: NB, so that any agent
+   * accepts links naming containers ahead of them). A failure only delays that: it is logged.
+   */
+  private async publishSlots(): Promise<void> {
+    const slots = this.d.store.pluginNetworks.values().map((n) => ({ lab: n.lab, iface: n.interfaceName }));
+    await this.d.labs
+      .setPluginSlots(slots)
+      .catch((e) =>
+        this.d.logger.warn({ err: errorText(e) }, "could not publish the Docker networks' slots"),
+      );
+  }
+
+  /** Labs changed behind this host (ovn: another agent put a deleted lab again): once per turn. */
+  private rejoinSoon(): void {
+    if (this.rejoinQueued || this.closed) return;
+    this.rejoinQueued = true;
+    setImmediate(() => {
+      this.rejoinQueued = false;
+      this.rejoin();
+    });
+  }
+
+  /** Containers in their labs' absence (the lab was deleted) go back in once the lab exists again. */
+  private rejoin(): void {
+    const have = new Set(this.d.labs.pluginInterfaces().map((i) => `${i.lab}/${i.hostPort}`));
+    for (const ep of this.d.store.pluginEndpoints.values()) {
+      const net = this.d.store.pluginNetworks.get(ep.networkId);
+      if (ep.node === undefined || !net || !this.adopted.has(ep.endpointId)) continue;
+      if (!this.d.labs.labExists(net.lab) || have.has(`${net.lab}/${ep.hostPort}`)) continue;
+      void this.endpointLocks
+        .withKey(endpointKey(ep.endpointId), async () => {
+          // Left meanwhile (Leave holds this lock while it releases the interface).
+          if (ep.node === undefined || this.d.store.pluginEndpoints.get(ep.endpointId) !== ep) return;
+          await this.d.labs.adoptPluginInterface(net.lab, ep.node, this.interfaceOf(net, ep));
+        })
+        .catch((e) =>
+          this.d.logger.warn(
+            { err: errorText(e), endpoint: ep.endpointId },
+            "could not put a container back into its lab",
+          ),
+        );
+    }
+  }
+
+  private interfaceOf(net: PluginNetworkRecord, ep: PluginEndpointRecord): InterfaceRecord {
+    return {
+      name: net.interfaceName,
+      hostPort: ep.hostPort,
+      mtu: ep.mtu,
+      carrier: "up",
+      createdAt: ep.createdAt,
+    };
   }
 
   private async createEndpoint(req: EndpointRequest): Promise<DriverAnswer> {
@@ -327,6 +388,7 @@ export class NetworkDriver {
       this.reaper.add([i.hostPort]);
     }
     await this.spares.recover(present);
+    await this.publishSlots();
     this.demandSoon("create");
     await this.reaper.drain(); // start-up leaves nothing half-removed behind it
   }
@@ -463,13 +525,7 @@ export class NetworkDriver {
       await this.d.locks.withKey(net.lab, () =>
         this.ports.mark(ep.hostPort, { node: name, iface: net.interfaceName }, { wait: false }),
       );
-      await this.d.labs.adoptPluginInterface(net.lab, name, {
-        name: net.interfaceName,
-        hostPort: ep.hostPort,
-        mtu: ep.mtu,
-        carrier: "up",
-        createdAt: ep.createdAt,
-      });
+      await this.d.labs.adoptPluginInterface(net.lab, name, this.interfaceOf(net, ep));
       this.d.logger.info(
         { lab: net.lab, node: name, interface: net.interfaceName },
         "plugin interface adopted",

@@ -35,6 +35,38 @@ export function pluginSocket(): { socket: string; driver: string } {
   return { socket, driver: basename(socket, ".sock") };
 }
 
+/** Whether `container` has an answer to one ping of `ip` within a second. */
+export function containerPings(container: string, ip: string): Promise<boolean> {
+  return docker(["exec", container, "ping", "-c", "1", "-W", "1", ip]).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * Starts a lab container on a plugin network, allowed to configure its own interfaces
+ * (NET_ADMIN), running `cmd` (default: it sleeps).
+ */
+export function runLabContainer(
+  name: string,
+  network: string,
+  cmd: string[] = ["sleep", "3600"],
+): Promise<string> {
+  return docker([
+    "run",
+    "-d",
+    ...RUNTIME,
+    "--cap-add",
+    "NET_ADMIN",
+    "--network",
+    network,
+    "--name",
+    name,
+    IMAGE,
+    ...cmd,
+  ]);
+}
+
 export class DockerResources {
   private readonly containers = new Set<string>();
   private readonly networks = new Set<string>();

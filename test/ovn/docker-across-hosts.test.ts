@@ -13,12 +13,12 @@ import { getLink } from "../../src/link/index.js";
 import { pluginPortNames } from "../../src/model/derived-names.js";
 import type { LabView } from "../../src/model/views.js";
 import {
+  containerPings,
   DockerResources,
   docker,
   dockerUnavailable,
-  IMAGE,
   pluginSocket,
-  RUNTIME,
+  runLabContainer,
 } from "../harness/docker.js";
 import { uniqueName } from "../harness/netns.js";
 import { type OvnHosts, ovnAgentConfig, startOvnHosts, until } from "../harness/ovn-hosts.js";
@@ -40,6 +40,8 @@ const sockets = [pluginSocket(), pluginSocket()];
 /** Container names (node ids), one per host. */
 const ca = uniqueName("ca");
 const cb = uniqueName("cb");
+const cc = uniqueName("cc");
+const cd = uniqueName("cd");
 const nets = [uniqueName("odkna"), uniqueName("odknb")];
 
 const labs = (i: number) => agents[i]!.ovnLabs!;
@@ -48,13 +50,6 @@ const backend = (i: number) => agents[i]!.services.backend as OvnBackend;
 async function addressed(container: string, ip: string): Promise<void> {
   await docker(["exec", container, "ip", "addr", "add", `${ip}/24`, "dev", "eth1"]);
   await docker(["exec", container, "ip", "link", "set", "eth1", "up"]);
-}
-
-async function pings(container: string, ip: string): Promise<boolean> {
-  return docker(["exec", container, "ping", "-c", "1", "-W", "1", ip]).then(
-    () => true,
-    () => false,
-  );
 }
 
 function nodeOf(v: LabView, name: string) {
@@ -108,20 +103,7 @@ describe("Docker containers in one lab across OVN hosts", { skip }, () => {
   test("a container on each host joins the lab; a link between them carries pings across hosts", async () => {
     for (const [i, c] of [ca, cb].entries()) {
       res.container(c);
-      await docker([
-        "run",
-        "-d",
-        ...RUNTIME,
-        "--cap-add",
-        "NET_ADMIN",
-        "--network",
-        nets[i]!,
-        "--name",
-        c,
-        IMAGE,
-        "sleep",
-        "3600",
-      ]);
+      await runLabContainer(c, nets[i]!);
     }
     // Any agent shows both containers, each on its host (no lab body declared them).
     await until(
@@ -162,8 +144,8 @@ describe("Docker containers in one lab across OVN hosts", { skip }, () => {
     // its tunnel neighbour cache without it (seen here: `tnl/neigh/show` empty before the first
     // ping, filled after it; ARP retried 1 s later): the first contact of two fresh simulated
     // hosts may take ARP's retry. The kernel datapath resolves through the host's stack.
-    await until("a ping across hosts", () => pings(ca, "198.19.30.2"), 30_000);
-    assert.ok(await pings(ca, "198.19.30.2"), "pings once the path is known");
+    await until("a ping across hosts", () => containerPings(ca, "198.19.30.2"), 30_000);
+    assert.ok(await containerPings(ca, "198.19.30.2"), "pings once the path is known");
     const v = labs(0).getLab(LAB);
     assert.equal(v.links.find((l) => l.id === "x")?.state, "up");
     for (const n of v.nodes) assert.equal(n.interfaces[0]!.binding?.up, true, `${n.name} bound`);
@@ -224,7 +206,7 @@ describe("Docker containers in one lab across OVN hosts", { skip }, () => {
     await addressed(cb, "198.19.30.2");
     // The container came back with another MAC: ca's neighbour entry is stale.
     await docker(["exec", ca, "ip", "neigh", "flush", "dev", "eth1"]);
-    await until("ping across hosts after the restart", () => pings(ca, "198.19.30.2"), 30_000);
+    await until("ping across hosts after the restart", () => containerPings(ca, "198.19.30.2"), 30_000);
   });
 
   test("hv2's agent restarted: the container stays in the lab and its link carries traffic, no API call", async () => {
@@ -234,7 +216,11 @@ describe("Docker containers in one lab across OVN hosts", { skip }, () => {
     const v = labs(1).getLab(LAB);
     assert.equal(nodeOf(v, cb)?.origin, "plugin");
     assert.equal(v.links.find((l) => l.id === "x")?.state, "up");
-    await until("ping across hosts after the agent's restart", () => pings(ca, "198.19.30.2"), 30_000);
+    await until(
+      "ping across hosts after the agent's restart",
+      () => containerPings(ca, "198.19.30.2"),
+      30_000,
+    );
   });
 
   test("cleanup removes a plugin port on br-int whose endpoint nobody knows, and only that", async () => {
@@ -259,18 +245,67 @@ describe("Docker containers in one lab across OVN hosts", { skip }, () => {
     assert.equal(await getLink(stray.peer), undefined);
     assert.equal(await getLink(stray.hostPort, { name: ovn.hosts[1]!.netns }), undefined);
     // The container's port is still there and bound: its link carries traffic.
-    assert.ok(await pings(ca, "198.19.30.2"));
+    assert.ok(await containerPings(ca, "198.19.30.2"));
+  });
+
+  test("a lab deleted and put again from the other host takes its containers back; a body links containers ahead", async () => {
+    await labs(0).deleteLab(LAB);
+    await until("the lab gone for hv2's agent", () => viewOf(1) === undefined);
+    assert.equal(await containerPings(ca, "198.19.30.2"), false, "no lab: no link");
+    // cc and cd are not running: a link may name them, as every host knows the lab's eth1 slot.
+    const body = {
+      nodes: [],
+      links: [
+        { id: "x", a: `${ca}:eth1`, b: `${cb}:eth1` },
+        { id: "y", a: `${cc}:eth1`, b: `${cd}:eth1` },
+      ],
+    };
+    const put = await labs(1).putLab(LAB, body);
+    assert.deepEqual(put.changes.links_added.sort(), ["x", "y"]);
+    await until(
+      "ca and cb back in the lab, x up",
+      () =>
+        labs(0)
+          .getLab(LAB)
+          .links.find((l) => l.id === "x")?.state === "up",
+      60_000,
+    );
+    assert.equal(
+      labs(0)
+        .getLab(LAB)
+        .links.find((l) => l.id === "y")?.state,
+      "pending",
+    );
+    await until("ping across x again", () => containerPings(ca, "198.19.30.2"), 30_000);
+    for (const [c, net, ip] of [
+      [cc, nets[0]!, "198.19.31.1"],
+      [cd, nets[1]!, "198.19.31.2"],
+    ] as const) {
+      await runLabContainer(res.container(c), net);
+      await until(`${c} in the lab`, () => nodeOf(labs(0).getLab(LAB), c) !== undefined, 60_000);
+      await addressed(c, ip);
+    }
+    await until(
+      "y up",
+      () =>
+        labs(1)
+          .getLab(LAB)
+          .links.find((l) => l.id === "y")?.state === "up",
+      60_000,
+    );
+    await until("ping across y", () => containerPings(cc, "198.19.31.2"), 30_000);
+    assert.equal(await containerPings(cc, "198.19.30.2"), false, "y and x are apart");
   });
 
   test("removing the containers and networks leaves no port in NB or on either br-int", async () => {
-    await res.removeContainer(ca);
-    await res.removeContainer(cb);
+    for (const c of [ca, cb, cc, cd]) await res.removeContainer(c);
     await until(
       "no container in the lab",
       () => (viewOf(0)?.nodes.length ?? 0) === 0 && (viewOf(1)?.nodes.length ?? 0) === 0,
       60_000,
     );
     for (const n of nets) await res.removeNetwork(n);
+    await until("no Docker slots in NB", () => backend(0).nbState().dockerSlots.size === 0);
     await until(
       "no plugin port on either br-int",
       () => pluginPorts(0).length + pluginPorts(1).length === 0,

@@ -76,6 +76,7 @@ function written(): NbState {
     foreignSwitches: new Set(),
     foreignPorts: new Set(),
     leftovers: new Map(),
+    dockerSlots: new Map(),
   };
 }
 
@@ -84,6 +85,7 @@ const empty: NbState = {
   foreignSwitches: new Set(),
   foreignPorts: new Set(),
   leftovers: new Map(),
+  dockerSlots: new Map(),
 };
 
 test("a new lab: its switch, a switch per link (VLAN passthru), every port marked, unknown addresses", () => {

@@ -4,6 +4,7 @@ import { run } from "../../src/common/exec.js";
 import { getLink, listLinks } from "../../src/link/index.js";
 import { startTestAgent, type TestAgent } from "../harness/agent.js";
 import {
+  containerPings,
   DockerResources,
   docker,
   dockerUnavailable,
@@ -12,6 +13,7 @@ import {
   pluginCall,
   pluginSocket,
   RUNTIME,
+  runLabContainer,
 } from "../harness/docker.js";
 import { NetnsPool, nsExec, uniqueName } from "../harness/netns.js";
 
@@ -60,13 +62,6 @@ function portsOf(endpointId: string): { hostPort: string; peer: string } {
   const ep = t.agent.store.pluginEndpoints.get(endpointId);
   assert.ok(ep, `endpoint ${endpointId} is known to the agent`);
   return { hostPort: ep.hostPort, peer: ep.peerName };
-}
-
-async function pingFrom(container: string, ip: string): Promise<boolean> {
-  return docker(["exec", container, "ping", "-c", "1", "-W", "1", ip]).then(
-    () => true,
-    () => false,
-  );
 }
 
 describe("Docker network plugin", { skip }, () => {
@@ -240,17 +235,7 @@ describe("Docker network plugin", { skip }, () => {
       [c1, "198.18.21.1/24"],
       [c2, "198.18.21.2/24"],
     ] as const) {
-      await docker([
-        "run",
-        "-d",
-        ...RUNTIME,
-        "--cap-add",
-        "NET_ADMIN",
-        "--network",
-        netName,
-        "--name",
-        c,
-        IMAGE,
+      await runLabContainer(c, netName, [
         "sh",
         "-c",
         `ip addr add ${ip} dev eth1 && ip link set eth1 up && sleep 3600`,
@@ -266,45 +251,37 @@ describe("Docker network plugin", { skip }, () => {
     assert.equal(view.nodes.find((n) => n.name === c1)?.origin, "plugin");
     assert.equal(view.nodes.find((n) => n.name === c1)?.netns, null);
 
-    assert.equal(await pingFrom(c1, "198.18.21.2"), false, "not linked yet: isolated");
+    assert.equal(await containerPings(c1, "198.18.21.2"), false, "not linked yet: isolated");
     const link = await t.agent.labs.addLink(lab, { a: `${c1}:eth1`, b: `${c2}:eth1` });
-    await waitFor("ping c1 -> c2", () => pingFrom(c1, "198.18.21.2"), 10_000);
-    assert.ok(await pingFrom(c2, "198.18.21.1"));
+    await waitFor("ping c1 -> c2", () => containerPings(c1, "198.18.21.2"), 10_000);
+    assert.ok(await containerPings(c2, "198.18.21.1"));
     await t.agent.labs.removeLink(lab, link.id);
-    assert.equal(await pingFrom(c1, "198.18.21.2"), false, "unlinked: no ping");
+    assert.equal(await containerPings(c1, "198.18.21.2"), false, "unlinked: no ping");
 
     // A link made before the container exists waits for it and is wired once it joins.
     await t.agent.labs.removeLink(lab, link.id).catch(() => undefined);
     await res.removeContainer(c2);
     await t.agent.labs.addLink(lab, { a: `${c1}:eth1`, b: `${c2}:eth1` });
-    await docker([
-      "run",
-      "-d",
-      ...RUNTIME,
-      "--cap-add",
-      "NET_ADMIN",
-      "--network",
-      netName,
-      "--name",
-      res.container(c2),
-      IMAGE,
+    await runLabContainer(res.container(c2), netName, [
       "sh",
       "-c",
       "ip addr add 198.18.21.2/24 dev eth1 && ip link set eth1 up && sleep 3600",
     ]);
     await waitFor("c2 adopted again", () => adopted(lab, c2));
     await docker(["exec", c1, "ip", "neigh", "flush", "dev", "eth1"]); // c2 came back with a new MAC
-    await waitFor("ping after the container came back", () => pingFrom(c1, "198.18.21.2"), 20_000).catch(
-      async (e) => {
-        console.log("# lab:", JSON.stringify(t.agent.labs.getLab(lab)));
-        console.log("# endpoints:", JSON.stringify(t.agent.store.pluginEndpoints.values()));
-        console.log(
-          "# c2:",
-          (await docker(["exec", c2, "ip", "-o", "addr"]).catch(String)).replace(/\n/g, " | "),
-        );
-        throw e;
-      },
-    );
+    await waitFor(
+      "ping after the container came back",
+      () => containerPings(c1, "198.18.21.2"),
+      20_000,
+    ).catch(async (e) => {
+      console.log("# lab:", JSON.stringify(t.agent.labs.getLab(lab)));
+      console.log("# endpoints:", JSON.stringify(t.agent.store.pluginEndpoints.values()));
+      console.log(
+        "# c2:",
+        (await docker(["exec", c2, "ip", "-o", "addr"]).catch(String)).replace(/\n/g, " | "),
+      );
+      throw e;
+    });
     await t.agent.labs.deleteLab(lab);
     await res.removeContainer(c1);
     await res.removeContainer(c2);
@@ -316,17 +293,7 @@ describe("Docker network plugin", { skip }, () => {
     const net = uniqueName("nd");
     await res.createNetwork(driver, net, { lab_id: lab, interface_name: "eth1" });
     const c = res.container(uniqueName("cd"));
-    await docker([
-      "run",
-      "-d",
-      ...RUNTIME,
-      "--cap-add",
-      "NET_ADMIN",
-      "--network",
-      net,
-      "--name",
-      c,
-      IMAGE,
+    await runLabContainer(c, net, [
       "sh",
       "-c",
       "ip addr add 198.18.23.1/24 dev eth1 && ip link set eth1 up && sleep 3600",
@@ -342,7 +309,7 @@ describe("Docker network plugin", { skip }, () => {
       await nsExec(ns, ["ip", "addr", "add", "198.18.23.2/24", "dev", "eth1"]);
       await nsExec(ns, ["ip", "link", "set", "eth1", "up"]);
       await docker(["exec", c, "ip", "neigh", "flush", "dev", "eth1"]); // r1:eth1 is new: a new MAC
-      await waitFor(`ping ${what}`, () => pingFrom(c, "198.18.23.2"), 20_000).catch(async (e) => {
+      await waitFor(`ping ${what}`, () => containerPings(c, "198.18.23.2"), 20_000).catch(async (e) => {
         console.log("# lab:", JSON.stringify(t.agent.labs.getLab(lab)));
         console.log("# c neigh:", await docker(["exec", c, "ip", "neigh"]).catch(String));
         throw e;
@@ -350,7 +317,7 @@ describe("Docker network plugin", { skip }, () => {
     };
     await putAndPing("after the first PUT");
     await t.agent.labs.deleteLab(lab);
-    assert.equal(await pingFrom(c, "198.18.23.2"), false, "the lab is gone: no ping");
+    assert.equal(await containerPings(c, "198.18.23.2"), false, "the lab is gone: no ping");
     await putAndPing("after DELETE and PUT again");
     assert.deepEqual(adopted(lab, c), ["eth1"]);
     await t.agent.labs.deleteLab(lab);

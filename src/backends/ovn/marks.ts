@@ -8,7 +8,10 @@ export const OWNER_VALUE = "archetype-network";
 
 export const NB_MARK = {
   owner: "archetype_owner",
-  /** lab: the lab's own switch (its unlinked ports, disabled); link: one link's switch. */
+  /**
+   * lab: the lab's own switch (its unlinked ports, disabled); link: one link's switch; docker: a
+   * host's list of Docker network slots (NB_MARK.slots).
+   */
   kind: "archetype_kind",
   lab: "archetype_lab",
   link: "archetype_link",
@@ -34,6 +37,11 @@ export const NB_MARK = {
    * "" for none), or "error: ..." when tc refused it. Only that agent writes it.
    */
   shaped: "archetype_shaped",
+  /**
+   * On a host's Docker switch (kind `docker`, no ports): the interface slots of the Docker
+   * networks on that host, JSON of sorted "LAB/IF" (a lab's links may name containers ahead).
+   */
+  slots: "archetype_slots",
   /** On a lab switch: bumped by every change, so two agents writing one lab at once cannot both win. */
   generation: "archetype_generation",
   /** The chassis of the agent that last wrote the row. */
@@ -96,6 +104,11 @@ export function labSwitchName(lab: string): string {
 
 export function linkSwitchName(lab: string, link: string): string {
   return `an:${lab}:${link}`;
+}
+
+/** The row where a host's agent lists its Docker networks' slots (kind `docker`). */
+export function dockerSwitchName(host: string): string {
+  return `an-docker:${host}`;
 }
 
 export function portName(lab: string, node: string, iface: string): string {

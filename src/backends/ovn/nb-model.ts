@@ -82,6 +82,11 @@ export interface NbState {
    * would clash with the new ones').
    */
   leftovers: Map<string, string[]>;
+  /**
+   * Each host's Docker network slots ("LAB/IF"), by host, with the row that lists them: a link
+   * end naming a container not there yet is accepted for a slot of its lab.
+   */
+  dockerSlots: Map<string, { uuid: string; slots: Set<string> }>;
 }
 
 export type RowsOf = (table: string) => ReadonlyMap<string, Row>;
@@ -96,6 +101,7 @@ export function readNb(rows: RowsOf): NbState {
   const foreignPorts = new Set<string>();
   const switchOf = new Map<string, string>();
   const links: { lab: string; link: NbLink }[] = [];
+  const dockerSlots: NbState["dockerSlots"] = new Map();
   for (const [uuid, r] of rows("Logical_Switch")) {
     const ids = decodeMap(r.external_ids);
     const name = str(r.name);
@@ -106,7 +112,9 @@ export function readNb(rows: RowsOf): NbState {
       continue;
     }
     const lab = ids[NB_MARK.lab] ?? "";
-    if (ids[NB_MARK.kind] === "lab") {
+    if (ids[NB_MARK.kind] === "docker") {
+      dockerSlots.set(ids[NB_MARK.host] ?? "", { uuid, slots: new Set(parseSlots(ids[NB_MARK.slots])) });
+    } else if (ids[NB_MARK.kind] === "lab") {
       labs.set(lab, {
         lab,
         uuid,
@@ -178,7 +186,22 @@ export function readNb(rows: RowsOf): NbState {
       if (b) b.shape = l.impairment?.a_to_b;
     }
   }
-  return { labs, foreignSwitches, foreignPorts, leftovers };
+  return { labs, foreignSwitches, foreignPorts, leftovers, dockerSlots };
+}
+
+function parseSlots(text: string | undefined): string[] {
+  try {
+    const v = JSON.parse(text ?? "[]") as unknown;
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Whether some host has a Docker network for slot IF of lab LAB. */
+export function hasDockerSlot(state: NbState, lab: string, iface: string): boolean {
+  for (const h of state.dockerSlots.values()) if (h.slots.has(`${lab}/${iface}`)) return true;
+  return false;
 }
 
 /** An impairment as one canonical string ("" for none), as NB_MARK.impairment holds it. */

@@ -34,7 +34,9 @@ export function findNbOrphans(rows: RowsOf, graceSince: number): NbOrphan[] {
   const out: NbOrphan[] = [];
   for (const [uuid, r] of switches) {
     const ids = decodeMap(r.external_ids);
-    if (ids[NB_MARK.owner] !== OWNER_VALUE || ids[NB_MARK.kind] === "lab") continue;
+    // A host's Docker slots are its agent's to keep and remove.
+    if (ids[NB_MARK.owner] !== OWNER_VALUE || ids[NB_MARK.kind] === "lab" || ids[NB_MARK.kind] === "docker")
+      continue;
     const lab = ids[NB_MARK.lab] ?? "";
     const name = typeof r.name === "string" ? r.name : uuid;
     let reason: string;

@@ -9,8 +9,11 @@ import {
   type CacheChange,
   decodeMap,
   decodeOptional,
+  del,
   eqUuid,
+  insert,
   MONITORED_COLUMNS,
+  map,
   mapDeleteKeys,
   mapInsert,
   mutate,
@@ -18,6 +21,7 @@ import {
   OvsdbClient,
   OvsdbTransactError,
   type Row,
+  update,
 } from "../../ovsdb/index.js";
 import type {
   CaptureCapability,
@@ -34,10 +38,12 @@ import { OvnDockerPorts } from "./docker-ports.js";
 import { HostLiveness } from "./host-liveness.js";
 import { HostPorts, type LocalPort, type ShapedMark } from "./host-ports.js";
 import {
+  dockerSwitchName,
   INTEGRATION_BRIDGE,
   isLabPort,
   NB_MARK,
   OVS_CONFIGURED_MARK,
+  OWNER_VALUE,
   PORT_MARK,
   parseShapedError,
 } from "./marks.js";
@@ -357,6 +363,36 @@ export class OvnBackend implements NetworkBackend {
       ids.archetype_owner !== undefined
     )
       this.hostPorts.declaredChanged();
+  }
+
+  /** Called after every change of NB's rows (the cache is fresh by then). */
+  onNbChanged(listener: () => void): () => void {
+    this.nbListeners.add(listener);
+    return () => this.nbListeners.delete(listener);
+  }
+
+  /**
+   * This host's Docker network slots ("LAB/IF") in its own NB row, made, updated or removed
+   * (none left) when they differ from what NB has.
+   */
+  async writeDockerSlots(slots: readonly string[]): Promise<void> {
+    const want = [...new Set(slots)].sort();
+    const have = this.nbState().dockerSlots.get(this.hostId);
+    if (have && JSON.stringify([...have.slots].sort()) === JSON.stringify(want)) return;
+    if (!have && want.length === 0) return;
+    const ids = map({
+      [NB_MARK.owner]: OWNER_VALUE,
+      [NB_MARK.kind]: "docker",
+      [NB_MARK.host]: this.hostId,
+      [NB_MARK.slots]: JSON.stringify(want),
+    });
+    const op =
+      want.length === 0
+        ? del("Logical_Switch", [eqUuid(have!.uuid)])
+        : have
+          ? update("Logical_Switch", [eqUuid(have.uuid)], { external_ids: ids })
+          : insert("Logical_Switch", { name: dockerSwitchName(this.hostId), external_ids: ids });
+    await this.nb.transact([op]);
   }
 
   /** The labs as NB holds them (cached until NB changes). */
