@@ -35,6 +35,8 @@ function rows(): (t: string) => ReadonlyMap<string, Row> {
       ]),
     ],
     ["s-odd", sw("an:odd", { ...OWNER })],
+    // A host's Docker slots: its agent's to keep, never an orphan.
+    ["s-docker", sw("an-docker:hv1", { ...OWNER, archetype_kind: "docker", archetype_host: "hv1" })],
     ["s-foreign", sw("an:foreign:L1", { archetype_kind: "link", archetype_lab: "foreign" })],
     [
       "s-other",
@@ -45,7 +47,7 @@ function rows(): (t: string) => ReadonlyMap<string, Row> {
   return (t) => (t === "Logical_Switch" ? switches : t === "Logical_Switch_Port" ? ports : new Map());
 }
 
-test("marked switches no lab holds are orphans; a live lab's and unmarked ones are not", () => {
+test("marked switches no lab holds are orphans; a live lab's, a host's Docker slots and unmarked ones are not", () => {
   const found = findNbOrphans(rows(), 100);
   assert.deepEqual(
     found.map((o) => [o.name, o.lab]),

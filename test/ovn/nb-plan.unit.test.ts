@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { NbLab, NbPort, NbState } from "../../src/backends/ovn/nb-model.js";
+import {
+  hasDockerSlot,
+  type NbLab,
+  type NbPort,
+  type NbState,
+  readNb,
+} from "../../src/backends/ovn/nb-model.js";
 import { type DesiredLab, planLab } from "../../src/backends/ovn/nb-plan.js";
+import type { Row } from "../../src/ovsdb/index.js";
 
 /** The NB transaction of a lab change, as data: what is written, and which chassis apply it. */
 const HOSTS: Record<string, string> = { a: "hv1", b: "hv2", c: "hv3" };
@@ -223,4 +230,32 @@ test("a link whose end is a container not running now holds its other end, and a
     ],
   ]);
   assert.ok(back.moved.includes("an:x:b:eth1"), "its new binding is waited for");
+});
+
+test("NB's Docker slot rows: each host's slots, read back; a slot of the lab, not another's", () => {
+  const row = (host: string, slots: unknown) => ({
+    name: `an-docker:${host}`,
+    ports: ["set", []],
+    external_ids: [
+      "map",
+      [
+        ["archetype_owner", "archetype-network"],
+        ["archetype_kind", "docker"],
+        ["archetype_host", host],
+        ["archetype_slots", JSON.stringify(slots)],
+      ],
+    ],
+  });
+  const switches = new Map<string, Row>([
+    ["d1", row("hv1", ["x/eth1", "x/eth2"]) as unknown as Row],
+    ["d2", row("hv2", "not a list") as unknown as Row],
+  ]);
+  const state = readNb((t) => (t === "Logical_Switch" ? switches : new Map()));
+  assert.deepEqual([...state.dockerSlots.get("hv1")!.slots], ["x/eth1", "x/eth2"]);
+  assert.deepEqual([...state.dockerSlots.get("hv2")!.slots], [], "a damaged list counts as none");
+  assert.equal(state.labs.size, 0);
+  assert.equal(state.foreignSwitches.size, 0);
+  assert.ok(hasDockerSlot(state, "x", "eth2"));
+  assert.ok(!hasDockerSlot(state, "x", "eth3"));
+  assert.ok(!hasDockerSlot(state, "y", "eth1"));
 });
