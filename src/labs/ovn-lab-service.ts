@@ -7,7 +7,7 @@ import {
   type NbPort,
 } from "../backends/ovn/nb-model.js";
 import type { DesiredLab, DesiredLink } from "../backends/ovn/nb-plan.js";
-import type { Applied, OvnBackend } from "../backends/ovn/ovn-backend.js";
+import { type Applied, ConcurrentLabChange, type OvnBackend } from "../backends/ovn/ovn-backend.js";
 import { AgentError, toAgentError } from "../common/errors.js";
 import type { Locks } from "../common/locks.js";
 import type { Logger } from "../common/log.js";
@@ -47,6 +47,9 @@ import { netnsText } from "./render.js";
  * bytes with OVN's options (every link may cross hosts).
  */
 export const OVN_DEFAULT_MTU = 1442;
+
+/** How often a container's join or leave is tried while other agents write its lab at once. */
+const MERGE_ATTEMPTS = 5;
 
 export interface OvnLabServiceDeps {
   config: AgentConfig;
@@ -265,60 +268,84 @@ export class OvnLabService implements LabOperations, PluginInterfaceOperations {
     validateId(lab, "lab");
     validateId(node, "node");
     const here = this.d.backend.hostId;
-    await this.d.locks.withKey(lab, async () => {
-      const state = this.d.backend.nbState();
-      const cur = state.labs.get(lab);
-      const key = `${node}:${iface.name}`;
-      const have = cur?.interfaces.get(key);
-      if (have?.origin === "plugin" && have.host === here && have.hostPort === iface.hostPort) return;
-      const other = [...(cur?.interfaces.values() ?? [])].find((p) => p.node === node);
-      if (other && other.origin !== "plugin")
-        throw new AgentError("CONFLICT", `node ${node} of lab ${lab} exists and is not a Docker container`);
-      if (other && other.host !== here) {
-        throw new AgentError(
-          "CONFLICT",
-          `node ${node} of lab ${lab} is a Docker container on host ${other.host}: a node runs on one host`,
-          "give containers of one lab names unique across its hosts",
+    await this.d.locks.withKey(lab, () =>
+      this.merging(lab, async () => {
+        const state = this.d.backend.nbState();
+        const cur = state.labs.get(lab);
+        const key = `${node}:${iface.name}`;
+        const have = cur?.interfaces.get(key);
+        if (have?.origin === "plugin" && have.host === here && have.hostPort === iface.hostPort) return;
+        const other = [...(cur?.interfaces.values() ?? [])].find((p) => p.node === node);
+        if (other && other.origin !== "plugin")
+          throw new AgentError("CONFLICT", `node ${node} of lab ${lab} exists and is not a Docker container`);
+        if (other && other.host !== here) {
+          throw new AgentError(
+            "CONFLICT",
+            `node ${node} of lab ${lab} is a Docker container on host ${other.host}: a node runs on one host`,
+            "give containers of one lab names unique across its hosts",
+          );
+        }
+        if (have) throw new AgentError("CONFLICT", `${key} in lab ${lab} belongs to another endpoint`);
+        for (const [clash, what] of [
+          [state.foreignSwitches.has(labSwitchName(lab)), `a logical switch ${labSwitchName(lab)}`],
+          [
+            state.foreignPorts.has(portName(lab, node, iface.name)),
+            `a logical port ${portName(lab, node, iface.name)}`,
+          ],
+        ] as const) {
+          if (clash)
+            throw new AgentError("CONFLICT", `OVN's northbound database has ${what} that is not the agent's`);
+        }
+        const want: DesiredLab = cur ? desiredOf(cur) : { lab, ports: [], links: [] };
+        want.ports.push({
+          node,
+          iface: iface.name,
+          host: here,
+          netns: "null",
+          mtu: iface.mtu,
+          hostPort: iface.hostPort,
+          carrier: "up",
+          origin: "plugin",
+        });
+        await this.commit(want, cur);
+      }),
+    );
+  }
+
+  /**
+   * Runs `change` (which reads NB afresh) again when another agent wrote the lab in between:
+   * containers on several hosts join and leave one lab at once, and each only adds or removes
+   * its own port. Before a retry the cache is let catch up with that other write.
+   */
+  private async merging(lab: string, change: () => Promise<void>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const seen = this.d.backend.nbState().labs.get(lab)?.generation;
+      try {
+        return await change();
+      } catch (e) {
+        if (!(e instanceof ConcurrentLabChange) || attempt === MERGE_ATTEMPTS) throw e;
+        await this.d.backend.nb.until(
+          () => this.d.backend.nbState().labs.get(lab)?.generation !== seen,
+          2000,
         );
       }
-      if (have) throw new AgentError("CONFLICT", `${key} in lab ${lab} belongs to another endpoint`);
-      for (const [clash, what] of [
-        [state.foreignSwitches.has(labSwitchName(lab)), `a logical switch ${labSwitchName(lab)}`],
-        [
-          state.foreignPorts.has(portName(lab, node, iface.name)),
-          `a logical port ${portName(lab, node, iface.name)}`,
-        ],
-      ] as const) {
-        if (clash)
-          throw new AgentError("CONFLICT", `OVN's northbound database has ${what} that is not the agent's`);
-      }
-      const want = cur ? desiredOf(cur) : { lab, ports: [], links: [] };
-      want.ports.push({
-        node,
-        iface: iface.name,
-        host: here,
-        netns: "null",
-        mtu: iface.mtu,
-        hostPort: iface.hostPort,
-        carrier: "up",
-        origin: "plugin",
-      });
-      await this.commit(want, cur);
-    });
+    }
   }
 
   /** The container's interface leaves the lab (its links keep the end and wait for it). */
   async releasePluginInterface(lab: string, node: string, ifname: string, hostPort: string): Promise<void> {
-    await this.d.locks.withKey(lab, async () => {
-      const cur = this.d.backend.nbState().labs.get(lab);
-      const key = `${node}:${ifname}`;
-      const p = cur?.interfaces.get(key);
-      if (!cur || p?.origin !== "plugin" || p.hostPort !== hostPort || p.host !== this.d.backend.hostId)
-        return;
-      const want = desiredOf(cur);
-      want.ports = want.ports.filter((x) => `${x.node}:${x.iface}` !== key);
-      await this.commit(want, cur);
-    });
+    await this.d.locks.withKey(lab, () =>
+      this.merging(lab, async () => {
+        const cur = this.d.backend.nbState().labs.get(lab);
+        const key = `${node}:${ifname}`;
+        const p = cur?.interfaces.get(key);
+        if (!cur || p?.origin !== "plugin" || p.hostPort !== hostPort || p.host !== this.d.backend.hostId)
+          return;
+        const want = desiredOf(cur);
+        want.ports = want.ports.filter((x) => `${x.node}:${x.iface}` !== key);
+        await this.commit(want, cur);
+      }),
+    );
   }
 
   /** Kept in NB, so that any agent accepts a link naming a container of a slot ahead of it. */

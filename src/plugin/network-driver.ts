@@ -88,6 +88,8 @@ export class NetworkDriver {
   private readonly stopWatching: (() => void) | undefined;
   private readonly stopWatchingLabs: (() => void) | undefined;
   private rejoinQueued = false;
+  /** Endpoints a rejoin was refused for: not tried again until their lab is gone once more. */
+  private readonly rejoinRefused = new Set<string>();
   private demandTimer: NodeJS.Timeout | undefined;
   /** A container was created since Docker was last asked: the demand may rise. */
   private demandRaise = false;
@@ -228,25 +230,31 @@ export class NetworkDriver {
     });
   }
 
-  /** Containers in their labs' absence (the lab was deleted) go back in once the lab exists again. */
+  /** Containers whose lab was deleted go back in once it exists again (as the ovs backend's do). */
   private rejoin(): void {
     const have = new Set(this.d.labs.pluginInterfaces().map((i) => `${i.lab}/${i.hostPort}`));
     for (const ep of this.d.store.pluginEndpoints.values()) {
       const net = this.d.store.pluginNetworks.get(ep.networkId);
       if (ep.node === undefined || !net || !this.adopted.has(ep.endpointId)) continue;
-      if (!this.d.labs.labExists(net.lab) || have.has(`${net.lab}/${ep.hostPort}`)) continue;
+      if (!this.d.labs.labExists(net.lab)) {
+        this.rejoinRefused.delete(ep.endpointId);
+        continue;
+      }
+      if (have.has(`${net.lab}/${ep.hostPort}`) || this.rejoinRefused.has(ep.endpointId)) continue;
       void this.endpointLocks
         .withKey(endpointKey(ep.endpointId), async () => {
           // Left meanwhile (Leave holds this lock while it releases the interface).
           if (ep.node === undefined || this.d.store.pluginEndpoints.get(ep.endpointId) !== ep) return;
           await this.d.labs.adoptPluginInterface(net.lab, ep.node, this.interfaceOf(net, ep));
         })
-        .catch((e) =>
+        .catch((e) => {
+          // e.g. the name is another host's container there now: said once, not at every change.
+          this.rejoinRefused.add(ep.endpointId);
           this.d.logger.warn(
             { err: errorText(e), endpoint: ep.endpointId },
             "could not put a container back into its lab",
-          ),
-        );
+          );
+        });
     }
   }
 
@@ -537,6 +545,7 @@ export class NetworkDriver {
   /** The endpoint stops being a lab interface (its links wait for it again). */
   private async forget(ep: PluginEndpointRecord): Promise<void> {
     this.adopted.delete(ep.endpointId);
+    this.rejoinRefused.delete(ep.endpointId);
     const net = this.d.store.pluginNetworks.get(ep.networkId);
     if (net && ep.node !== undefined) {
       await this.d.labs.releasePluginInterface(net.lab, ep.node, net.interfaceName, ep.hostPort);

@@ -111,9 +111,22 @@ test("a new lab: its switch, a switch per link (VLAN passthru), every port marke
   assert.deepEqual([...plan.making].sort(), ["hv1", "hv2", "hv3"]);
 });
 
-test("a lab made again first deletes the link switches its deleted lab switch left behind", () => {
+test("a new lab is guarded (no switch of its name yet), then deletes the link switches a deleted lab switch left behind", () => {
   const plan = planLab({ ...empty, leftovers: new Map([["x", ["u-old"]]]) }, want(), "hv1", 5);
-  const first = plan.ops[0];
+  const [guard, first] = plan.ops;
+  assert.deepEqual(
+    guard,
+    {
+      op: "wait",
+      table: "Logical_Switch",
+      where: [["name", "==", "an:x"]],
+      columns: ["name"],
+      until: "==",
+      rows: [],
+      timeout: 0,
+    },
+    "no agent made the lab meanwhile",
+  );
   assert.ok(first && first.op === "delete" && first.table === "Logical_Switch");
   assert.ok(JSON.stringify(first.where).includes('["uuid","u-old"]'));
   assert.ok(JSON.stringify(first.where).includes("archetype-network"), "only a row still marked as ours");

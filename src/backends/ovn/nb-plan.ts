@@ -3,6 +3,7 @@ import type { Impairment } from "../../model/records.js";
 import {
   type Atom,
   del,
+  eq,
   eqUuid,
   includes,
   insert,
@@ -88,6 +89,12 @@ export function planLab(state: NbState, want: DesiredLab, writer: string, now: n
   }
   /** The wait and the lab switch's own update: alone they change nothing. */
   let bookkeeping = cur ? 1 : 0;
+  // A new lab: no agent may have made it meanwhile (two containers on two hosts joining a lab
+  // that does not exist yet would each insert it). The wait fails at once when one exists.
+  if (!cur) {
+    ops.push(wait("Logical_Switch", [eq("name", labSwitchName(lab))], ["name"], "==", [], 0));
+    bookkeeping++;
+  }
   // A new lab first removes our link switches a deleted lab switch of the same name left behind.
   if (!cur) {
     for (const u of state.leftovers.get(lab) ?? []) {

@@ -604,12 +604,7 @@ export class OvnBackend implements NetworkBackend {
       return { target, hvApplied: applied };
     } catch (e) {
       if (e instanceof AgentError && e.code === "OVSDB_ERROR" && /wait|timed out/i.test(e.message)) {
-        throw new AgentError(
-          "CONFLICT",
-          "the lab was changed by another request meanwhile (another agent?)",
-          "retry: the lab is as that change left it",
-          { cause: e },
-        );
+        throw new ConcurrentLabChange(e);
       }
       throw e;
     }
@@ -740,6 +735,18 @@ export class OvnBackend implements NetworkBackend {
       ports,
     };
   };
+}
+
+/** Another agent wrote the lab between this agent's read and its transaction (the generation guard). */
+export class ConcurrentLabChange extends AgentError {
+  constructor(cause: unknown) {
+    super(
+      "CONFLICT",
+      "the lab was changed by another request meanwhile (another agent?)",
+      "retry: the lab is as that change left it",
+      { cause },
+    );
+  }
 }
 
 /** The Interface columns that change when its device is opened or lost. */
