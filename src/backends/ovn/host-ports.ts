@@ -308,7 +308,6 @@ export class HostPorts {
       const containers = all.filter((d) => d.port.origin === "plugin");
       ops.push(...this.bindContainers(containers, problems));
       if (ops.length > 0) await ovs.transact(ops, { waitApplied: true });
-      for (const d of containers) if (ovs.portByName(d.port.hostPort)) present.add(d.port.hostPort);
       // Carrier: a pulled cable is the host end down (the node sees NO-CARRIER).
       const wrong = all.filter((d) => {
         const k = kernel.get(d.port.hostPort);
