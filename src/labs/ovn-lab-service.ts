@@ -5,6 +5,7 @@ import {
   type NbLab,
   type NbLink,
   type NbPort,
+  type NbState,
 } from "../backends/ovn/nb-model.js";
 import type { DesiredLab, DesiredLink } from "../backends/ovn/nb-plan.js";
 import { type Applied, ConcurrentLabChange, type OvnBackend } from "../backends/ovn/ovn-backend.js";
@@ -286,16 +287,8 @@ export class OvnLabService implements LabOperations, PluginInterfaceOperations {
           );
         }
         if (have) throw new AgentError("CONFLICT", `${key} in lab ${lab} belongs to another endpoint`);
-        for (const [clash, what] of [
-          [state.foreignSwitches.has(labSwitchName(lab)), `a logical switch ${labSwitchName(lab)}`],
-          [
-            state.foreignPorts.has(portName(lab, node, iface.name)),
-            `a logical port ${portName(lab, node, iface.name)}`,
-          ],
-        ] as const) {
-          if (clash)
-            throw new AgentError("CONFLICT", `OVN's northbound database has ${what} that is not the agent's`);
-        }
+        refuseForeignLab(state, lab);
+        refuseForeign(state.foreignPorts, "logical port", portName(lab, node, iface.name));
         const want: DesiredLab = cur ? desiredOf(cur) : { lab, ports: [], links: [] };
         want.ports.push({
           node,
@@ -443,13 +436,7 @@ export class OvnLabService implements LabOperations, PluginInterfaceOperations {
     const backend = this.d.backend;
     const state = backend.nbState();
     const hosts = backend.knownHosts();
-    if (state.foreignSwitches.has(labSwitchName(lab))) {
-      throw new AgentError(
-        "CONFLICT",
-        `OVN's northbound database has a logical switch ${labSwitchName(lab)} that is not the agent's`,
-        "choose another lab id; the agent never changes what it did not make",
-      );
-    }
+    refuseForeignLab(state, lab);
     const ports: DesiredPort[] = [];
     const declared = new Set<string>();
     const local: { node: string; netns: NetnsRef }[] = [];
@@ -502,12 +489,7 @@ export class OvnLabService implements LabOperations, PluginInterfaceOperations {
             `host port name ${hostPort} of ${name}:${w.name} clashes with ${clash}'s`,
           );
         }
-        if (state.foreignPorts.has(portName(lab, name, w.name))) {
-          throw new AgentError(
-            "CONFLICT",
-            `OVN's northbound database has a logical port ${portName(lab, name, w.name)} that is not the agent's`,
-          );
-        }
+        refuseForeign(state.foreignPorts, "logical port", portName(lab, name, w.name));
         ports.push({
           node: name,
           iface: w.name,
@@ -552,12 +534,7 @@ export class OvnLabService implements LabOperations, PluginInterfaceOperations {
         if (ends.has(e)) throw new AgentError("ALREADY_LINKED", `${e} is in two links of the lab body`);
         ends.add(e);
       }
-      if (state.foreignSwitches.has(linkSwitchName(lab, id))) {
-        throw new AgentError(
-          "CONFLICT",
-          `OVN's northbound database has a logical switch ${linkSwitchName(lab, id)} that is not the agent's`,
-        );
-      }
+      refuseForeign(state.foreignSwitches, "logical switch", linkSwitchName(lab, id));
       const impairment = validateImpairment(l.impairment, `link ${id}: impairment`);
       links.push({ id, a: formatEnd(a), b: formatEnd(b), ...(impairment ? { impairment } : {}) });
     }
@@ -721,6 +698,30 @@ export class OvnLabService implements LabOperations, PluginInterfaceOperations {
     });
     return { lab: lab.lab, nodes, links };
   }
+}
+
+/** CONFLICT when NB has a row of this name that the agent did not make: it never changes those. */
+function refuseForeign(
+  foreign: ReadonlySet<string>,
+  what: "logical switch" | "logical port",
+  name: string,
+  hint?: string,
+): void {
+  if (foreign.has(name))
+    throw new AgentError(
+      "CONFLICT",
+      `OVN's northbound database has a ${what} ${name} that is not the agent's`,
+      hint,
+    );
+}
+
+function refuseForeignLab(state: NbState, lab: string): void {
+  refuseForeign(
+    state.foreignSwitches,
+    "logical switch",
+    labSwitchName(lab),
+    "choose another lab id; the agent never changes what it did not make",
+  );
 }
 
 function hostGone(host: string): string {
