@@ -27,6 +27,8 @@ export {
   type Mutator,
   mapDeleteKeys,
   mapInsert,
+  mapSetKey,
+  mapSetKeys,
   setDelete,
   setInsert,
   sub,

@@ -24,6 +24,19 @@ export function mapDeleteKeys(column: string, keys: readonly string[]): Mutation
   return [column, "delete", ["set", [...keys]]];
 }
 
+/**
+ * Sets these keys of a map column to these values, whatever they were, and leaves its other keys
+ * as they are (RFC 7047's insert keeps existing keys: they are deleted first, in the same op).
+ */
+export function mapSetKeys(column: string, record: Readonly<Record<string, string>>): Mutation[] {
+  return [mapDeleteKeys(column, Object.keys(record)), mapInsert(column, record)];
+}
+
+/** Sets one key of a map column, or removes it when `value` is undefined. */
+export function mapSetKey(column: string, key: string, value: string | undefined): Mutation[] {
+  return value === undefined ? [mapDeleteKeys(column, [key])] : mapSetKeys(column, { [key]: value });
+}
+
 export function add(column: string, n: number): Mutation {
   return [column, "+=", n];
 }

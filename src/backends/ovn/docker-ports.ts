@@ -1,23 +1,10 @@
 import { AgentError } from "../../common/errors.js";
 import { createVethsInHost, deleteLinks, disableTxOffload } from "../../link/index.js";
 import type { NetnsRef } from "../../link/netns.js";
-import {
-  eqUuid,
-  insert,
-  map,
-  mapDeleteKeys,
-  mapInsert,
-  mutate,
-  namedUuid,
-  type Operation,
-  type OvsdbClient,
-  set,
-  setDelete,
-  setInsert,
-  uuid,
-} from "../../ovsdb/index.js";
+import { eqUuid, mapSetKeys, mutate, type OvsdbClient } from "../../ovsdb/index.js";
 import { dockerOwnerIds } from "../docker-owner.js";
 import type { DetachedEndpoint, DockerPortOwner, DockerPortsCapability } from "../network-backend.js";
+import { plugOps, unplugOps } from "./br-int.js";
 import { INTEGRATION_BRIDGE, PORT_MARK } from "./marks.js";
 
 /**
@@ -52,30 +39,18 @@ export class OvnDockerPorts implements DockerPortsCapability {
     );
     try {
       const now = String(Date.now());
-      const ops: Operation[] = eps.flatMap((ep, i) => [
-        insert("Interface", { name: ep.hostPort }, `i${i}`),
-        insert(
-          "Port",
-          {
-            name: ep.hostPort,
-            interfaces: namedUuid(`i${i}`),
-            external_ids: map({
-              [PORT_MARK.kind]: PORT_MARK.pluginKind,
-              [PORT_MARK.lab]: ep.lab,
-              [PORT_MARK.alias]: ep.alias,
-              [PORT_MARK.created]: now,
-              ...dockerOwnerIds(ep.owner),
-            }),
+      const ops = plugOps(
+        bridge.uuid,
+        eps.map((ep) => ({
+          name: ep.hostPort,
+          portIds: {
+            [PORT_MARK.kind]: PORT_MARK.pluginKind,
+            [PORT_MARK.lab]: ep.lab,
+            [PORT_MARK.alias]: ep.alias,
+            [PORT_MARK.created]: now,
+            ...dockerOwnerIds(ep.owner),
           },
-          `p${i}`,
-        ),
-      ]);
-      ops.push(
-        mutate(
-          "Bridge",
-          [eqUuid(bridge.uuid)],
-          [setInsert("ports", set(eps.map((_, i) => namedUuid(`p${i}`))))],
-        ),
+        })),
       );
       // The userspace datapath does not fill in checksums a veth left to the hardware.
       const offload =
@@ -107,8 +82,7 @@ export class OvnDockerPorts implements DockerPortsCapability {
   async mark(hostPort: string, owner: DockerPortOwner, opts: { wait?: boolean } = {}): Promise<boolean> {
     const p = this.pluginPort(hostPort);
     if (!p) return false;
-    const marks = dockerOwnerIds(owner);
-    const ids = [mapDeleteKeys("external_ids", Object.keys(marks)), mapInsert("external_ids", marks)];
+    const ids = mapSetKeys("external_ids", dockerOwnerIds(owner));
     await this.d.ovs().transact([mutate("Port", [eqUuid(p.uuid)], ids)], { waitApplied: opts.wait ?? true });
     return true;
   }
@@ -123,7 +97,10 @@ export class OvnDockerPorts implements DockerPortsCapability {
     const rows = hostPorts.map((h) => this.pluginPort(h)).filter((p) => p !== undefined);
     if (!bridge || rows.length === 0) return;
     await ovs.transact(
-      [mutate("Bridge", [eqUuid(bridge.uuid)], [setDelete("ports", set(rows.map((p) => uuid(p.uuid))))])],
+      unplugOps(
+        bridge.uuid,
+        rows.map((p) => p.uuid),
+      ),
       { waitApplied: this.d.datapath === "system" },
     );
   }

@@ -15,22 +15,8 @@ import {
 } from "../../link/index.js";
 import { type NetnsRef, netnsLost, parseNetnsRef } from "../../link/netns.js";
 import { nodeMac } from "../../model/derived-names.js";
-import {
-  eqUuid,
-  insert,
-  map,
-  mapDeleteKeys,
-  mapInsert,
-  mutate,
-  namedUuid,
-  type Operation,
-  type OvsdbClient,
-  set,
-  setDelete,
-  setInsert,
-  update,
-  uuid,
-} from "../../ovsdb/index.js";
+import type { Operation, OvsdbClient } from "../../ovsdb/index.js";
+import { ifaceIdOps, type NewPort, plugOps, unplugOps } from "./br-int.js";
 import { INTEGRATION_BRIDGE, PORT_MARK, shapedError } from "./marks.js";
 import type { NbPort } from "./nb-model.js";
 
@@ -221,16 +207,7 @@ export class HostPorts {
         kernel.delete(d.port.hostPort);
       }
     }
-    const unplug =
-      bridge && removePorts.length > 0
-        ? [
-            mutate(
-              "Bridge",
-              [eqUuid(bridge.uuid)],
-              [setDelete("ports", set(removePorts.map((u) => uuid(u))))],
-            ),
-          ]
-        : [];
+    const unplug = bridge ? unplugOps(bridge.uuid, removePorts) : [];
     const veths = () =>
       // The ovn backend keeps no interface groups of its own: a fresh one is nobody's.
       removeVeths.length > 0 ? deleteMany(removeVeths, hostNs) : Promise.resolve();
@@ -270,9 +247,9 @@ export class HostPorts {
     } else {
       const present = new Set([...kernel.keys(), ...made]);
       const ops: Operation[] = [];
-      const refs: ReturnType<typeof namedUuid>[] = [];
-      desired.forEach((d, i) => {
-        if (!present.has(d.port.hostPort)) return;
+      const fresh: NewPort[] = [];
+      for (const d of desired) {
+        if (!present.has(d.port.hostPort)) continue;
         const have = ours.get(d.port.hostPort);
         const portIds = {
           [PORT_MARK.kind]: PORT_MARK.kindValue,
@@ -285,26 +262,12 @@ export class HostPorts {
         if (have && !removePorts.includes(have.uuid)) {
           const iface =
             have.interfaces[0] === undefined ? undefined : ovs.interfaceByUuid(have.interfaces[0]);
-          if (iface && iface.external_ids["iface-id"] !== d.lsp) {
-            ops.push(
-              update("Interface", [eqUuid(iface.uuid)], {
-                external_ids: map({ ...iface.external_ids, "iface-id": d.lsp }),
-              }),
-            );
-          }
-          return;
+          if (iface && iface.external_ids["iface-id"] !== d.lsp) ops.push(...ifaceIdOps(iface.uuid, d.lsp));
+          continue;
         }
-        ops.push(
-          insert("Interface", { name: d.port.hostPort, external_ids: map({ "iface-id": d.lsp }) }, `i${i}`),
-          insert(
-            "Port",
-            { name: d.port.hostPort, interfaces: namedUuid(`i${i}`), external_ids: map(portIds) },
-            `p${i}`,
-          ),
-        );
-        refs.push(namedUuid(`p${i}`));
-      });
-      if (refs.length > 0) ops.push(mutate("Bridge", [eqUuid(bridge.uuid)], [setInsert("ports", set(refs))]));
+        fresh.push({ name: d.port.hostPort, portIds, ifaceIds: { "iface-id": d.lsp } });
+      }
+      ops.push(...plugOps(bridge.uuid, fresh));
       const containers = all.filter((d) => d.port.origin === "plugin");
       ops.push(...this.bindContainers(containers, problems));
       if (ops.length > 0) await ovs.transact(ops, { waitApplied: true });
@@ -329,8 +292,7 @@ export class HostPorts {
   /**
    * Docker containers' interfaces of this host: their veths' host ends (made by the plugin, on
    * br-int without `iface-id` while no lab has them) get the logical port's name as `iface-id`;
-   * a plugin port whose container left its lab loses it again (isolated). Mutations of that one
-   * key: ovn-controller writes the Interface's other keys.
+   * a plugin port whose container left its lab loses it again (isolated).
    */
   private bindContainers(containers: readonly LocalPort[], problems: Map<string, string>): Operation[] {
     const { ovs } = this.d;
@@ -341,12 +303,7 @@ export class HostPorts {
       const iface = p.interfaces[0] === undefined ? undefined : ovs.interfaceByUuid(p.interfaces[0]);
       if (!iface) continue;
       const lsp = wanted.get(p.name);
-      const have = iface.external_ids["iface-id"];
-      if (have === lsp) continue;
-      const where = [eqUuid(iface.uuid)];
-      ops.push(mutate("Interface", where, [mapDeleteKeys("external_ids", ["iface-id"])]));
-      if (lsp !== undefined)
-        ops.push(mutate("Interface", where, [mapInsert("external_ids", { "iface-id": lsp })]));
+      if (iface.external_ids["iface-id"] !== lsp) ops.push(...ifaceIdOps(iface.uuid, lsp));
     }
     for (const d of containers) {
       if (ovs.portByName(d.port.hostPort)?.external_ids[PORT_MARK.kind] !== PORT_MARK.pluginKind)

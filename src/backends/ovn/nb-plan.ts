@@ -8,8 +8,7 @@ import {
   includes,
   insert,
   map,
-  mapDeleteKeys,
-  mapInsert,
+  mapSetKeys,
   mutate,
   namedUuid,
   type Operation,
@@ -145,10 +144,7 @@ export function planLab(state: NbState, want: DesiredLab, writer: string, now: n
         ops.push(update("Logical_Switch_Port", where, { enabled }));
         // The marks by key: NB_MARK.shaped is its host agent's to write, never overwritten here.
         if (!same) {
-          ops.push(
-            mutate("Logical_Switch_Port", where, [mapDeleteKeys("external_ids", Object.keys(ids))]),
-            mutate("Logical_Switch_Port", where, [mapInsert("external_ids", ids)]),
-          );
+          ops.push(mutate("Logical_Switch_Port", where, mapSetKeys("external_ids", ids)));
         }
         hosts.add(p.host);
         if (!same) making.add(p.host);

@@ -14,8 +14,8 @@ import {
   insert,
   MONITORED_COLUMNS,
   map,
-  mapDeleteKeys,
-  mapInsert,
+  mapSetKey,
+  mapSetKeys,
   mutate,
   type Operation,
   OvsdbClient,
@@ -344,10 +344,7 @@ export class OvnBackend implements NetworkBackend {
       [OVS_CONFIGURED_MARK]: "1",
     };
     if (Object.entries(want).every(([k, v]) => ids[k] === v)) return;
-    await this.ovs.transact([
-      mutate("Open_vSwitch", [], [mapDeleteKeys("external_ids", Object.keys(want))]),
-      mutate("Open_vSwitch", [], [mapInsert("external_ids", want)]),
-    ]);
+    await this.ovs.transact([mutate("Open_vSwitch", [], mapSetKeys("external_ids", want))]);
     this.logger.info({ chassis: this.hostId, encapIp: want["ovn-encap-ip"] }, "ovn: chassis configured");
   }
 
@@ -471,18 +468,13 @@ export class OvnBackend implements NetworkBackend {
   /** What this host's agent applied on its ports' host ends, into each port's NB_MARK.shaped. */
   private async reportShaped(marks: readonly ShapedMark[]): Promise<void> {
     await this.nb.transact(
-      marks.flatMap((m) => [
-        mutate("Logical_Switch_Port", [eqUuid(m.uuid)], [mapDeleteKeys("external_ids", [NB_MARK.shaped])]),
-        ...(m.shaped === ""
-          ? []
-          : [
-              mutate(
-                "Logical_Switch_Port",
-                [eqUuid(m.uuid)],
-                [mapInsert("external_ids", { [NB_MARK.shaped]: m.shaped })],
-              ),
-            ]),
-      ]),
+      marks.map((m) =>
+        mutate(
+          "Logical_Switch_Port",
+          [eqUuid(m.uuid)],
+          mapSetKey("external_ids", NB_MARK.shaped, m.shaped === "" ? undefined : m.shaped),
+        ),
+      ),
     );
   }
 

@@ -1,5 +1,5 @@
 import { createVethsInHost, deleteLinks, disableTxOffload } from "../../../link/index.js";
-import { eqUuid, mapDeleteKeys, mapInsert, mutate } from "../../../ovsdb/index.js";
+import { eqUuid, mapSetKeys, mutate } from "../../../ovsdb/index.js";
 import { dockerOwnerIds } from "../../docker-owner.js";
 import type { DetachedEndpoint, DockerPortOwner, DockerPortsCapability } from "../../network-backend.js";
 import type { OvsSwitch } from "../switch/ovs-switch.js";
@@ -78,8 +78,7 @@ export class DockerPorts implements DockerPortsCapability {
   async mark(hostPort: string, owner: DockerPortOwner, opts: { wait?: boolean } = {}): Promise<boolean> {
     const p = this.sw.port(hostPort);
     if (!p) return false;
-    const marks = dockerOwnerIds(owner);
-    const ids = [mapDeleteKeys("external_ids", Object.keys(marks)), mapInsert("external_ids", marks)];
+    const ids = mapSetKeys("external_ids", dockerOwnerIds(owner));
     await this.sw.transact([mutate("Port", [eqUuid(p.uuid)], ids)], { waitApplied: opts.wait ?? true });
     return true;
   }
